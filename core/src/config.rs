@@ -1,0 +1,347 @@
+//! Typed views of the checkpoint's JSON files: `config.json`, `preprocessor_config.json`
+//! (or the processor settings inside `processor_config.json`) and `generation_config.json`.
+//!
+//! Field names follow the Hugging Face files (`SmolVLMConfig` / `Idefics3Config` and the nested
+//! `LlamaConfig`); only the fields that inference uses are read.
+
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::Path;
+
+/// Which model family a checkpoint belongs to (`model_type` in `config.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFamily {
+    /// SmolVLM v1 checkpoints (`idefics3`): SmolVLM-Instruct 2.2B, and the 256M/500M-Instruct.
+    Idefics3,
+    /// SmolVLM2 checkpoints (`smolvlm`).
+    SmolVlm,
+}
+
+/// The SigLIP-style vision encoder's shape.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VisionConfig {
+    /// Width of the encoder (D).
+    pub hidden_size: usize,
+    /// Width of the MLP.
+    pub intermediate_size: usize,
+    /// Number of encoder layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads.
+    pub num_attention_heads: usize,
+    /// Input channels (3).
+    #[serde(default = "three")]
+    pub num_channels: usize,
+    /// Side of one square tile in pixels (M).
+    pub image_size: usize,
+    /// Side of one patch in pixels (P).
+    pub patch_size: usize,
+    /// LayerNorm epsilon.
+    #[serde(default = "ln_eps")]
+    pub layer_norm_eps: f64,
+}
+
+/// The Llama-style text decoder's shape.
+#[derive(Debug, Clone)]
+pub struct TextConfig {
+    /// Vocabulary size (rows of the embedding and of `lm_head`).
+    pub vocab_size: usize,
+    /// Width of the decoder.
+    pub hidden_size: usize,
+    /// Width of the MLP.
+    pub intermediate_size: usize,
+    /// Number of decoder layers.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads (grouped-query attention).
+    pub num_key_value_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+    /// RMSNorm epsilon.
+    pub rms_norm_eps: f64,
+    /// RoPE base.
+    pub rope_theta: f64,
+    /// Context length in tokens.
+    pub max_position_embeddings: usize,
+    /// Whether `lm_head` shares the embedding matrix.
+    pub tie_word_embeddings: bool,
+}
+
+/// `config.json` of a SmolVLM / Idefics3 checkpoint.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// `idefics3` or `smolvlm`.
+    pub family: ModelFamily,
+    /// Token id of `<image>`, whose embeddings are replaced by image features.
+    pub image_token_id: u32,
+    /// Pixel-shuffle factor r.
+    pub scale_factor: usize,
+    /// Vision encoder.
+    pub vision: VisionConfig,
+    /// Text decoder.
+    pub text: TextConfig,
+}
+
+impl ModelConfig {
+    /// Patches per tile side (N = image_size / patch_size).
+    pub fn patches_per_side(&self) -> usize {
+        self.vision.image_size / self.vision.patch_size
+    }
+
+    /// Image tokens per tile (S = N² / r²).
+    pub fn image_seq_len(&self) -> usize {
+        let n = self.patches_per_side();
+        n * n / (self.scale_factor * self.scale_factor)
+    }
+
+    /// Reads and checks `config.json`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let v = read_json(path)?;
+        Self::from_json(&v).map_err(|reason| Error::file(path, reason))
+    }
+
+    fn from_json(v: &Value) -> std::result::Result<Self, String> {
+        let family = match v.get("model_type").and_then(Value::as_str) {
+            Some("idefics3") => ModelFamily::Idefics3,
+            Some("smolvlm") => ModelFamily::SmolVlm,
+            Some(other) => return Err(format!("unsupported model_type {other:?} (expected idefics3 or smolvlm)")),
+            None => return Err("missing model_type".into()),
+        };
+        let image_token_id = get_u64(v, "image_token_id")? as u32;
+        let scale_factor = v.get("scale_factor").and_then(Value::as_u64).unwrap_or(2) as usize;
+        let vision: VisionConfig = serde_json::from_value(
+            v.get("vision_config").cloned().ok_or("missing vision_config")?,
+        )
+        .map_err(|e| format!("vision_config: {e}"))?;
+        let text = text_config(v.get("text_config").ok_or("missing text_config")?)?;
+        let cfg = ModelConfig { family, image_token_id, scale_factor, vision, text };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        let (v, t) = (&self.vision, &self.text);
+        let nonzero = [
+            ("vision_config.hidden_size", v.hidden_size),
+            ("vision_config.intermediate_size", v.intermediate_size),
+            ("vision_config.num_attention_heads", v.num_attention_heads),
+            ("vision_config.image_size", v.image_size),
+            ("vision_config.patch_size", v.patch_size),
+            ("scale_factor", self.scale_factor),
+            ("text_config.vocab_size", t.vocab_size),
+            ("text_config.hidden_size", t.hidden_size),
+            ("text_config.intermediate_size", t.intermediate_size),
+            ("text_config.num_attention_heads", t.num_attention_heads),
+            ("text_config.num_key_value_heads", t.num_key_value_heads),
+            ("text_config.head_dim", t.head_dim),
+            ("text_config.max_position_embeddings", t.max_position_embeddings),
+        ];
+        if let Some((name, _)) = nonzero.iter().find(|(_, x)| *x == 0) {
+            return Err(format!("{name} must be positive"));
+        }
+        if v.hidden_size % v.num_attention_heads != 0 {
+            return Err("vision hidden_size is not a multiple of num_attention_heads".into());
+        }
+        if v.num_channels != 3 {
+            return Err(format!("vision num_channels {} (only 3 is supported)", v.num_channels));
+        }
+        let n = self.patches_per_side();
+        if n == 0 || n % self.scale_factor != 0 {
+            return Err(format!(
+                "patches per side {n} (image_size / patch_size) is not a multiple of scale_factor {}",
+                self.scale_factor
+            ));
+        }
+        if t.num_attention_heads % t.num_key_value_heads != 0 {
+            return Err("num_attention_heads is not a multiple of num_key_value_heads".into());
+        }
+        if t.head_dim % 2 != 0 {
+            return Err("head_dim must be even for RoPE".into());
+        }
+        if self.image_token_id as usize >= t.vocab_size {
+            return Err(format!("image_token_id {} is outside the vocabulary", self.image_token_id));
+        }
+        Ok(())
+    }
+}
+
+fn text_config(t: &Value) -> std::result::Result<TextConfig, String> {
+    let u = |k: &str| get_u64(t, k).map(|x| x as usize).map_err(|e| format!("text_config: {e}"));
+    let hidden_size = u("hidden_size")?;
+    let num_attention_heads = u("num_attention_heads")?;
+    let num_key_value_heads =
+        t.get("num_key_value_heads").and_then(Value::as_u64).map(|x| x as usize).unwrap_or(num_attention_heads);
+    let head_dim = match t.get("head_dim").and_then(Value::as_u64) {
+        Some(d) => d as usize,
+        None if num_attention_heads > 0 => hidden_size / num_attention_heads,
+        None => 0,
+    };
+    // transformers 5 moved `rope_theta` into `rope_parameters`; published checkpoints have it flat.
+    let rope_theta = t
+        .get("rope_theta")
+        .or_else(|| t.get("rope_parameters").and_then(|r| r.get("rope_theta")))
+        .and_then(Value::as_f64)
+        .unwrap_or(10000.0);
+    let rope_type = t
+        .get("rope_parameters")
+        .or_else(|| t.get("rope_scaling"))
+        .and_then(|r| r.get("rope_type").or_else(|| r.get("type")))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    if rope_type != "default" {
+        return Err(format!("text_config: rope type {rope_type:?} is not supported"));
+    }
+    if let Some(act) = t.get("hidden_act").and_then(Value::as_str) {
+        if act != "silu" {
+            return Err(format!("text_config: hidden_act {act:?} is not supported (silu)"));
+        }
+    }
+    Ok(TextConfig {
+        vocab_size: u("vocab_size")?,
+        hidden_size,
+        intermediate_size: u("intermediate_size")?,
+        num_hidden_layers: u("num_hidden_layers")?,
+        num_attention_heads,
+        num_key_value_heads,
+        head_dim,
+        rms_norm_eps: t.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-5),
+        rope_theta,
+        max_position_embeddings: t
+            .get("max_position_embeddings")
+            .and_then(Value::as_u64)
+            .unwrap_or(8192) as usize,
+        tie_word_embeddings: t.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
+/// Image preprocessing settings (`preprocessor_config.json`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreprocessorConfig {
+    /// Resize so the longest side equals this (L); also upscales.
+    pub longest_edge: u32,
+    /// Side of one tile (M); equals the vision `image_size`.
+    pub max_image_size: u32,
+    /// Split images into tiles plus a global image.
+    pub do_image_splitting: bool,
+    /// Apply the longest-edge resize.
+    pub do_resize: bool,
+    /// Multiply pixel values by `rescale_factor`.
+    pub do_rescale: bool,
+    /// The rescale factor (1/255).
+    pub rescale_factor: f64,
+    /// Normalize with `image_mean` / `image_std`.
+    pub do_normalize: bool,
+    /// Per-channel mean.
+    pub image_mean: [f32; 3],
+    /// Per-channel standard deviation.
+    pub image_std: [f32; 3],
+}
+
+impl PreprocessorConfig {
+    /// Reads the settings from `preprocessor_config.json`, or from the `image_processor` entry of
+    /// `processor_config.json` (the layout transformers 5 writes) when the former is absent.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let pre = dir.join("preprocessor_config.json");
+        let (path, v) = if pre.exists() {
+            let v = read_json(&pre)?;
+            (pre, v)
+        } else {
+            let proc = dir.join("processor_config.json");
+            if !proc.exists() {
+                return Err(Error::file(pre, "not found (nor processor_config.json)"));
+            }
+            let v = read_json(&proc)?;
+            let ip = v.get("image_processor").cloned().ok_or_else(|| {
+                Error::file(&proc, "has no image_processor settings and preprocessor_config.json is missing")
+            })?;
+            (proc, ip)
+        };
+        Self::from_json(&v).map_err(|reason| Error::file(path, reason))
+    }
+
+    fn from_json(v: &Value) -> std::result::Result<Self, String> {
+        let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(true);
+        let edge = |k: &str| -> std::result::Result<u32, String> {
+            v.get(k)
+                .and_then(|s| s.get("longest_edge"))
+                .and_then(Value::as_u64)
+                .map(|x| x as u32)
+                .ok_or_else(|| format!("missing {k}.longest_edge"))
+        };
+        let triple = |k: &str| -> std::result::Result<[f32; 3], String> {
+            match v.get(k) {
+                None => Ok([0.5; 3]),
+                Some(a) => {
+                    let xs: Vec<f32> = serde_json::from_value(a.clone()).map_err(|e| format!("{k}: {e}"))?;
+                    match xs.as_slice() {
+                        [a, b, c] => Ok([*a, *b, *c]),
+                        [a] => Ok([*a; 3]),
+                        _ => Err(format!("{k} must have 3 values")),
+                    }
+                }
+            }
+        };
+        let cfg = PreprocessorConfig {
+            longest_edge: edge("size")?,
+            max_image_size: edge("max_image_size")?,
+            do_image_splitting: flag("do_image_splitting"),
+            do_resize: flag("do_resize"),
+            do_rescale: flag("do_rescale"),
+            rescale_factor: v.get("rescale_factor").and_then(Value::as_f64).unwrap_or(1.0 / 255.0),
+            do_normalize: flag("do_normalize"),
+            image_mean: triple("image_mean")?,
+            image_std: triple("image_std")?,
+        };
+        if cfg.max_image_size == 0 || cfg.longest_edge == 0 {
+            return Err("size.longest_edge and max_image_size.longest_edge must be positive".into());
+        }
+        if cfg.image_std.contains(&0.0) {
+            return Err("image_std must not be zero".into());
+        }
+        Ok(cfg)
+    }
+}
+
+/// Generation defaults (`generation_config.json`); every field is optional in the file.
+#[derive(Debug, Clone, Default)]
+pub struct GenerationConfig {
+    /// Token ids that end generation.
+    pub eos_token_ids: Vec<u32>,
+}
+
+impl GenerationConfig {
+    /// Reads `generation_config.json`; a missing file gives the empty default.
+    pub fn load(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Ok(Self::default());
+        }
+        let v = read_json(path)?;
+        let eos_token_ids = match v.get("eos_token_id") {
+            None | Some(Value::Null) => vec![],
+            Some(Value::Number(n)) => vec![n.as_u64().ok_or_else(|| Error::file(path, "bad eos_token_id"))? as u32],
+            Some(a @ Value::Array(_)) => serde_json::from_value::<Vec<u32>>(a.clone())
+                .map_err(|e| Error::file(path, format!("eos_token_id: {e}")))?,
+            Some(_) => return Err(Error::file(path, "eos_token_id must be an integer or a list")),
+        };
+        Ok(GenerationConfig { eos_token_ids })
+    }
+}
+
+/// Reads a JSON file, naming it in the error.
+pub(crate) fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::file(path, format!("malformed JSON: {e}")))
+}
+
+fn get_u64(v: &Value, k: &str) -> std::result::Result<u64, String> {
+    v.get(k).and_then(Value::as_u64).ok_or_else(|| format!("missing or non-integer {k}"))
+}
+
+fn three() -> usize {
+    3
+}
+
+fn ln_eps() -> f64 {
+    1e-6
+}

@@ -1,0 +1,6 @@
+//! smolvlm: on-device SmolVLM inference in plain Rust on candle.
+
+pub mod config;
+pub mod error;
+
+pub use error::{Error, Result};
