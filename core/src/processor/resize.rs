@@ -9,7 +9,7 @@
 //!   their sum, then quantised to 22-bit fixed point (`normalize_coeffs_8bpc`);
 //! * two separable passes with a **uint8** intermediate image. Pillow 13 runs the vertical pass
 //!   first when the height shrinks by more than twice as many pixels as the width
-//!   ([`horizontal_first`]); otherwise the horizontal pass runs first, only over the input rows the
+//!   (`horizontal_first`); otherwise the horizontal pass runs first, only over the input rows the
 //!   vertical pass will read. (Pillow <= 12 always went horizontal first: results differ for such
 //!   shapes, e.g. tall phone screenshots; the fixtures pin Pillow 13.0.0.)
 //! * every output sample is `clamp((2^21 + Σ u8 · k) >> 22, 0, 255)` in 32-bit integers;
