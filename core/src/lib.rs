@@ -2,5 +2,6 @@
 
 pub mod config;
 pub mod error;
+pub mod processor;
 
 pub use error::{Error, Result};

@@ -1,0 +1,307 @@
+//! The SmolVLM / Idefics3 image processor (transformers `SmolVLMImageProcessorPil`).
+//!
+//! Per image (spec §2; transformers 5.23 `image_processing_pil_smolvlm.py`):
+//! 1. `do_resize`: LANCZOS-resize so the longest side equals `size.longest_edge` (L), the other
+//!    side `int(L / aspect)` rounded up to even (also upscales), capped at 4096;
+//! 2. `do_image_splitting`: LANCZOS-resize to multiples of the tile side M, cut into row-major
+//!    M×M tiles and append the whole image LANCZOS-resized to M×M (the "global" image), or keep
+//!    the single image when it is no larger than M×M; without splitting: resize to M×M;
+//! 3. rescale `f32(f64(u8) * rescale_factor)`, normalize `(x - mean) / std` in f32, CHW.
+//!
+//! Every resize is a separate Pillow uint8 LANCZOS resize ([`resize_lanczos`]), chained exactly as
+//! transformers does. The rescale/normalize step is a 256-entry lookup table per channel written
+//! straight into the output, so no intermediate float image exists.
+
+use crate::config::PreprocessorConfig;
+use crate::{Error, Result};
+
+use super::image::RgbImage;
+use super::resize::resize_lanczos;
+
+/// transformers' `MAX_IMAGE_SIZE`: absolute cap of the longest side after step 1.
+const MAX_IMAGE_SIZE: u32 = 4096;
+
+/// The model-ready pixels of one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessedImage {
+    /// Tile grid (0, 0 when not split).
+    pub rows: usize,
+    /// Tile grid (0, 0 when not split).
+    pub cols: usize,
+    /// Number of frames: rows*cols tiles then the global image (or 1 when not split).
+    pub frames: usize,
+    /// Tile side M.
+    pub tile_size: usize,
+    /// frames × 3 × M × M float32, CHW per frame, frames in the order the model consumes them.
+    pub pixel_values: Vec<f32>,
+}
+
+/// `_resize_output_size_rescale_to_max_len` then `_resize_output_size_scale_below_upper_bound`
+/// (f64 ratios, truncation, odd sides bumped to even). Sizes are `(width, height)`.
+pub(crate) fn longest_edge_size(width: u32, height: u32, longest_edge: u32) -> (u32, u32) {
+    let (w0, h0) = (width as f64, height as f64);
+    let ar = w0 / h0;
+    let (mut w, mut h) = if width >= height {
+        let w = longest_edge as i64;
+        let mut h = (w as f64 / ar) as i64;
+        if h % 2 != 0 {
+            h += 1;
+        }
+        (w, h)
+    } else {
+        let h = longest_edge as i64;
+        let mut w = (h as f64 * ar) as i64;
+        if w % 2 != 0 {
+            w += 1;
+        }
+        (w, h)
+    };
+    h = h.max(1);
+    w = w.max(1);
+    // Scale below the 4096 upper bound (aspect ratio recomputed from the new size).
+    let ar = w as f64 / h as f64;
+    let cap = MAX_IMAGE_SIZE as i64;
+    if w >= h && w > cap {
+        w = cap;
+        h = (w as f64 / ar) as i64;
+    } else if h > w && h > cap {
+        h = cap;
+        w = (h as f64 * ar) as i64;
+    }
+    (w.max(1) as u32, h.max(1) as u32)
+}
+
+/// `resize_for_vision_encoder`: both sides up to multiples of `m`. Sizes are `(width, height)`.
+pub(crate) fn tile_multiple_size(width: u32, height: u32, m: u32) -> (u32, u32) {
+    let ar = width as f64 / height as f64;
+    let mf = m as f64;
+    let ceil_m = |x: f64| (x / mf).ceil() as u64 * m as u64;
+    let (w, h) = if width >= height {
+        let w = ceil_m(width as f64);
+        let h = (w as f64 / ar) as u64;
+        (w, ceil_m(h as f64))
+    } else {
+        let h = ceil_m(height as f64);
+        let w = (h as f64 * ar) as u64;
+        (ceil_m(w as f64), h)
+    };
+    (w as u32, h as u32)
+}
+
+/// Tile grid of an image after [`tile_multiple_size`]: `(rows, cols)`, `(0, 0)` when it fits in
+/// one tile (`split_images`: `(H - M) // M + 1`).
+pub(crate) fn tile_grid(width: u32, height: u32, m: u32) -> (usize, usize) {
+    if height > m || width > m {
+        (((height - m) / m + 1) as usize, ((width - m) / m + 1) as usize)
+    } else {
+        (0, 0)
+    }
+}
+
+/// Per-channel table `u8 -> f32` of the rescale + normalize steps, with numpy's rounding:
+/// `f32(f64(v) * factor)`, then `(x - mean) / std` in f32.
+fn normalize_lut(cfg: &PreprocessorConfig) -> [[f32; 256]; 3] {
+    let mut lut = [[0f32; 256]; 3];
+    for (c, table) in lut.iter_mut().enumerate() {
+        for (v, out) in table.iter_mut().enumerate() {
+            let mut x = if cfg.do_rescale { (v as f64 * cfg.rescale_factor) as f32 } else { v as f32 };
+            if cfg.do_normalize {
+                x = (x - cfg.image_mean[c]) / cfg.image_std[c];
+            }
+            *out = x;
+        }
+    }
+    lut
+}
+
+/// Writes the `m`×`m` window at (`x0`, `y0`) of `img` as CHW floats into `out` (3·m·m values).
+fn write_frame(img: &RgbImage, x0: usize, y0: usize, m: usize, lut: &[[f32; 256]; 3], out: &mut [f32]) {
+    let w = img.width as usize;
+    let (r_plane, rest) = out.split_at_mut(m * m);
+    let (g_plane, b_plane) = rest.split_at_mut(m * m);
+    for y in 0..m {
+        let row = &img.data[((y0 + y) * w + x0) * 3..((y0 + y) * w + x0 + m) * 3];
+        let span = y * m..(y + 1) * m;
+        let (r, g, b) = (&mut r_plane[span.clone()], &mut g_plane[span.clone()], &mut b_plane[span]);
+        for x in 0..m {
+            r[x] = lut[0][row[3 * x] as usize];
+            g[x] = lut[1][row[3 * x + 1] as usize];
+            b[x] = lut[2][row[3 * x + 2] as usize];
+        }
+    }
+}
+
+/// Resizes unless the size already matches (Pillow returns a copy then; we skip the copy).
+fn resized<'a>(img: &'a RgbImage, w: u32, h: u32, slot: &'a mut Option<RgbImage>) -> &'a RgbImage {
+    if (img.width, img.height) == (w, h) {
+        img
+    } else {
+        slot.insert(resize_lanczos(img, w, h))
+    }
+}
+
+/// Turns one decoded image into model input exactly as transformers' PIL image processor does:
+/// returns the tile grid and `frames × 3 × M × M` float32 pixels (tiles row-major, then the global
+/// image). Fails with [`Error::InvalidImage`] on an inconsistent image and
+/// [`Error::InvalidArgument`] on a configuration with a zero size.
+pub fn preprocess(img: &RgbImage, cfg: &PreprocessorConfig) -> Result<ProcessedImage> {
+    if img.width == 0 || img.height == 0 || img.data.len() as u64 != img.width as u64 * img.height as u64 * 3 {
+        return Err(Error::InvalidImage(format!(
+            "{}x{} image with {} bytes of RGB data",
+            img.width,
+            img.height,
+            img.data.len()
+        )));
+    }
+    if cfg.max_image_size == 0 || (cfg.do_resize && cfg.longest_edge == 0) {
+        return Err(Error::InvalidArgument("image sizes in the preprocessor config must be positive".into()));
+    }
+    let m = cfg.max_image_size;
+    let mu = m as usize;
+    let lut = normalize_lut(cfg);
+
+    // Step 1: longest edge.
+    let mut slot_a = None;
+    let a = if cfg.do_resize {
+        let (w, h) = longest_edge_size(img.width, img.height, cfg.longest_edge);
+        resized(img, w, h, &mut slot_a)
+    } else {
+        img
+    };
+
+    if !cfg.do_image_splitting {
+        let mut slot = None;
+        let g = resized(a, m, m, &mut slot);
+        let mut pixel_values = vec![0f32; 3 * mu * mu];
+        write_frame(g, 0, 0, mu, &lut, &mut pixel_values);
+        return Ok(ProcessedImage { rows: 0, cols: 0, frames: 1, tile_size: mu, pixel_values });
+    }
+
+    // Step 2: multiples of M, then tiles + global image.
+    let (bw, bh) = tile_multiple_size(a.width, a.height, m);
+    let mut slot_b = None;
+    let b = resized(a, bw, bh, &mut slot_b);
+    let (rows, cols) = tile_grid(b.width, b.height, m);
+    let frames = if rows == 0 { 1 } else { rows * cols + 1 };
+    let frame_len = 3 * mu * mu;
+    let mut pixel_values = vec![0f32; frames * frame_len];
+    if rows == 0 {
+        // Fits one tile; only reachable without the longest-edge resize. The image is kept as is
+        // (it is exactly M×M here, since step 2 rounds both sides up to M).
+        if (b.width, b.height) != (m, m) {
+            return Err(Error::InvalidImage(format!("unexpected {}x{} single frame", b.width, b.height)));
+        }
+        write_frame(b, 0, 0, mu, &lut, &mut pixel_values);
+    } else {
+        let mut chunks = pixel_values.chunks_exact_mut(frame_len);
+        for r in 0..rows {
+            for c in 0..cols {
+                let out = chunks.next().expect("frame count");
+                write_frame(b, c * mu, r * mu, mu, &lut, out);
+            }
+        }
+        let mut slot_g = None;
+        let g = resized(b, m, m, &mut slot_g);
+        write_frame(g, 0, 0, mu, &lut, chunks.next().expect("frame count"));
+    }
+    Ok(ProcessedImage { rows, cols, frames, tile_size: mu, pixel_values })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(l: u32, m: u32, split: bool) -> PreprocessorConfig {
+        PreprocessorConfig {
+            longest_edge: l,
+            max_image_size: m,
+            do_image_splitting: split,
+            do_resize: true,
+            do_rescale: true,
+            rescale_factor: 1.0 / 255.0,
+            do_normalize: true,
+            image_mean: [0.5; 3],
+            image_std: [0.5; 3],
+        }
+    }
+
+    #[test]
+    fn spec_example_640x480() {
+        assert_eq!(longest_edge_size(640, 480, 2048), (2048, 1536));
+        assert_eq!(tile_multiple_size(2048, 1536, 512), (2048, 1536));
+        assert_eq!(tile_grid(2048, 1536, 512), (3, 4));
+    }
+
+    #[test]
+    fn size_arithmetic() {
+        // Small square images are upscaled to 2048 -> 4x4 tiles.
+        assert_eq!(longest_edge_size(386, 386, 2048), (2048, 2048));
+        assert_eq!(tile_grid(2048, 2048, 512), (4, 4));
+        // Portrait, odd result bumped to even.
+        assert_eq!(longest_edge_size(333, 1000, 1536), (512, 1536)); // int(1536*0.333) = 511 -> 512
+        assert_eq!(longest_edge_size(1000, 333, 1536), (1536, 512));
+        // Extreme aspect ratio never reaches zero.
+        assert_eq!(longest_edge_size(8000, 1, 2048), (2048, 1)); // int(0.256) = 0 -> even -> max(.,1)
+        assert_eq!(tile_multiple_size(2048, 1, 512), (2048, 512));
+        // 2.2B settings.
+        assert_eq!(longest_edge_size(640, 480, 1536), (1536, 1152));
+        assert_eq!(tile_multiple_size(1536, 1152, 384), (1536, 1152));
+        assert_eq!(tile_grid(1536, 1152, 384), (3, 4));
+        // Non-multiples round up.
+        assert_eq!(tile_multiple_size(2048, 1366, 512), (2048, 1536));
+        assert_eq!(tile_multiple_size(1366, 2048, 512), (1536, 2048));
+        assert_eq!(tile_grid(512, 512, 512), (0, 0));
+        assert_eq!(tile_grid(1024, 512, 512), (1, 2));
+        // Cap at 4096 when L is larger.
+        assert_eq!(longest_edge_size(100, 50, 5000), (4096, 2048));
+    }
+
+    #[test]
+    fn f64_truncation_not_rounding() {
+        // 2048 / (2048/93) = 92.99999999999999 in f64 -> 92 (even, kept); exact math would give
+        // 93 -> 94. transformers truncates the f64 value.
+        let ar = 2048f64 / 93f64;
+        assert_eq!((2048f64 / ar) as i64, 92);
+        assert_eq!(longest_edge_size(2048, 93, 2048), (2048, 92));
+        assert_eq!(longest_edge_size(2048, 211, 2048), (2048, 210));
+        // Step 2 on the same kind of ratio: int(2048 / (2048/93)) = 92 -> one 512 row either way.
+        assert_eq!(tile_multiple_size(2048, 92, 512), (2048, 512));
+    }
+
+    #[test]
+    fn frame_layout_and_normalisation() {
+        let img = RgbImage::new(640, 480, vec![255; 640 * 480 * 3]).unwrap();
+        let p = preprocess(&img, &cfg(2048, 512, true)).unwrap();
+        assert_eq!((p.rows, p.cols, p.frames, p.tile_size), (3, 4, 13, 512));
+        assert_eq!(p.pixel_values.len(), 13 * 3 * 512 * 512);
+        assert!(p.pixel_values.iter().all(|&v| v == 1.0));
+        let p = preprocess(&img, &cfg(2048, 512, false)).unwrap();
+        assert_eq!((p.rows, p.cols, p.frames), (0, 0, 1));
+        assert_eq!(p.pixel_values.len(), 3 * 512 * 512);
+        let black = RgbImage::new(3, 5, vec![0; 45]).unwrap();
+        let p = preprocess(&black, &cfg(1536, 384, true)).unwrap();
+        assert_eq!((p.rows, p.cols, p.frames), (4, 3, 13));
+        assert!(p.pixel_values.iter().all(|&v| v == -1.0));
+    }
+
+    #[test]
+    fn lut_matches_numpy_rounding() {
+        let lut = normalize_lut(&cfg(2048, 512, true));
+        for (v, &got) in lut[0].iter().enumerate() {
+            let x = (v as f64 * (1.0 / 255.0)) as f32;
+            assert_eq!(got, (x - 0.5) / 0.5);
+        }
+        assert_eq!(lut[1][0], -1.0);
+        assert_eq!(lut[2][255], 1.0);
+    }
+
+    #[test]
+    fn invalid_inputs() {
+        let bad = RgbImage { width: 4, height: 4, data: vec![0; 10] };
+        assert!(matches!(preprocess(&bad, &cfg(2048, 512, true)), Err(Error::InvalidImage(_))));
+        let zero = RgbImage { width: 0, height: 4, data: vec![] };
+        assert!(matches!(preprocess(&zero, &cfg(2048, 512, true)), Err(Error::InvalidImage(_))));
+        let ok = RgbImage::new(4, 4, vec![0; 48]).unwrap();
+        assert!(matches!(preprocess(&ok, &cfg(2048, 0, true)), Err(Error::InvalidArgument(_))));
+    }
+}
