@@ -2,5 +2,6 @@
 
 pub mod config;
 pub mod error;
+pub mod model;
 
 pub use error::{Error, Result};
