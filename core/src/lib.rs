@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod error;
+pub mod model;
 pub mod processor;
 
 pub use error::{Error, Result};

@@ -1,0 +1,241 @@
+//! The SmolVLM / Idefics3 network: SigLIP vision encoder, pixel-shuffle connector, Llama decoder
+//! (spec §4–§6), with a key/value cache for incremental decoding.
+//!
+//! Everything is computed in f32 by default (the reference precision: logits match transformers'
+//! f32 run to about 1e-5); weights stored as bf16/f16 are converted on load by the
+//! [`candle_nn::VarBuilder`]'s dtype.
+
+mod connector;
+mod ops;
+mod text;
+mod vision;
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use connector::Connector;
+use text::TextModel;
+use vision::VisionModel;
+
+/// The whole model: vision encoder + connector + text decoder with immutable weights.
+///
+/// It is `Send + Sync`; all mutable state of a conversation lives in a [`KvCache`].
+pub struct SmolVlmModel {
+    cfg: ModelConfig,
+    vision: VisionModel,
+    connector: Connector,
+    text: TextModel,
+    /// Compute dtype of activations (the VarBuilder's dtype; f32 is the reference).
+    dtype: DType,
+    device: Device,
+}
+
+impl SmolVlmModel {
+    /// Builds the model from a VarBuilder over the checkpoint (names as published:
+    /// `model.vision_model.*`, `model.connector.modality_projection.proj.weight`,
+    /// `model.text_model.*`, `lm_head.weight`; `lm_head` falls back to `embed_tokens` when
+    /// `tie_word_embeddings` and the file has no `lm_head.weight`).
+    ///
+    /// The VarBuilder's dtype is the compute dtype; use `DType::F32` for reference accuracy
+    /// (bf16/f16 weights are converted on load). A missing or mis-shaped tensor gives
+    /// [`Error::ModelFile`].
+    pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        let load = |e: candle_core::Error| Error::file("model weights (safetensors)", e);
+        let v = &cfg.vision;
+        let t = &cfg.text;
+        let vision = VisionModel::new(v, vb.pp("model.vision_model")).map_err(load)?;
+        let connector = Connector::new(
+            v.hidden_size,
+            cfg.patches_per_side(),
+            cfg.scale_factor,
+            t.hidden_size,
+            vb.pp("model.connector"),
+        )
+        .map_err(load)?;
+        let text = TextModel::new(t, vb.pp("model.text_model"), vb.clone()).map_err(load)?;
+        Ok(Self { cfg: cfg.clone(), vision, connector, text, dtype: vb.dtype(), device: vb.device().clone() })
+    }
+
+    /// Encodes tiles: `pixel_values` `[n, 3, M, M]` (f32, already normalized, M = the vision
+    /// `image_size`) -> image features `[n, S, text_hidden]` (S = [`ModelConfig::image_seq_len`]),
+    /// in the compute dtype.
+    pub fn encode_images(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        let m = self.cfg.vision.image_size;
+        let dims = pixel_values.dims();
+        match dims {
+            [n, 3, h, w] if *n > 0 && *h == m && *w == m => {}
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "pixel_values must have shape [n>0, 3, {m}, {m}], got {dims:?}"
+                )))
+            }
+        }
+        let px = pixel_values.to_device(&self.device)?.to_dtype(self.dtype)?;
+        let hidden = self.vision.forward(&px)?;
+        Ok(self.connector.forward(&hidden)?)
+    }
+
+    /// Runs the decoder over `input_ids` appended after what `cache` already holds (positions
+    /// start at `cache.len()`).
+    ///
+    /// Every id equal to `image_token_id` takes, in order, the next row of `image_features`
+    /// (`[k, text_hidden]`, i.e. [`encode_images`](Self::encode_images) output flattened over n
+    /// and S; `[n, S, text_hidden]` is accepted too); the number of image tokens must equal k
+    /// exactly, else [`Error::InvalidArgument`]. Returns the f32 logits of the LAST position
+    /// only, shape `[vocab]`. On success the cache grows by `input_ids.len()`; on error it is
+    /// left as it was.
+    pub fn forward(&self, input_ids: &[u32], image_features: Option<&Tensor>, cache: &mut KvCache) -> Result<Tensor> {
+        let t = input_ids.len();
+        if t == 0 {
+            return Err(Error::InvalidArgument("forward needs at least one input id".into()));
+        }
+        if cache.layers.len() != self.text.num_layers() {
+            return Err(Error::InvalidArgument("KV cache was not made by this model".into()));
+        }
+        let vocab = self.cfg.text.vocab_size;
+        if let Some(&bad) = input_ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary of {vocab}")));
+        }
+        let img = self.cfg.image_token_id;
+        let n_img = input_ids.iter().filter(|&&id| id == img).count();
+        let hidden = self.cfg.text.hidden_size;
+        let feats = match image_features {
+            None => None,
+            Some(f) => {
+                let f = match f.dims() {
+                    [_, d] if *d == hidden => f.clone(),
+                    [a, b, d] if *d == hidden => f.reshape((a * b, hidden))?,
+                    dims => {
+                        return Err(Error::InvalidArgument(format!(
+                            "image features must be [k, {hidden}], got {dims:?}"
+                        )))
+                    }
+                };
+                Some(f)
+            }
+        };
+        let n_feat = feats.as_ref().map_or(0, |f| f.dims()[0]);
+        if n_feat != n_img {
+            return Err(Error::InvalidArgument(format!(
+                "{n_img} image tokens in the input but {n_feat} image feature rows"
+            )));
+        }
+        let text_emb = self.text.embed(input_ids)?;
+        let x = match feats {
+            Some(f) if n_img > 0 => {
+                // Gather from [text rows ; feature rows]: image token number j takes row t + j.
+                let f = f.to_device(&self.device)?.to_dtype(self.dtype)?;
+                let all = Tensor::cat(&[&text_emb, &f], 0)?;
+                let mut j = 0u32;
+                let idx: Vec<u32> = input_ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &id)| {
+                        if id == img {
+                            j += 1;
+                            t as u32 + j - 1
+                        } else {
+                            i as u32
+                        }
+                    })
+                    .collect();
+                all.index_select(&Tensor::from_vec(idx, t, &self.device)?, 0)?
+            }
+            _ => text_emb,
+        };
+        let offset = cache.len;
+        let logits = self.text.forward(x, offset, &mut cache.layers)?;
+        cache.len = offset + t;
+        Ok(logits.to_dtype(DType::F32)?)
+    }
+
+    /// An empty cache for this model.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache { layers: (0..self.text.num_layers()).map(|_| LayerKv::default()).collect(), len: 0 }
+    }
+
+    /// The configuration the model was built from.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+}
+
+/// Per-layer key/value cache of one sequence (keys after RoPE).
+///
+/// Storage is preallocated and grows geometrically, so appending a token does not copy the history.
+/// Not `Clone`: the buffers are written in place.
+pub struct KvCache {
+    layers: Vec<LayerKv>,
+    len: usize,
+}
+
+impl KvCache {
+    /// Number of positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keeps only the first `len` positions (no-op when `len >= self.len()`).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Forgets every position (the buffers are kept for reuse).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// One layer's K and V buffers, `[kv_heads, capacity, head_dim]` each.
+#[derive(Default)]
+pub(crate) struct LayerKv {
+    k: Option<Tensor>,
+    v: Option<Tensor>,
+}
+
+impl LayerKv {
+    /// Writes `k`, `v` (`[kv_heads, t, head_dim]`) at positions `offset..offset+t` and returns
+    /// views of positions `0..offset+t`.
+    pub(crate) fn append(&mut self, offset: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let (kvh, t, hd) = k.dims3()?;
+        let need = offset + t;
+        let cap = self.k.as_ref().map_or(0, |b| b.dims()[1]);
+        if need > cap {
+            let new_cap = need.max(cap * 2).max(256).next_multiple_of(64);
+            let grow = |old: &Option<Tensor>| -> candle_core::Result<Tensor> {
+                let buf = Tensor::zeros((kvh, new_cap, hd), k.dtype(), k.device())?;
+                if let Some(old) = old {
+                    if offset > 0 {
+                        buf.slice_set(&old.narrow(1, 0, offset)?.contiguous()?, 1, 0)?;
+                    }
+                }
+                Ok(buf)
+            };
+            self.k = Some(grow(&self.k)?);
+            self.v = Some(grow(&self.v)?);
+        }
+        let (kb, vb) = (self.k.as_ref().expect("allocated"), self.v.as_ref().expect("allocated"));
+        kb.slice_set(&k.contiguous()?, 1, offset)?;
+        vb.slice_set(&v.contiguous()?, 1, offset)?;
+        Ok((kb.narrow(1, 0, need)?, vb.narrow(1, 0, need)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn model_and_cache_are_send_sync() {
+        assert_send_sync::<SmolVlmModel>();
+        assert_send_sync::<KvCache>();
+    }
+}
