@@ -114,7 +114,7 @@ impl ModelConfig {
             v.get("vision_config").cloned().ok_or("missing vision_config")?,
         )
         .map_err(|e| format!("vision_config: {e}"))?;
-        let text = text_config(v.get("text_config").ok_or("missing text_config")?)?;
+        let text = text_config(v.get("text_config").ok_or("missing text_config")?, v)?;
         let cfg = ModelConfig { family, image_token_id, scale_factor, vision, text };
         cfg.validate()?;
         Ok(cfg)
@@ -166,7 +166,7 @@ impl ModelConfig {
     }
 }
 
-fn text_config(t: &Value) -> std::result::Result<TextConfig, String> {
+fn text_config(t: &Value, top: &Value) -> std::result::Result<TextConfig, String> {
     let u = |k: &str| get_u64(t, k).map(|x| x as usize).map_err(|e| format!("text_config: {e}"));
     let hidden_size = u("hidden_size")?;
     let num_attention_heads = u("num_attention_heads")?;
@@ -211,7 +211,12 @@ fn text_config(t: &Value) -> std::result::Result<TextConfig, String> {
             .get("max_position_embeddings")
             .and_then(Value::as_u64)
             .unwrap_or(8192) as usize,
-        tie_word_embeddings: t.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
+        // transformers 5 writes the flag at the top level, published checkpoints in text_config.
+        tie_word_embeddings: t
+            .get("tie_word_embeddings")
+            .or_else(|| top.get("tie_word_embeddings"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use smolvlm::config::PreprocessorConfig;
+use smolvlm::processor::preprocess::image_grid;
 use smolvlm::processor::{load_image, preprocess, resize_lanczos, RgbImage};
 
 fn fixtures() -> PathBuf {
@@ -137,6 +138,7 @@ fn preprocess_matches_transformers() {
         let what = format!("{file} / {cname}");
         let grid = (p.rows as u64, p.cols as u64, p.frames as u64);
         assert_eq!(grid, (u(c, "rows"), u(c, "cols"), u(c, "frames")), "{what}");
+        assert_eq!(image_grid(img.width, img.height, &cfg), (p.rows, p.cols), "{what}: image_grid");
         assert_eq!(vec![p.frames, 3, p.tile_size, p.tile_size], shape, "{what}");
         assert_eq!(p.pixel_values.len(), shape.iter().product::<usize>(), "{what}");
         let bytes: Vec<u8> = p.pixel_values.iter().flat_map(|v| v.to_le_bytes()).collect();

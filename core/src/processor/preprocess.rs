@@ -98,6 +98,21 @@ pub(crate) fn tile_grid(width: u32, height: u32, m: u32) -> (usize, usize) {
     }
 }
 
+/// The tile grid `(rows, cols)` that [`preprocess`] gives an image of this size (`(0, 0)`: one
+/// global view only). Cheap: no pixels are touched, so prompts can be laid out before decoding.
+pub fn image_grid(width: u32, height: u32, cfg: &PreprocessorConfig) -> (usize, usize) {
+    if !cfg.do_image_splitting || width == 0 || height == 0 || cfg.max_image_size == 0 {
+        return (0, 0);
+    }
+    let (w, h) = if cfg.do_resize && cfg.longest_edge > 0 {
+        longest_edge_size(width, height, cfg.longest_edge)
+    } else {
+        (width, height)
+    };
+    let (bw, bh) = tile_multiple_size(w, h, cfg.max_image_size);
+    tile_grid(bw, bh, cfg.max_image_size)
+}
+
 /// Per-channel table `u8 -> f32` of the rescale + normalize steps, with numpy's rounding:
 /// `f32(f64(v) * factor)`, then `(x - mean) / std` in f32.
 fn normalize_lut(cfg: &PreprocessorConfig) -> [[f32; 256]; 3] {

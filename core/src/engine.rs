@@ -1,0 +1,490 @@
+//! The engine (weights, tokenizer, template; shared and immutable) and its sessions (a
+//! conversation plus its KV cache), with step-by-step generation.
+
+use crate::chat::{Content, Message, Role};
+use crate::checkpoint::{load_tokenizer, Checkpoint};
+use crate::config::{ModelConfig, PreprocessorConfig};
+use crate::error::{Error, Result};
+use crate::generation::{top_logprobs, GenerationOptions, Sampler, TextStream, TokenLogprob};
+use crate::model::{KvCache, SmolVlmModel};
+use crate::processor::preprocess::{image_grid, preprocess};
+use crate::prompt::{expand_images, ChatTemplate};
+use candle_core::{DType, Device, Tensor};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How to load a model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineOptions {
+    /// Split large images into tiles plus a global view (`None`: the checkpoint's setting).
+    pub image_splitting: Option<bool>,
+    /// Longest image side after the first resize (`None`: the checkpoint's `size.longest_edge`).
+    pub longest_edge: Option<u32>,
+}
+
+/// A cancellation flag shared between the generating thread and any other thread.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A fresh, uncancelled token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Asks the work holding this token to stop at its next check (between vision tiles and
+    /// between decode steps); it then fails with [`Error::Cancelled`].
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst)
+    }
+    /// Whether [`CancelToken::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+    fn check(&self) -> Result<()> {
+        if self.is_cancelled() { Err(Error::Cancelled) } else { Ok(()) }
+    }
+}
+
+/// A loaded SmolVLM model, ready to answer. Cheap to share (`Arc`) across sessions and threads.
+pub struct Engine {
+    config: ModelConfig,
+    preprocessor: PreprocessorConfig,
+    eos: Vec<u32>,
+    model: SmolVlmModel,
+    tokenizer: tokenizers::Tokenizer,
+    template: ChatTemplate,
+    device: Device,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Loads a model folder in the Hugging Face hub layout.
+    pub fn load(dir: &Path, options: &EngineOptions) -> Result<Self> {
+        let ckpt = Checkpoint::open(dir)?;
+        let tokenizer = load_tokenizer(&ckpt.file("tokenizer.json"))?;
+        let template = ChatTemplate::load(dir)?;
+        let mut preprocessor = ckpt.preprocessor.clone();
+        if let Some(split) = options.image_splitting {
+            preprocessor.do_image_splitting = split;
+        }
+        if let Some(edge) = options.longest_edge {
+            if edge == 0 || edge > 8192 {
+                return Err(Error::InvalidArgument(format!("longest_edge {edge} is outside 1..=8192")));
+            }
+            preprocessor.longest_edge = edge;
+        }
+        let mut eos = ckpt.generation.eos_token_ids.clone();
+        for name in ["<end_of_utterance>"] {
+            if let Some(id) = tokenizer.token_to_id(name) {
+                if !eos.contains(&id) {
+                    eos.push(id);
+                }
+            }
+        }
+        let vocab = ckpt.config.text.vocab_size;
+        if tokenizer.get_vocab_size(true) > vocab {
+            return Err(Error::file(
+                ckpt.file("tokenizer.json"),
+                format!("{} tokens do not fit the model's vocabulary of {vocab}", tokenizer.get_vocab_size(true)),
+            ));
+        }
+        let image_token = tokenizer.token_to_id("<image>");
+        if image_token != Some(ckpt.config.image_token_id) {
+            return Err(Error::file(
+                ckpt.file("tokenizer.json"),
+                format!("<image> is token {image_token:?}, config.json says {}", ckpt.config.image_token_id),
+            ));
+        }
+        let device = Device::Cpu;
+        let weights_err = |e: candle_core::Error| Error::file(&ckpt.weights[0], e);
+        // SAFETY: the weight files are memory-mapped read-only; like every mmap-based loader we
+        // rely on them not being modified while the engine lives.
+        let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&ckpt.weights, DType::F32, &device) }
+            .map_err(weights_err)?;
+        // Name the file at fault: the weights file, or the shard index of a sharded checkpoint.
+        let weights_name = match ckpt.weights.as_slice() {
+            [single] => single.clone(),
+            _ => ckpt.file("model.safetensors.index.json"),
+        };
+        let model = SmolVlmModel::new(&ckpt.config, vb).map_err(|e| match e {
+            Error::Internal(reason) | Error::ModelFile { reason, .. } => Error::file(&weights_name, reason),
+            other => other,
+        })?;
+        Ok(Engine { config: ckpt.config, preprocessor, eos, model, tokenizer, template, device })
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The image preprocessing settings in force.
+    pub fn preprocessor(&self) -> &PreprocessorConfig {
+        &self.preprocessor
+    }
+
+    /// The most tokens (prompt plus answer) one conversation can hold.
+    pub fn context_length(&self) -> usize {
+        self.config.text.max_position_embeddings
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Token ids that end an answer.
+    pub fn eos_token_ids(&self) -> &[u32] {
+        &self.eos
+    }
+
+    /// The prompt text for `messages` after the chat template and image expansion, and its ids.
+    pub fn prompt(&self, messages: &[Message]) -> Result<(String, Vec<u32>)> {
+        let text = self.template.render(messages, true)?;
+        let grids: Vec<(usize, usize)> = messages
+            .iter()
+            .flat_map(Message::images)
+            .map(|img| image_grid(img.width, img.height, &self.preprocessor))
+            .collect();
+        let text = expand_images(&text, &grids, self.config.image_seq_len())?;
+        let enc = self
+            .tokenizer
+            .encode(text.as_str(), false)
+            .map_err(|e| Error::Internal(format!("tokenize: {e}")))?;
+        Ok((text, enc.get_ids().to_vec()))
+    }
+}
+
+/// Why an answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model produced an end-of-turn token.
+    EndOfTurn,
+    /// A caller stop string appeared.
+    StopString,
+    /// `max_tokens` were generated, or the context is full.
+    Length,
+}
+
+/// Timings and counts of one answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Time spent preprocessing and encoding images (0 when every image was already cached).
+    pub vision_encode_ms: f64,
+    /// Time of the prompt's forward pass.
+    pub prefill_ms: f64,
+    /// From the call to the first generated token.
+    pub ttft_ms: f64,
+    /// Generated tokens per second after the first one.
+    pub decode_tokens_per_s: f64,
+    /// Tokens in the whole prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens actually computed (the rest came from the session's cache).
+    pub prefill_tokens: usize,
+    /// Image tiles run through the vision encoder.
+    pub vision_tiles: usize,
+    /// Tokens generated.
+    pub generated_tokens: usize,
+}
+
+/// A finished answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The answer text (special tokens removed; stop string excluded).
+    pub text: String,
+    /// Generated ids, in order (the end-of-turn token excluded).
+    pub token_ids: Vec<u32>,
+    /// Per generated token, the most likely candidates (when asked for).
+    pub top_logprobs: Vec<Vec<TokenLogprob>>,
+    /// Why generation stopped.
+    pub finish_reason: FinishReason,
+    /// Timings and counts.
+    pub stats: Stats,
+}
+
+/// One conversation with its KV cache. Follow-up questions reuse the cache, so an image already
+/// seen is not encoded again and only new tokens are computed.
+pub struct Session {
+    engine: Arc<Engine>,
+    messages: Vec<Message>,
+    cache: KvCache,
+    /// Ids whose keys and values `cache` holds.
+    cached: Vec<u32>,
+}
+
+impl Session {
+    /// A new, empty conversation.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let cache = engine.model.new_cache();
+        Session { engine, messages: Vec::new(), cache, cached: Vec::new() }
+    }
+
+    /// The engine this session runs on.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The transcript so far.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// Appends a message to the transcript (nothing is computed until [`Session::reply`]).
+    pub fn push(&mut self, message: Message) {
+        self.messages.push(message);
+    }
+
+    /// Forgets the conversation and the cache.
+    pub fn reset(&mut self) {
+        self.messages.clear();
+        self.cache.clear();
+        self.cached.clear();
+    }
+
+    /// Starts the assistant's answer to the transcript: encodes new images and runs the prompt.
+    /// Pull the text with [`Reply::next_piece`]. When the reply ends, it is appended to the
+    /// transcript as an assistant message.
+    pub fn reply(&mut self, options: &GenerationOptions, cancel: &CancelToken) -> Result<Reply<'_>> {
+        options.validate()?;
+        let start = Instant::now();
+        let engine = self.engine.clone();
+        if self.messages.is_empty() {
+            return Err(Error::InvalidArgument("the conversation is empty".into()));
+        }
+        let has_content = self.messages.iter().any(|m| {
+            m.content.iter().any(|c| match c {
+                Content::Text(t) => !t.trim().is_empty(),
+                Content::Image(_) => true,
+            })
+        });
+        if !has_content {
+            return Err(Error::InvalidArgument("the prompt is empty".into()));
+        }
+        let (_, ids) = engine.prompt(&self.messages)?;
+        let limit = engine.context_length();
+        if ids.len() + 1 > limit {
+            return Err(Error::ContextOverflow { tokens: ids.len() + 1, limit });
+        }
+
+        // Reuse the longest cached prefix, but never cut into an image's block of tokens.
+        let images: Vec<_> = self.messages.iter().flat_map(Message::images).cloned().collect();
+        let image_id = engine.config.image_token_id;
+        let per_tile = engine.config.image_seq_len();
+        let mut image_starts = Vec::with_capacity(images.len());
+        let mut pos = 0;
+        for img in &images {
+            let (r, c) = image_grid(img.width, img.height, &engine.preprocessor);
+            let tokens = (r * c + 1) * per_tile;
+            let first = ids[pos..].iter().position(|&t| t == image_id).map(|i| i + pos).ok_or_else(|| {
+                Error::Internal("image tokens missing from the prompt".into())
+            })?;
+            image_starts.push(first);
+            pos = first + tokens;
+        }
+        let mut keep = self.cached.iter().zip(&ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1);
+        let mut first_new_image = images.len();
+        for (k, &s) in image_starts.iter().enumerate() {
+            let end = s + (image_block(&images[k], &engine) * per_tile);
+            if end > keep {
+                keep = keep.min(s);
+                first_new_image = k;
+                break;
+            }
+        }
+        self.cache.truncate(keep);
+        self.cached.truncate(keep);
+
+        // Vision: one tile at a time so a cancel is honoured between tiles.
+        let vision_start = Instant::now();
+        let mut features = Vec::new();
+        let mut tiles = 0;
+        for img in &images[first_new_image..] {
+            cancel.check()?;
+            let p = preprocess(img, &engine.preprocessor)?;
+            let m = p.tile_size;
+            let pixels = Tensor::from_vec(p.pixel_values, (p.frames, 3, m, m), &engine.device)?;
+            for f in 0..p.frames {
+                cancel.check()?;
+                let tile = pixels.narrow(0, f, 1)?;
+                let feats = engine.model.encode_images(&tile)?;
+                features.push(feats.squeeze(0)?);
+                tiles += 1;
+            }
+        }
+        let features = if features.is_empty() { None } else { Some(Tensor::cat(&features, 0)?) };
+        let vision_ms = if tiles == 0 { 0.0 } else { ms(vision_start) };
+
+        cancel.check()?;
+        let prefill_start = Instant::now();
+        let logits = engine.model.forward(&ids[keep..], features.as_ref(), &mut self.cache)?;
+        let prefill_ms = ms(prefill_start);
+        let prefill_tokens = ids.len() - keep;
+        let prompt_tokens = ids.len();
+        self.cached = ids;
+        let logits = logits.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+
+        Ok(Reply {
+            stream: TextStream::new(&options.stop),
+            sampler: Sampler::new(options),
+            options: options.clone(),
+            cancel: cancel.clone(),
+            session: self,
+            logits,
+            pending: None,
+            generated: Vec::new(),
+            top: Vec::new(),
+            finish: None,
+            start,
+            first_token: None,
+            stats: Stats {
+                vision_encode_ms: vision_ms,
+                prefill_ms,
+                prompt_tokens,
+                prefill_tokens,
+                vision_tiles: tiles,
+                ..Stats::default()
+            },
+        })
+    }
+
+    /// Adds `message` to the transcript and answers it, calling `on_text` with each new piece
+    /// of text as it is generated.
+    pub fn ask(
+        &mut self,
+        message: Message,
+        options: &GenerationOptions,
+        cancel: &CancelToken,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Answer> {
+        self.push(message);
+        self.generate(options, cancel, on_text)
+    }
+
+    /// Answers the transcript as it stands (see [`Session::reply`]), streaming into `on_text`.
+    pub fn generate(
+        &mut self,
+        options: &GenerationOptions,
+        cancel: &CancelToken,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Answer> {
+        let mut reply = self.reply(options, cancel)?;
+        while let Some(piece) = reply.next_piece()? {
+            on_text(&piece);
+        }
+        reply.into_answer()
+    }
+}
+
+/// Number of tiles (including the global view) an image is cut into.
+fn image_block(img: &crate::processor::image::RgbImage, engine: &Engine) -> usize {
+    let (r, c) = image_grid(img.width, img.height, &engine.preprocessor);
+    r * c + 1
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// An answer being generated; pull its text with [`Reply::next_piece`].
+pub struct Reply<'s> {
+    session: &'s mut Session,
+    options: GenerationOptions,
+    cancel: CancelToken,
+    sampler: Sampler,
+    stream: TextStream,
+    /// Logits for the next token (valid when `pending` is `None`).
+    logits: Vec<f32>,
+    /// A sampled token not yet fed to the model.
+    pending: Option<u32>,
+    generated: Vec<u32>,
+    top: Vec<Vec<TokenLogprob>>,
+    finish: Option<FinishReason>,
+    start: Instant,
+    first_token: Option<Instant>,
+    stats: Stats,
+}
+
+impl Reply<'_> {
+    /// The next piece of text, or `None` once the answer is complete. Pieces never split a
+    /// UTF-8 character. Fails with [`Error::Cancelled`] after a cancel.
+    pub fn next_piece(&mut self) -> Result<Option<String>> {
+        loop {
+            if self.finish.is_some() {
+                return Ok(None);
+            }
+            let engine = self.session.engine.clone();
+            if let Some(tok) = self.pending.take() {
+                if self.cancel.is_cancelled() {
+                    self.pending = Some(tok);
+                    return Err(Error::Cancelled);
+                }
+                let logits = engine.model.forward(&[tok], None, &mut self.session.cache)?;
+                self.session.cached.push(tok);
+                self.logits = logits.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            }
+            self.cancel.check()?;
+            if self.options.top_logprobs > 0 {
+                self.top.push(top_logprobs(&self.logits, self.options.top_logprobs));
+            }
+            let tok = self.sampler.pick(&self.logits, &self.session.cached);
+            if self.first_token.is_none() {
+                self.first_token = Some(Instant::now());
+                self.stats.ttft_ms = ms(self.start);
+            }
+            if engine.eos.contains(&tok) {
+                return self.end(FinishReason::EndOfTurn);
+            }
+            self.generated.push(tok);
+            let (piece, stopped) = self.stream.push(&engine.tokenizer, tok)?;
+            if stopped {
+                self.end(FinishReason::StopString)?;
+                return Ok(Some(piece).filter(|p| !p.is_empty()));
+            }
+            let full = self.session.cached.len() + 1 >= engine.context_length();
+            if self.generated.len() >= self.options.max_tokens || full {
+                let rest = self.stream.flush(&engine.tokenizer)?;
+                self.end(FinishReason::Length)?;
+                let piece = piece + &rest;
+                return Ok(Some(piece).filter(|p| !p.is_empty()));
+            }
+            self.pending = Some(tok);
+            if !piece.is_empty() {
+                return Ok(Some(piece));
+            }
+        }
+    }
+
+    fn end(&mut self, reason: FinishReason) -> Result<Option<String>> {
+        let engine = self.session.engine.clone();
+        let rest = if reason == FinishReason::EndOfTurn { self.stream.flush(&engine.tokenizer)? } else { String::new() };
+        self.finish = Some(reason);
+        self.session.messages.push(Message::text(Role::Assistant, self.stream.text().trim_start()));
+        Ok(Some(rest).filter(|p| !p.is_empty()))
+    }
+
+    /// Generates to the end and returns the whole answer with its statistics.
+    pub fn into_answer(mut self) -> Result<Answer> {
+        while self.next_piece()?.is_some() {}
+        let mut stats = self.stats.clone();
+        stats.generated_tokens = self.generated.len();
+        if let Some(first) = self.first_token {
+            let secs = first.elapsed().as_secs_f64();
+            let after_first = self.generated.len().saturating_sub(1);
+            stats.decode_tokens_per_s = if secs > 0.0 && after_first > 0 { after_first as f64 / secs } else { 0.0 };
+        }
+        Ok(Answer {
+            text: self.stream.text().to_string(),
+            token_ids: self.generated.clone(),
+            top_logprobs: std::mem::take(&mut self.top),
+            finish_reason: self.finish.unwrap_or(FinishReason::Length),
+            stats,
+        })
+    }
+}
