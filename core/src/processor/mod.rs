@@ -11,6 +11,7 @@
 //! which differs from Pillow's libjpeg-turbo by a few levels on some pixels (IDCT, chroma
 //! upsampling and YCbCr rounding), so JPEG input is close but not bit-exact.
 
+pub mod camera;
 pub mod image;
 pub mod preprocess;
 pub mod resize;
