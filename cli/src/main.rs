@@ -1,5 +1,7 @@
 //! `smolvlm`: ask a SmolVLM model about images from the command line.
 
+mod bench;
+
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 use smolvlm::{load_image, load_messages, CancelToken, Engine, EngineOptions, Error, GenerationOptions, Message, Role, Session};
@@ -21,6 +23,8 @@ struct Cli {
 enum Command {
     /// Ask a question about zero or more images (or answer a whole conversation).
     Ask(AskArgs),
+    /// Measure load time, vision encode, prefill, decode speed and peak memory of a model.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -66,6 +70,10 @@ struct AskArgs {
     /// Longest image side after the first resize (default: the checkpoint's).
     #[arg(long, value_name = "PX")]
     longest_edge: Option<u32>,
+    /// Image sizing: exact (transformers' processor, the default) or fast (for camera frames: no
+    /// upscaling, at most 2x2 tiles plus the global view).
+    #[arg(long, default_value = "exact", value_name = "exact|fast")]
+    preset: String,
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     json: bool,
@@ -78,6 +86,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ask(args) => ask(args),
+        Command::Bench(args) => bench::bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,7 +136,14 @@ fn ask(args: AskArgs) -> smolvlm::Result<()> {
     };
     options.validate()?;
     let dir = smolvlm::resolve_model(&args.model)?;
-    let engine_options = EngineOptions { image_splitting: args.no_split.then_some(false), longest_edge: args.longest_edge };
+    let preset = smolvlm::engine::ImagePreset::parse(&args.preset)
+        .ok_or_else(|| Error::InvalidArgument(format!("unknown --preset {:?}: use exact or fast", args.preset)))?;
+    let engine_options = EngineOptions {
+        image_splitting: args.no_split.then_some(false),
+        longest_edge: args.longest_edge,
+        preset,
+        ..EngineOptions::default()
+    };
     let engine = Arc::new(Engine::load(&dir, &engine_options)?);
     let mut session = Session::new(engine);
     for m in messages {

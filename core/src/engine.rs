@@ -7,7 +7,8 @@ use crate::config::{ModelConfig, PreprocessorConfig};
 use crate::error::{Error, Result};
 use crate::generation::{top_logprobs, GenerationOptions, Sampler, TextStream, TokenLogprob};
 use crate::model::{KvCache, SmolVlmModel};
-use crate::processor::preprocess::{image_grid, preprocess};
+use crate::processor::preprocess::{image_grid, preprocess, preset_config};
+pub use crate::processor::preprocess::ImagePreset;
 use crate::prompt::{expand_images, ChatTemplate};
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;
@@ -22,6 +23,30 @@ pub struct EngineOptions {
     pub image_splitting: Option<bool>,
     /// Longest image side after the first resize (`None`: the checkpoint's `size.longest_edge`).
     pub longest_edge: Option<u32>,
+    /// Image sizing: [`ImagePreset::Exact`] (the default, transformers' processor) or
+    /// [`ImagePreset::Fast`] (no upscaling, at most 2×2 tiles plus the global view).
+    pub preset: ImagePreset,
+}
+
+/// Sets how many CPU threads the model math uses, for the whole process (candle 0.11.1 has no
+/// per-engine setting). Call it once, at start-up, before loading any engine and before other
+/// threads exist: it builds rayon's global pool with `n` threads (used by candle's matmuls via
+/// gemm and by this crate's kernels) and sets `RAYON_NUM_THREADS` and `CANDLE_NUM_THREADS`,
+/// which candle reads for gemm's split, its private pool and the quantized-matmul pool. Without
+/// it, candle uses the number of physical cores (or those variables, if set). Fails with
+/// [`Error::InvalidArgument`] for 0, or when rayon's global pool already runs with another count.
+pub fn set_num_threads(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(Error::InvalidArgument("the thread count must be at least 1".into()));
+    }
+    if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+        if rayon::current_num_threads() != n {
+            return Err(Error::InvalidArgument(format!("cannot use {n} threads: {e}")));
+        }
+    }
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+    Ok(())
 }
 
 /// A cancellation flag shared between the generating thread and any other thread.
@@ -56,6 +81,7 @@ pub struct Engine {
     tokenizer: tokenizers::Tokenizer,
     template: ChatTemplate,
     device: Device,
+    preset: ImagePreset,
 }
 
 impl std::fmt::Debug for Engine {
@@ -117,7 +143,8 @@ impl Engine {
             Error::Internal(reason) | Error::ModelFile { reason, .. } => Error::file(&weights_name, reason),
             other => other,
         })?;
-        Ok(Engine { config: ckpt.config, preprocessor, eos, model, tokenizer, template, device })
+        let preset = options.preset;
+        Ok(Engine { config: ckpt.config, preprocessor, eos, model, tokenizer, template, device, preset })
     }
 
     /// The model's configuration.
@@ -128,6 +155,21 @@ impl Engine {
     /// The image preprocessing settings in force.
     pub fn preprocessor(&self) -> &PreprocessorConfig {
         &self.preprocessor
+    }
+
+    /// The image sizing preset in force.
+    pub fn image_preset(&self) -> ImagePreset {
+        self.preset
+    }
+
+    /// The preprocessing settings for an image of this size (the preset applied).
+    pub fn image_config(&self, width: u32, height: u32) -> PreprocessorConfig {
+        preset_config(&self.preprocessor, self.preset, width, height)
+    }
+
+    /// The tile grid `(rows, cols)` an image of this size is cut into (`(0, 0)`: one frame).
+    pub fn image_grid(&self, width: u32, height: u32) -> (usize, usize) {
+        image_grid(width, height, &self.image_config(width, height))
     }
 
     /// The most tokens (prompt plus answer) one conversation can hold.
@@ -151,7 +193,7 @@ impl Engine {
         let grids: Vec<(usize, usize)> = messages
             .iter()
             .flat_map(Message::images)
-            .map(|img| image_grid(img.width, img.height, &self.preprocessor))
+            .map(|img| self.image_grid(img.width, img.height))
             .collect();
         let text = expand_images(&text, &grids, self.config.image_seq_len())?;
         let enc = self
@@ -280,7 +322,7 @@ impl Session {
         let mut image_starts = Vec::with_capacity(images.len());
         let mut pos = 0;
         for img in &images {
-            let (r, c) = image_grid(img.width, img.height, &engine.preprocessor);
+            let (r, c) = engine.image_grid(img.width, img.height);
             let tokens = (r * c + 1) * per_tile;
             let first = ids[pos..].iter().position(|&t| t == image_id).map(|i| i + pos).ok_or_else(|| {
                 Error::Internal("image tokens missing from the prompt".into())
@@ -307,7 +349,7 @@ impl Session {
         let mut tiles = 0;
         for img in &images[first_new_image..] {
             cancel.check()?;
-            let p = preprocess(img, &engine.preprocessor)?;
+            let p = preprocess(img, &engine.image_config(img.width, img.height))?;
             let m = p.tile_size;
             let pixels = Tensor::from_vec(p.pixel_values, (p.frames, 3, m, m), &engine.device)?;
             for f in 0..p.frames {
@@ -384,7 +426,7 @@ impl Session {
 
 /// Number of tiles (including the global view) an image is cut into.
 fn image_block(img: &crate::processor::image::RgbImage, engine: &Engine) -> usize {
-    let (r, c) = image_grid(img.width, img.height, &engine.preprocessor);
+    let (r, c) = engine.image_grid(img.width, img.height);
     r * c + 1
 }
 

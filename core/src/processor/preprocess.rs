@@ -113,6 +113,55 @@ pub fn image_grid(width: u32, height: u32, cfg: &PreprocessorConfig) -> (usize, 
     tile_grid(bw, bh, cfg.max_image_size)
 }
 
+/// How images are sized before tiling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ImagePreset {
+    /// transformers' processor, exactly: every image is first resized so its longest side is
+    /// `size.longest_edge` (2048 px on 256M/500M, 1536 on 2.2B; small images are upscaled), which
+    /// gives up to 4×4 tiles plus the global view.
+    #[default]
+    Exact,
+    /// For camera frames: no upscaling, and the longest side capped at two tiles (1024 px on
+    /// 256M/500M, 768 on 2.2B), so an image gives at most 2×2 tiles plus the global view, and one
+    /// no larger than a tile gives a single frame. Images no larger than the cap keep their size
+    /// (step 1 is skipped); larger ones are resized as by the exact path with the cap as
+    /// `longest_edge`. Tiles, normalisation and prompt layout are unchanged.
+    Fast,
+}
+
+impl ImagePreset {
+    /// The preset named `exact` or `fast`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "exact" => Some(ImagePreset::Exact),
+            "fast" => Some(ImagePreset::Fast),
+            _ => None,
+        }
+    }
+}
+
+/// Longest side allowed by [`ImagePreset::Fast`]: two tiles.
+pub fn fast_longest_edge(cfg: &PreprocessorConfig) -> u32 {
+    2 * cfg.max_image_size
+}
+
+/// The preprocessing settings that `preset` gives an image of this size: `cfg` itself for
+/// [`ImagePreset::Exact`]; for [`ImagePreset::Fast`], step 1 skipped when the image's longest side
+/// is at most `cap`, else `longest_edge = cap` (`cap`: `cfg.longest_edge` when smaller than
+/// [`fast_longest_edge`], else that). Pass the result to [`image_grid`] and [`preprocess`].
+pub fn preset_config(cfg: &PreprocessorConfig, preset: ImagePreset, width: u32, height: u32) -> PreprocessorConfig {
+    let mut out = cfg.clone();
+    if preset == ImagePreset::Fast && cfg.do_resize {
+        let cap = fast_longest_edge(cfg).min(cfg.longest_edge.max(1));
+        if width.max(height) <= cap {
+            out.do_resize = false;
+        } else {
+            out.longest_edge = cap;
+        }
+    }
+    out
+}
+
 /// Per-channel table `u8 -> f32` of the rescale + normalize steps, with numpy's rounding:
 /// `f32(f64(v) * factor)`, then `(x - mean) / std` in f32.
 fn normalize_lut(cfg: &PreprocessorConfig) -> [[f32; 256]; 3] {
@@ -308,6 +357,53 @@ mod tests {
         }
         assert_eq!(lut[1][0], -1.0);
         assert_eq!(lut[2][255], 1.0);
+    }
+
+    /// (width, height) -> (tiles incl. the global view, image tokens) under `preset`.
+    fn tokens(w: u32, h: u32, c: &PreprocessorConfig, preset: ImagePreset, seq: usize) -> (usize, usize) {
+        let pc = preset_config(c, preset, w, h);
+        let (r, cc) = image_grid(w, h, &pc);
+        let tiles = r * cc + 1;
+        if preset == ImagePreset::Fast {
+            // The pixels agree with the grid (the exact path's agreement is tested elsewhere).
+            let img = RgbImage::new(w, h, vec![128; (w * h * 3) as usize]).unwrap();
+            assert_eq!(preprocess(&img, &pc).unwrap().frames, tiles, "{w}x{h} {preset:?}");
+        }
+        (tiles, tiles * seq)
+    }
+
+    #[test]
+    fn preset_token_counts() {
+        // The README table: SmolVLM-256M/500M (L 2048, M 512, 64 tokens per frame).
+        let c = cfg(2048, 512, true);
+        let cases = [
+            // (w, h), exact (tiles, tokens), fast (tiles, tokens)
+            ((320, 240), (13, 832), (1, 64)),
+            ((512, 512), (17, 1088), (1, 64)),
+            ((640, 480), (13, 832), (5, 320)),
+            ((1280, 720), (13, 832), (5, 320)),
+            ((1920, 1080), (13, 832), (5, 320)),
+            ((1080, 1920), (13, 832), (5, 320)),
+            ((4032, 3024), (13, 832), (5, 320)),
+            ((1024, 256), (5, 320), (3, 192)),
+        ];
+        for ((w, h), exact, fast) in cases {
+            assert_eq!(tokens(w, h, &c, ImagePreset::Exact, 64), exact, "exact {w}x{h}");
+            assert_eq!(tokens(w, h, &c, ImagePreset::Fast, 64), fast, "fast {w}x{h}");
+        }
+        // SmolVLM 2.2B (L 1536, M 384, 81 tokens per frame).
+        let c = cfg(1536, 384, true);
+        assert_eq!(tokens(640, 480, &c, ImagePreset::Exact, 81), (13, 1053));
+        assert_eq!(tokens(640, 480, &c, ImagePreset::Fast, 81), (5, 405));
+        assert_eq!(tokens(384, 384, &c, ImagePreset::Fast, 81), (1, 81));
+        // Exact is the identity; fast never exceeds 2x2 + 1 frames.
+        assert_eq!(preset_config(&c, ImagePreset::Exact, 10, 10), c);
+        for (w, h) in [(1, 1), (7, 5000), (5000, 7), (769, 769), (3000, 2000)] {
+            assert!(tokens(w, h, &c, ImagePreset::Fast, 81).0 <= 5, "{w}x{h}");
+        }
+        assert_eq!(ImagePreset::parse("fast"), Some(ImagePreset::Fast));
+        assert_eq!(ImagePreset::parse("exact"), Some(ImagePreset::Exact));
+        assert_eq!(ImagePreset::parse("quick"), None);
     }
 
     #[test]

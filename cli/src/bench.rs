@@ -1,0 +1,180 @@
+//! `smolvlm bench`: load time, vision encode, prefill, time to first token, decode speed and
+//! peak memory of one model, measured through the public API (`Engine`, `Session`).
+//!
+//! One warm-up answer (same prompt and image, 2 tokens), then the measured answer in a fresh
+//! session: `vision_encode_ms_per_tile` = preprocessing + encoder time / tiles, prefill over the
+//! whole prompt (image tokens included), and decode over `--decode-tokens` tokens. An end of turn
+//! does not end the decode measurement: the conversation continues ("Continue.") and only the
+//! decode steps (each a one-token forward pass against the growing KV cache) are timed.
+
+use clap::Args;
+use serde_json::{json, Value};
+use smolvlm::engine::{set_num_threads, ImagePreset};
+use smolvlm::{load_image, CancelToken, Engine, EngineOptions, Error, GenerationOptions, Message, Role, Session};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// A model folder in the Hugging Face layout (or a hub repo id in the local HF cache).
+    #[arg(long)]
+    model: String,
+    /// The vision half of a GGUF pair (llama.cpp's `mmproj` file).
+    #[arg(long, value_name = "PATH")]
+    mmproj: Option<PathBuf>,
+    /// An image to encode; without it the prompt is text only.
+    #[arg(long, value_name = "PATH")]
+    image: Option<PathBuf>,
+    /// Weight precision: none (the checkpoint's weights in f32), q8_0 or q4k.
+    #[arg(long, default_value = "none", value_name = "none|q8_0|q4k")]
+    quantize: String,
+    /// CPU threads (process-wide; default: candle's, the physical core count).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Do not split images into tiles (one global frame per image).
+    #[arg(long)]
+    no_split: bool,
+    /// Image sizing: exact (transformers' processor) or fast (no upscaling, ≤ 2×2+1 tiles).
+    #[arg(long, default_value = "exact", value_name = "exact|fast")]
+    preset: String,
+    /// The question.
+    #[arg(long, default_value = "Describe this image in detail.")]
+    prompt: String,
+    /// Decode steps to time.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    decode_tokens: usize,
+    /// Skip the warm-up answer.
+    #[arg(long)]
+    no_warmup: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where `--quantize` would go; the engine has no precision option yet.
+fn quantize_option(name: &str) -> smolvlm::Result<()> {
+    match name {
+        "none" | "f32" => Ok(()),
+        "q8_0" | "q4k" | "f16" => Err(Error::InvalidArgument(format!(
+            "--quantize {name} is not supported yet by this build (only none)"
+        ))),
+        other => Err(Error::InvalidArgument(format!("unknown --quantize {other:?}: use none, q8_0 or q4k"))),
+    }
+}
+
+pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
+    if let Some(n) = args.threads {
+        set_num_threads(n)?;
+    }
+    quantize_option(&args.quantize)?;
+    let preset = ImagePreset::parse(&args.preset)
+        .ok_or_else(|| Error::InvalidArgument(format!("unknown --preset {:?}: use exact or fast", args.preset)))?;
+    if args.decode_tokens == 0 {
+        return Err(Error::InvalidArgument("--decode-tokens must be at least 1".into()));
+    }
+    if args.mmproj.is_some() || args.model.ends_with(".gguf") {
+        return Err(Error::InvalidArgument("GGUF models (--model X.gguf, --mmproj) are not supported yet by this build".into()));
+    }
+    let image = args.image.as_deref().map(load_image).transpose()?;
+    let dir = smolvlm::resolve_model(&args.model)?;
+    let options =
+        EngineOptions { image_splitting: args.no_split.then_some(false), preset, ..EngineOptions::default() };
+
+    let rss_before_load = rss_mb("VmRSS:");
+    let t = Instant::now();
+    let engine = Arc::new(Engine::load(&dir, &options)?);
+    let load_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let rss_after_load = rss_mb("VmRSS:");
+
+    let message = || match &image {
+        Some(img) => Message::user(args.prompt.clone(), vec![img.clone()]),
+        None => Message::text(Role::User, args.prompt.clone()),
+    };
+    let cancel = CancelToken::new();
+    if !args.no_warmup {
+        let mut s = Session::new(engine.clone());
+        let warm = GenerationOptions { max_tokens: 2, ..GenerationOptions::default() };
+        s.ask(message(), &warm, &cancel, &mut |_| {})?;
+    }
+
+    // The measured answer.
+    let mut session = Session::new(engine.clone());
+    let mut gen = GenerationOptions { max_tokens: args.decode_tokens + 1, ..GenerationOptions::default() };
+    let first = session.ask(message(), &gen, &cancel, &mut |_| {})?;
+    let st = first.stats.clone();
+    let mut decode_steps = st.generated_tokens.saturating_sub(1);
+    let mut decode_s = rate_time(decode_steps, st.decode_tokens_per_s);
+    let mut continuations = 0;
+    while decode_steps < args.decode_tokens && continuations < 16 {
+        // The model ended its turn early: keep decoding in the same conversation.
+        continuations += 1;
+        gen.max_tokens = args.decode_tokens - decode_steps + 1;
+        let more = session.ask(Message::text(Role::User, "Continue."), &gen, &cancel, &mut |_| {})?;
+        let steps = more.stats.generated_tokens.saturating_sub(1);
+        decode_steps += steps;
+        decode_s += rate_time(steps, more.stats.decode_tokens_per_s);
+        if more.stats.generated_tokens == 0 {
+            break;
+        }
+    }
+    let per_tile = if st.vision_tiles > 0 { Some(st.vision_encode_ms / st.vision_tiles as f64) } else { None };
+    let prefill_tps =
+        if st.prefill_ms > 0.0 { st.prefill_tokens as f64 / (st.prefill_ms / 1000.0) } else { 0.0 };
+    let decode_tps = if decode_s > 0.0 { decode_steps as f64 / decode_s } else { 0.0 };
+    let out = json!({
+        "model": args.model,
+        "image": args.image.as_deref().map(Path::display).map(|d| d.to_string()),
+        "image_size": image.as_ref().map(|i| format!("{}x{}", i.width, i.height)),
+        "quantize": args.quantize,
+        "preset": args.preset,
+        "split": !args.no_split,
+        "threads": args.threads.unwrap_or_else(rayon_threads),
+        "load_ms": round(load_ms),
+        "vision_tiles": st.vision_tiles,
+        "vision_encode_ms": round(st.vision_encode_ms),
+        "vision_encode_ms_per_tile": per_tile.map(round),
+        "prompt_tokens": st.prompt_tokens,
+        "prefill_ms": round(st.prefill_ms),
+        "prefill_tokens_per_s": round(prefill_tps),
+        "ttft_ms": round(st.ttft_ms),
+        "decode_tokens": decode_steps,
+        "decode_tokens_per_s": round(decode_tps),
+        "decode_continuations": continuations,
+        "rss_before_load_mb": rss_before_load.map(round),
+        "rss_after_load_mb": rss_after_load.map(round),
+        "peak_rss_mb": rss_mb("VmHWM:").map(round),
+    });
+    if args.json {
+        println!("{out}");
+    } else if let Value::Object(map) = out {
+        for (k, v) in map {
+            println!("{k:>26}  {v}");
+        }
+    }
+    Ok(())
+}
+
+/// Seconds spent on `steps` tokens at `rate` tokens/s.
+fn rate_time(steps: usize, rate: f64) -> f64 {
+    if steps > 0 && rate > 0.0 { steps as f64 / rate } else { 0.0 }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The thread count in force when none was asked for (candle's default or the environment's).
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    })
+}
+
+/// A memory figure of this process from /proc/self/status in MiB (Linux and Android only).
+fn rss_mb(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
