@@ -283,6 +283,12 @@ impl Session {
         self.messages.push(message);
     }
 
+    /// Drops every message after the first `len` (for undoing a failed or cancelled question).
+    /// The KV cache is kept: the part of it that still matches the shorter conversation is reused.
+    pub fn truncate(&mut self, len: usize) {
+        self.messages.truncate(len);
+    }
+
     /// Forgets the conversation and the cache.
     pub fn reset(&mut self) {
         self.messages.clear();
