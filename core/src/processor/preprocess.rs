@@ -374,28 +374,28 @@ mod tests {
 
     #[test]
     fn preset_token_counts() {
-        // The README table: SmolVLM-256M/500M (L 2048, M 512, 64 tokens per frame).
-        let c = cfg(2048, 512, true);
+        // The README table: (w, h), then (frames, image tokens) for SmolVLM-256M/500M exact and
+        // fast (L 2048, M 512, 64 tokens per frame), and SmolVLM 2.2B exact and fast (L 1536,
+        // M 384, 81 tokens per frame).
+        let small = cfg(2048, 512, true);
+        let big = cfg(1536, 384, true);
         let cases = [
-            // (w, h), exact (tiles, tokens), fast (tiles, tokens)
-            ((320, 240), (13, 832), (1, 64)),
-            ((512, 512), (17, 1088), (1, 64)),
-            ((640, 480), (13, 832), (5, 320)),
-            ((1280, 720), (13, 832), (5, 320)),
-            ((1920, 1080), (13, 832), (5, 320)),
-            ((1080, 1920), (13, 832), (5, 320)),
-            ((4032, 3024), (13, 832), (5, 320)),
-            ((1024, 256), (5, 320), (3, 192)),
+            ((320, 240), (13, 832), (1, 64), (13, 1053), (1, 81)),
+            ((512, 512), (17, 1088), (1, 64), (17, 1377), (5, 405)),
+            ((640, 480), (13, 832), (5, 320), (13, 1053), (5, 405)),
+            ((1280, 720), (13, 832), (5, 320), (13, 1053), (5, 405)),
+            ((1920, 1080), (13, 832), (5, 320), (13, 1053), (5, 405)),
+            ((1080, 1920), (13, 832), (5, 320), (13, 1053), (5, 405)),
+            ((4032, 3024), (13, 832), (5, 320), (13, 1053), (5, 405)),
+            ((1024, 256), (5, 320), (3, 192), (5, 405), (3, 243)),
         ];
-        for ((w, h), exact, fast) in cases {
-            assert_eq!(tokens(w, h, &c, ImagePreset::Exact, 64), exact, "exact {w}x{h}");
-            assert_eq!(tokens(w, h, &c, ImagePreset::Fast, 64), fast, "fast {w}x{h}");
+        for ((w, h), e_small, f_small, e_big, f_big) in cases {
+            assert_eq!(tokens(w, h, &small, ImagePreset::Exact, 64), e_small, "256M exact {w}x{h}");
+            assert_eq!(tokens(w, h, &small, ImagePreset::Fast, 64), f_small, "256M fast {w}x{h}");
+            assert_eq!(tokens(w, h, &big, ImagePreset::Exact, 81), e_big, "2.2B exact {w}x{h}");
+            assert_eq!(tokens(w, h, &big, ImagePreset::Fast, 81), f_big, "2.2B fast {w}x{h}");
         }
-        // SmolVLM 2.2B (L 1536, M 384, 81 tokens per frame).
-        let c = cfg(1536, 384, true);
-        assert_eq!(tokens(640, 480, &c, ImagePreset::Exact, 81), (13, 1053));
-        assert_eq!(tokens(640, 480, &c, ImagePreset::Fast, 81), (5, 405));
-        assert_eq!(tokens(384, 384, &c, ImagePreset::Fast, 81), (1, 81));
+        let c = big;
         // Exact is the identity; fast never exceeds 2x2 + 1 frames.
         assert_eq!(preset_config(&c, ImagePreset::Exact, 10, 10), c);
         for (w, h) in [(1, 1), (7, 5000), (5000, 7), (769, 769), (3000, 2000)] {
