@@ -29,9 +29,18 @@ enum Command {
 
 #[derive(Args)]
 struct AskArgs {
-    /// A model folder in the Hugging Face layout, or a hub repo id found in the local HF cache.
+    /// A model folder in the Hugging Face layout, a hub repo id found in the local HF cache, or
+    /// a llama.cpp GGUF file.
     #[arg(long, default_value = DEFAULT_MODEL)]
     model: String,
+    /// With a GGUF --model: the llama.cpp mmproj GGUF with the vision encoder (without it the
+    /// model is text-only).
+    #[arg(long, value_name = "FILE")]
+    mmproj: Option<PathBuf>,
+    /// Weight storage: none (f32, exact), f16, q8_0, q4k, or auto (f32 below 100M parameters,
+    /// q8_0 up to 1.5B, q4k above). Quantized GGUF tensors are used as stored.
+    #[arg(long, default_value = "auto", value_name = "none|f16|q8_0|q4k|auto")]
+    quantize: String,
     /// An image to ask about (repeat for several); they come before the prompt.
     #[arg(long = "image", value_name = "PATH")]
     images: Vec<PathBuf>,
@@ -135,13 +144,19 @@ fn ask(args: AskArgs) -> smolvlm::Result<()> {
         top_logprobs: args.top_logprobs,
     };
     options.validate()?;
-    let dir = smolvlm::resolve_model(&args.model)?;
+    let weights = smolvlm::WeightFormat::parse(&args.quantize).ok_or_else(|| {
+        Error::InvalidArgument(format!("unknown --quantize {:?}: use none, f16, q8_0, q4k or auto", args.quantize))
+    })?;
+    let gguf = std::path::Path::new(&args.model);
+    let dir = if smolvlm::gguf::is_gguf(gguf) { gguf.to_path_buf() } else { smolvlm::resolve_model(&args.model)? };
     let preset = smolvlm::engine::ImagePreset::parse(&args.preset)
         .ok_or_else(|| Error::InvalidArgument(format!("unknown --preset {:?}: use exact or fast", args.preset)))?;
     let engine_options = EngineOptions {
         image_splitting: args.no_split.then_some(false),
         longest_edge: args.longest_edge,
         preset,
+        weights,
+        mmproj: args.mmproj.clone(),
         ..EngineOptions::default()
     };
     let engine = Arc::new(Engine::load(&dir, &engine_options)?);

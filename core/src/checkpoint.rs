@@ -28,12 +28,13 @@ impl Checkpoint {
         }
         let config = ModelConfig::load(&dir.join("config.json"))?;
         let preprocessor = PreprocessorConfig::load(dir)?;
-        if preprocessor.max_image_size as usize != config.vision.image_size {
+        let image_size = config.vision()?.image_size;
+        if preprocessor.max_image_size as usize != image_size {
             return Err(Error::file(
                 dir.join("preprocessor_config.json"),
                 format!(
                     "max_image_size {} differs from the vision encoder's image_size {}",
-                    preprocessor.max_image_size, config.vision.image_size
+                    preprocessor.max_image_size, image_size
                 ),
             ));
         }

@@ -16,6 +16,8 @@ pub enum ModelFamily {
     Idefics3,
     /// SmolVLM2 checkpoints (`smolvlm`).
     SmolVlm,
+    /// A plain Llama text model (e.g. SmolLM2 from a GGUF file): no vision tower.
+    Llama,
 }
 
 /// The SigLIP-style vision encoder's shape.
@@ -73,26 +75,54 @@ pub struct TextConfig {
 pub struct ModelConfig {
     /// `idefics3` or `smolvlm`.
     pub family: ModelFamily,
-    /// Token id of `<image>`, whose embeddings are replaced by image features.
+    /// Token id of `<image>`, whose embeddings are replaced by image features (`u32::MAX`,
+    /// matching no token, for a text-only model).
     pub image_token_id: u32,
     /// Pixel-shuffle factor r.
     pub scale_factor: usize,
-    /// Vision encoder.
-    pub vision: VisionConfig,
+    /// Vision encoder; `None` for a text-only model.
+    pub vision: Option<VisionConfig>,
     /// Text decoder.
     pub text: TextConfig,
 }
 
 impl ModelConfig {
-    /// Patches per tile side (N = image_size / patch_size).
+    /// Patches per tile side (N = image_size / patch_size); 0 without a vision tower.
     pub fn patches_per_side(&self) -> usize {
-        self.vision.image_size / self.vision.patch_size
+        self.vision.as_ref().map_or(0, |v| v.image_size / v.patch_size)
     }
 
-    /// Image tokens per tile (S = N² / r²).
+    /// Image tokens per tile (S = N² / r²); 0 without a vision tower.
     pub fn image_seq_len(&self) -> usize {
         let n = self.patches_per_side();
-        n * n / (self.scale_factor * self.scale_factor)
+        n * n / (self.scale_factor * self.scale_factor).max(1)
+    }
+
+    /// Whether the model has a vision tower (accepts images).
+    pub fn has_vision(&self) -> bool {
+        self.vision.is_some()
+    }
+
+    /// The vision encoder's configuration, or [`Error::InvalidArgument`] for a text-only model.
+    pub fn vision(&self) -> Result<&VisionConfig> {
+        self.vision
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument("this model is text-only (no vision encoder): it cannot take images".into()))
+    }
+
+    /// Parameter count implied by the shapes (weights only; used to pick a default precision).
+    pub fn parameter_count(&self) -> usize {
+        let t = &self.text;
+        let (d, i, hd) = (t.hidden_size, t.intermediate_size, t.head_dim);
+        let attn = d * t.num_attention_heads * hd * 2 + d * t.num_key_value_heads * hd * 2;
+        let heads = if t.tie_word_embeddings { 1 } else { 2 };
+        let mut n = t.num_hidden_layers * (attn + 3 * d * i) + heads * t.vocab_size * d;
+        if let Some(v) = &self.vision {
+            let (vd, vi) = (v.hidden_size, v.intermediate_size);
+            n += v.num_hidden_layers * (4 * vd * vd + 2 * vd * vi);
+            n += vd * self.scale_factor * self.scale_factor * d;
+        }
+        n
     }
 
     /// Reads and checks `config.json`.
@@ -115,20 +145,15 @@ impl ModelConfig {
         )
         .map_err(|e| format!("vision_config: {e}"))?;
         let text = text_config(v.get("text_config").ok_or("missing text_config")?, v)?;
-        let cfg = ModelConfig { family, image_token_id, scale_factor, vision, text };
+        let cfg = ModelConfig { family, image_token_id, scale_factor, vision: Some(vision), text };
         cfg.validate()?;
         Ok(cfg)
     }
 
-    fn validate(&self) -> std::result::Result<(), String> {
-        let (v, t) = (&self.vision, &self.text);
-        let nonzero = [
-            ("vision_config.hidden_size", v.hidden_size),
-            ("vision_config.intermediate_size", v.intermediate_size),
-            ("vision_config.num_attention_heads", v.num_attention_heads),
-            ("vision_config.image_size", v.image_size),
-            ("vision_config.patch_size", v.patch_size),
-            ("scale_factor", self.scale_factor),
+    /// Checks the shapes for consistency (what the model code relies on).
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+        let t = &self.text;
+        let text_nonzero = [
             ("text_config.vocab_size", t.vocab_size),
             ("text_config.hidden_size", t.hidden_size),
             ("text_config.intermediate_size", t.intermediate_size),
@@ -136,6 +161,24 @@ impl ModelConfig {
             ("text_config.num_key_value_heads", t.num_key_value_heads),
             ("text_config.head_dim", t.head_dim),
             ("text_config.max_position_embeddings", t.max_position_embeddings),
+        ];
+        if let Some((name, _)) = text_nonzero.iter().find(|(_, x)| *x == 0) {
+            return Err(format!("{name} must be positive"));
+        }
+        if t.num_attention_heads % t.num_key_value_heads != 0 {
+            return Err("num_attention_heads is not a multiple of num_key_value_heads".into());
+        }
+        if t.head_dim % 2 != 0 {
+            return Err("head_dim must be even for RoPE".into());
+        }
+        let Some(v) = &self.vision else { return Ok(()) };
+        let nonzero = [
+            ("vision_config.hidden_size", v.hidden_size),
+            ("vision_config.intermediate_size", v.intermediate_size),
+            ("vision_config.num_attention_heads", v.num_attention_heads),
+            ("vision_config.image_size", v.image_size),
+            ("vision_config.patch_size", v.patch_size),
+            ("scale_factor", self.scale_factor),
         ];
         if let Some((name, _)) = nonzero.iter().find(|(_, x)| *x == 0) {
             return Err(format!("{name} must be positive"));
@@ -152,12 +195,6 @@ impl ModelConfig {
                 "patches per side {n} (image_size / patch_size) is not a multiple of scale_factor {}",
                 self.scale_factor
             ));
-        }
-        if t.num_attention_heads % t.num_key_value_heads != 0 {
-            return Err("num_attention_heads is not a multiple of num_key_value_heads".into());
-        }
-        if t.head_dim % 2 != 0 {
-            return Err("head_dim must be even for RoPE".into());
         }
         if self.image_token_id as usize >= t.vocab_size {
             return Err(format!("image_token_id {} is outside the vocabulary", self.image_token_id));

@@ -6,12 +6,12 @@ use crate::checkpoint::{load_tokenizer, Checkpoint};
 use crate::config::{ModelConfig, PreprocessorConfig};
 use crate::error::{Error, Result};
 use crate::generation::{top_logprobs, GenerationOptions, Sampler, TextStream, TokenLogprob};
-use crate::model::{KvCache, SmolVlmModel};
+use crate::model::{KvCache, SmolVlmModel, WeightFormat};
 use crate::processor::preprocess::{image_grid, preprocess, preset_config};
 pub use crate::processor::preprocess::ImagePreset;
 use crate::prompt::{expand_images, ChatTemplate};
 use candle_core::{DType, Device, Tensor};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +23,13 @@ pub struct EngineOptions {
     pub image_splitting: Option<bool>,
     /// Longest image side after the first resize (`None`: the checkpoint's `size.longest_edge`).
     pub longest_edge: Option<u32>,
+    /// How the weight matrices are stored: f32 (the default, the exact reference), f16, Q8_0,
+    /// Q4_K, or `Auto` (by model size; see [`WeightFormat`]). Quantized tensors of a GGUF file
+    /// are always used as stored.
+    pub weights: WeightFormat,
+    /// With a GGUF text model: the llama.cpp `mmproj` GGUF holding the vision encoder and
+    /// projector. Without it a GGUF model is text-only.
+    pub mmproj: Option<PathBuf>,
     /// Image sizing: [`ImagePreset::Exact`] (the default, transformers' processor) or
     /// [`ImagePreset::Fast`] (no upscaling, at most 2×2 tiles plus the global view).
     pub preset: ImagePreset,
@@ -91,8 +98,18 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Loads a model folder in the Hugging Face hub layout.
+    /// Loads a model folder in the Hugging Face hub layout, or a llama.cpp GGUF file (plus
+    /// [`EngineOptions::mmproj`] for the vision half).
     pub fn load(dir: &Path, options: &EngineOptions) -> Result<Self> {
+        if crate::gguf::is_gguf(dir) {
+            return Self::load_gguf(dir, options);
+        }
+        if let Some(m) = &options.mmproj {
+            return Err(Error::InvalidArgument(format!(
+                "--mmproj {} needs a GGUF text model, not a folder",
+                m.display()
+            )));
+        }
         let ckpt = Checkpoint::open(dir)?;
         let tokenizer = load_tokenizer(&ckpt.file("tokenizer.json"))?;
         let template = ChatTemplate::load(dir)?;
@@ -139,12 +156,74 @@ impl Engine {
             [single] => single.clone(),
             _ => ckpt.file("model.safetensors.index.json"),
         };
-        let model = SmolVlmModel::new(&ckpt.config, vb).map_err(|e| match e {
+        let model = SmolVlmModel::with_format(&ckpt.config, vb, options.weights).map_err(|e| match e {
             Error::Internal(reason) | Error::ModelFile { reason, .. } => Error::file(&weights_name, reason),
             other => other,
         })?;
         let preset = options.preset;
         Ok(Engine { config: ckpt.config, preprocessor, eos, model, tokenizer, template, device, preset })
+    }
+
+    /// Loads a llama.cpp text GGUF (`path`) and, when [`EngineOptions::mmproj`] is set, its
+    /// vision GGUF. The tokenizer, chat template and end-of-turn ids come from the text file's
+    /// metadata, the image settings from the mmproj file's.
+    fn load_gguf(path: &Path, options: &EngineOptions) -> Result<Self> {
+        let gguf = crate::gguf::GgufModel::open(path, options.mmproj.as_deref())?;
+        let cfg = gguf.config().clone();
+        let tokenizer = gguf.tokenizer()?;
+        let source = gguf.chat_template().ok_or_else(|| Error::file(path, "no tokenizer.chat_template in the metadata"))?;
+        let template = ChatTemplate::from_source(source.to_string(), gguf.special_tokens())
+            .map_err(|reason| Error::file(path, reason))?;
+        let mut preprocessor = gguf.preprocessor().unwrap_or(PreprocessorConfig {
+            longest_edge: 0,
+            max_image_size: 0,
+            do_image_splitting: false,
+            do_resize: false,
+            do_rescale: false,
+            rescale_factor: 1.0,
+            do_normalize: false,
+            image_mean: [0.0; 3],
+            image_std: [1.0; 3],
+        });
+        if let Some(split) = options.image_splitting {
+            preprocessor.do_image_splitting = split;
+        }
+        if let Some(edge) = options.longest_edge {
+            if edge == 0 || edge > 8192 {
+                return Err(Error::InvalidArgument(format!("longest_edge {edge} is outside 1..=8192")));
+            }
+            preprocessor.longest_edge = edge;
+        }
+        let mut eos = gguf.eos_token_ids();
+        if let Some(id) = tokenizer.token_to_id("<end_of_utterance>") {
+            if !eos.contains(&id) {
+                eos.push(id);
+            }
+        }
+        if tokenizer.get_vocab_size(true) > cfg.text.vocab_size {
+            return Err(Error::file(path, "the tokenizer has more tokens than the embedding has rows"));
+        }
+        let model = SmolVlmModel::from_gguf(&cfg, &gguf, options.weights)?;
+        Ok(Engine {
+            config: cfg,
+            preprocessor,
+            eos,
+            model,
+            tokenizer,
+            template,
+            device: Device::Cpu,
+            preset: options.preset,
+        })
+    }
+
+    /// Whether the model takes images (a text-only GGUF does not).
+    pub fn has_vision(&self) -> bool {
+        self.model.has_vision()
+    }
+
+    /// How the weight matrices are stored (after resolving [`WeightFormat::Auto`]).
+    pub fn weight_format(&self) -> WeightFormat {
+        self.model.weight_format()
     }
 
     /// The model's configuration.
@@ -189,6 +268,9 @@ impl Engine {
 
     /// The prompt text for `messages` after the chat template and image expansion, and its ids.
     pub fn prompt(&self, messages: &[Message]) -> Result<(String, Vec<u32>)> {
+        if !self.has_vision() && messages.iter().any(|m| m.images().next().is_some()) {
+            return Err(Error::InvalidArgument("this model is text-only (no vision encoder): it cannot take images".into()));
+        }
         let text = self.template.render(messages, true)?;
         let grids: Vec<(usize, usize)> = messages
             .iter()

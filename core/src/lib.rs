@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod generation;
+pub mod gguf;
 pub mod hub;
 pub mod model;
 pub mod processor;
@@ -21,4 +22,5 @@ pub use engine::{Answer, CancelToken, Engine, EngineOptions, FinishReason, Reply
 pub use error::{Error, Result};
 pub use generation::{GenerationOptions, TokenLogprob};
 pub use hub::resolve_model;
+pub use model::WeightFormat;
 pub use processor::image::{decode_image, load_image, RgbImage};

@@ -16,6 +16,9 @@ pub struct ChatTemplate {
     env: minijinja::Environment<'static>,
     /// Special-token strings handed to the template (`bos_token`, `eos_token`, …).
     specials: Value,
+    /// The template reads `message['content']` as a string (text models such as SmolLM2), not
+    /// as a list of typed parts: the parts are then joined into one string.
+    string_content: bool,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -49,7 +52,16 @@ impl ChatTemplate {
         Self::compile(source, specials).map_err(|reason| Error::file(path, reason))
     }
 
+    /// Compiles a template given as text (e.g. `tokenizer.chat_template` of a GGUF file), with
+    /// the special-token strings it may refer to (`{"bos_token": …}`).
+    pub fn from_source(source: String, specials: Value) -> std::result::Result<Self, String> {
+        Self::compile(source, specials)
+    }
+
     fn compile(source: String, specials: Value) -> std::result::Result<Self, String> {
+        // Templates of multimodal models iterate over typed content parts; text-model templates
+        // concatenate `message['content']` as a string.
+        let string_content = !["'type'", "\"type\"", ".type"].iter().any(|k| source.contains(k));
         let mut env = minijinja::Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
@@ -58,7 +70,7 @@ impl ChatTemplate {
             Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
         });
         env.add_template_owned("chat", source).map_err(|e| format!("invalid chat template: {e}"))?;
-        Ok(ChatTemplate { env, specials })
+        Ok(ChatTemplate { env, specials, string_content })
     }
 
     /// Renders `messages`, ending with the assistant's cue when `add_generation_prompt`.
@@ -66,6 +78,17 @@ impl ChatTemplate {
         let msgs: Vec<Value> = messages
             .iter()
             .map(|m| {
+                if self.string_content {
+                    let text: String = m
+                        .content
+                        .iter()
+                        .map(|c| match c {
+                            Content::Text(t) => t.as_str(),
+                            Content::Image(_) => IMAGE,
+                        })
+                        .collect();
+                    return json!({"role": m.role.as_str(), "content": text});
+                }
                 let content: Vec<Value> = m
                     .content
                     .iter()
@@ -165,6 +188,14 @@ mod tests {
             .render(&[Message::text(Role::System, "Be brief."), Message::text(Role::User, "hi")], false)
             .unwrap();
         assert_eq!(s, "<|im_start|>System: Be brief.<end_of_utterance>\nUser: hi<end_of_utterance>\n");
+    }
+
+    #[test]
+    fn text_templates_get_string_content() {
+        let chatml = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+        let t = ChatTemplate::from_source(chatml.into(), json!({})).unwrap();
+        let s = t.render(&[Message::text(Role::System, "Be brief."), Message::text(Role::User, "hi")], true).unwrap();
+        assert_eq!(s, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
     }
 
     #[test]

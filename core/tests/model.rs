@@ -272,7 +272,7 @@ fn rejects_mismatched_image_features() {
     assert!(matches!(model.forward(&[vocab], None, &mut cache), Err(smolvlm::Error::InvalidArgument(_))));
     assert!(matches!(model.forward(&[], None, &mut cache), Err(smolvlm::Error::InvalidArgument(_))));
     // Wrong tile size.
-    let m = model.config().vision.image_size;
+    let m = model.config().vision().unwrap().image_size;
     let bad = Tensor::zeros((1, 3, m + 1, m), DType::F32, &Device::Cpu).unwrap();
     assert!(matches!(model.encode_images(&bad), Err(smolvlm::Error::InvalidArgument(_))));
     // clear() empties.
@@ -315,7 +315,7 @@ fn bench_256m_shape() {
         .map(|(k, v)| (k.clone(), (Tensor::randn(0f32, 0.02, v.shape(), &Device::Cpu).unwrap() + 1e-3).unwrap()))
         .collect();
     let model = SmolVlmModel::new(&cfg, VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)).unwrap();
-    let m = cfg.vision.image_size;
+    let m = cfg.vision().unwrap().image_size;
     let px = Tensor::randn(0f32, 1.0, (1, 3, m, m), &Device::Cpu).unwrap();
     model.encode_images(&px).unwrap(); // warm-up
     let t0 = Instant::now();

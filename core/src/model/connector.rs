@@ -1,8 +1,9 @@
 //! The connector (spec §5): pixel shuffle (space-to-depth by the scale factor r) followed by a
 //! bias-free linear projection into the text model's width.
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear_no_bias, Linear, VarBuilder};
+use super::ops::Linear;
+use super::weights::Loader;
+use candle_core::{Result, Tensor};
 
 /// `model.connector`.
 pub(crate) struct Connector {
@@ -15,8 +16,8 @@ pub(crate) struct Connector {
 
 impl Connector {
     /// Loads `modality_projection.proj.weight` under `vb` (= `model.connector`).
-    pub(crate) fn new(vision_hidden: usize, n: usize, r: usize, text_hidden: usize, vb: VarBuilder) -> Result<Self> {
-        let proj = linear_no_bias(vision_hidden * r * r, text_hidden, vb.pp("modality_projection.proj"))?;
+    pub(crate) fn new(vision_hidden: usize, n: usize, r: usize, text_hidden: usize, vb: Loader) -> Result<Self> {
+        let proj = vb.pp("modality_projection.proj").linear(vision_hidden * r * r, text_hidden, false)?;
         Ok(Self { proj, n, r })
     }
 

@@ -3,29 +3,38 @@
 //!
 //! Everything is computed in f32 by default (the reference precision: logits match transformers'
 //! f32 run to about 1e-5); weights stored as bf16/f16 are converted on load by the
-//! [`candle_nn::VarBuilder`]'s dtype.
+//! [`candle_nn::VarBuilder`]'s dtype. [`WeightFormat`] selects f16 or quantized (Q8_0, Q4_K)
+//! storage of the weight matrices instead; activations stay f32. The vision tower is optional:
+//! a plain Llama GGUF gives a text-only model.
 
 mod connector;
 mod ops;
 mod text;
 mod vision;
+mod weights;
+
+pub use weights::WeightFormat;
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::gguf::GgufModel;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use connector::Connector;
 use text::TextModel;
 use vision::VisionModel;
+use weights::{Loader, Source};
 
 /// The whole model: vision encoder + connector + text decoder with immutable weights.
 ///
 /// It is `Send + Sync`; all mutable state of a conversation lives in a [`KvCache`].
 pub struct SmolVlmModel {
     cfg: ModelConfig,
-    vision: VisionModel,
-    connector: Connector,
+    /// The vision encoder and connector; `None` for a text-only model.
+    vision: Option<(VisionModel, Connector)>,
     text: TextModel,
+    /// How the weight matrices are stored.
+    format: WeightFormat,
     /// Compute dtype of activations (the VarBuilder's dtype; f32 is the reference).
     dtype: DType,
     device: Device,
@@ -41,27 +50,83 @@ impl SmolVlmModel {
     /// (bf16/f16 weights are converted on load). A missing or mis-shaped tensor gives
     /// [`Error::ModelFile`].
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
-        let load = |e: candle_core::Error| Error::file("model weights (safetensors)", e);
-        let v = &cfg.vision;
-        let t = &cfg.text;
-        let vision = VisionModel::new(v, vb.pp("model.vision_model")).map_err(load)?;
-        let connector = Connector::new(
-            v.hidden_size,
-            cfg.patches_per_side(),
-            cfg.scale_factor,
-            t.hidden_size,
-            vb.pp("model.connector"),
+        Self::with_format(cfg, vb, WeightFormat::F32)
+    }
+
+    /// Like [`new`](Self::new), storing the weight matrices as `format` (`Auto` resolved by
+    /// [`ModelConfig::parameter_count`]). Each matrix is read, converted and its f32 copy dropped
+    /// before the next is read, so no full-precision copy of the model is ever held.
+    pub fn with_format(cfg: &ModelConfig, vb: VarBuilder, format: WeightFormat) -> Result<Self> {
+        let device = vb.device().clone();
+        let dtype = vb.dtype();
+        let format = format.resolve(cfg.parameter_count());
+        Self::build(cfg, Loader::new(Source::Safetensors(vb), format), dtype, device, format)
+            .map_err(|(_, e)| Error::file("model weights (safetensors)", e))
+    }
+
+    /// Builds the model from llama.cpp GGUF files (see [`crate::gguf`]); `cfg` is
+    /// [`GgufModel::config`]. Tensors stored quantized are used as stored; f32/f16/bf16 ones
+    /// follow `format`. The model has a vision tower exactly when `cfg.vision` is set.
+    pub fn from_gguf(cfg: &ModelConfig, gguf: &GgufModel, format: WeightFormat) -> Result<Self> {
+        let format = format.resolve(cfg.parameter_count());
+        Self::build(cfg, Loader::new(Source::Gguf(gguf), format), DType::F32, Device::Cpu, format).map_err(
+            |(vision, e)| {
+                let path = match (vision, gguf.mmproj_file()) {
+                    (true, Some(m)) => m.path(),
+                    _ => gguf.text_file().path(),
+                };
+                Error::file(path, e)
+            },
         )
-        .map_err(load)?;
-        let text = TextModel::new(t, vb.pp("model.text_model"), vb.clone()).map_err(load)?;
-        Ok(Self { cfg: cfg.clone(), vision, connector, text, dtype: vb.dtype(), device: vb.device().clone() })
+    }
+
+    /// Builds the parts; an error says whether it came from the vision half.
+    fn build(
+        cfg: &ModelConfig,
+        vb: Loader,
+        dtype: DType,
+        device: Device,
+        format: WeightFormat,
+    ) -> std::result::Result<Self, (bool, candle_core::Error)> {
+        let t = &cfg.text;
+        let vision = match &cfg.vision {
+            None => None,
+            Some(v) => {
+                let vision = VisionModel::new(v, vb.pp("model.vision_model")).map_err(|e| (true, e))?;
+                let connector = Connector::new(
+                    v.hidden_size,
+                    cfg.patches_per_side(),
+                    cfg.scale_factor,
+                    t.hidden_size,
+                    vb.pp("model.connector"),
+                )
+                .map_err(|e| (true, e))?;
+                Some((vision, connector))
+            }
+        };
+        let text = TextModel::new(t, vb.pp("model.text_model"), vb.clone()).map_err(|e| (false, e))?;
+        Ok(Self { cfg: cfg.clone(), vision, text, format, dtype, device })
+    }
+
+    /// The storage format of the weight matrices (after resolving `Auto`).
+    pub fn weight_format(&self) -> WeightFormat {
+        self.format
+    }
+
+    /// Whether the model has a vision tower.
+    pub fn has_vision(&self) -> bool {
+        self.vision.is_some()
     }
 
     /// Encodes tiles: `pixel_values` `[n, 3, M, M]` (f32, already normalized, M = the vision
     /// `image_size`) -> image features `[n, S, text_hidden]` (S = [`ModelConfig::image_seq_len`]),
     /// in the compute dtype.
+    /// A text-only model answers [`Error::InvalidArgument`].
     pub fn encode_images(&self, pixel_values: &Tensor) -> Result<Tensor> {
-        let m = self.cfg.vision.image_size;
+        let Some((vision, connector)) = &self.vision else {
+            return Err(Error::InvalidArgument("this model is text-only (no vision encoder): it cannot take images".into()));
+        };
+        let m = self.cfg.vision()?.image_size;
         let dims = pixel_values.dims();
         match dims {
             [n, 3, h, w] if *n > 0 && *h == m && *w == m => {}
@@ -72,8 +137,8 @@ impl SmolVlmModel {
             }
         }
         let px = pixel_values.to_device(&self.device)?.to_dtype(self.dtype)?;
-        let hidden = self.vision.forward(&px)?;
-        Ok(self.connector.forward(&hidden)?)
+        let hidden = vision.forward(&px)?;
+        Ok(connector.forward(&hidden)?)
     }
 
     /// Runs the decoder over `input_ids` appended after what `cache` already holds (positions

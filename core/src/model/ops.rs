@@ -5,6 +5,9 @@
 //! Work is split over rayon's global pool (shared with candle).
 
 use super::vision::softmax_f32;
+use super::weights::Target;
+use candle_core::quantized::QTensor;
+use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp2, DType, Device, InplaceOp1, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
@@ -75,26 +78,70 @@ impl InplaceOp1 for BiasAct<'_> {
     }
 }
 
-/// A linear layer `y = x·Wᵀ (+ b)` (optionally followed by tanh-GELU) over any leading dims.
+/// How a linear layer's weight matrix is held.
+enum Weight {
+    /// `[out, in]` f32: the reference path (unchanged arithmetic).
+    F32(Tensor),
+    /// `[out, in]` f16: activations are rounded to f16 for the matmul, the result widened back.
+    F16(Tensor),
+    /// GGML blocks (Q8_0, Q4_K, Q4_1 from a GGUF file, …) run by candle's quantized matmul.
+    Quant(Arc<QTensor>),
+}
+
+/// A linear layer `y = x·Wᵀ (+ b)` (optionally followed by tanh-GELU) over any leading dims,
+/// with the weight in f32, f16 or quantized blocks; the bias stays f32.
 pub(crate) struct Linear {
-    /// `[out, in]`.
-    weight: Tensor,
+    weight: Weight,
+    /// Rows of the weight (output width).
+    out_dim: usize,
     bias: Option<Tensor>,
     /// The bias as a host vector for the in-place CPU kernel.
     bias_host: Option<Vec<f32>>,
 }
 
 impl Linear {
-    /// Wraps loaded weights.
+    /// Wraps loaded f32 weights.
     pub(crate) fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        let out_dim = weight.dim(0)?;
+        Self::build(Weight::F32(weight), out_dim, bias)
+    }
+
+    fn build(weight: Weight, out_dim: usize, bias: Option<Tensor>) -> Result<Self> {
         let bias_host = match &bias {
             Some(b) if matches!(b.device(), Device::Cpu) && b.dtype() == DType::F32 => Some(b.to_vec1::<f32>()?),
             _ => None,
         };
-        Ok(Self { weight, bias, bias_host })
+        Ok(Self { weight, out_dim, bias, bias_host })
     }
 
-    /// Loads `weight` `[out, in]` and, when `bias`, `bias` `[out]` from `vb`.
+    /// An f32 weight `[out, in]` stored as `target` (the f32 tensor is dropped when converted).
+    pub(crate) fn with_format(weight: Tensor, bias: Option<Tensor>, target: Target) -> Result<Self> {
+        let out_dim = weight.dim(0)?;
+        let weight = match target {
+            Target::F32 => Weight::F32(weight),
+            Target::F16 => Weight::F16(weight.to_dtype(DType::F16)?),
+            Target::Quant(dt) => Weight::Quant(Arc::new(QTensor::quantize(&weight, dt)?)),
+        };
+        Self::build(weight, out_dim, bias)
+    }
+
+    /// A quantized weight `[out, in]` as read from a file.
+    pub(crate) fn quantized(weight: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
+        let out_dim = weight.shape().dims2()?.0;
+        Self::build(Weight::Quant(weight), out_dim, bias)
+    }
+
+    /// `lm_head` tied to the token embedding: shares its storage.
+    pub(crate) fn tied(emb: &Embedding) -> Result<Self> {
+        match emb {
+            Embedding::Dense(t) if t.dtype() == DType::F16 => Self::build(Weight::F16(t.clone()), t.dim(0)?, None),
+            Embedding::Dense(t) => Self::new(t.clone(), None),
+            Embedding::Quant(q) => Self::quantized(q.clone(), None),
+        }
+    }
+
+    /// Loads `weight` `[out, in]` and, when `bias`, `bias` `[out]` from `vb`, in f32.
+    #[allow(dead_code)]
     pub(crate) fn load(in_dim: usize, out_dim: usize, bias: bool, vb: candle_nn::VarBuilder) -> Result<Self> {
         let w = vb.get((out_dim, in_dim), "weight")?;
         let b = if bias { Some(vb.get(out_dim, "bias")?) } else { None };
@@ -111,15 +158,36 @@ impl Linear {
         self.run(x, true)
     }
 
+    /// Bytes held by the weight matrix.
+    #[allow(dead_code)]
+    pub(crate) fn weight_bytes(&self) -> usize {
+        match &self.weight {
+            Weight::F32(w) | Weight::F16(w) => w.elem_count() * w.dtype().size_in_bytes(),
+            Weight::Quant(q) => q.storage_size_in_bytes(),
+        }
+    }
+
     fn run(&self, x: &Tensor, gelu: bool) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let k = *dims.last().unwrap_or(&0);
         let rows = x.elem_count() / k.max(1);
         let x2 = x.reshape((rows, k))?;
-        let y = if rows == 1 && fast_path(&x2) && fast_path(&self.weight) {
-            x2.apply_op2_no_bwd(&self.weight, &MatVec)?
-        } else {
-            x2.matmul(&self.weight.t()?)?
+        let y = match &self.weight {
+            Weight::F32(w) => {
+                if rows == 1 && fast_path(&x2) && fast_path(w) {
+                    x2.apply_op2_no_bwd(w, &MatVec)?
+                } else {
+                    x2.matmul(&w.t()?)?
+                }
+            }
+            Weight::F16(w) => {
+                let in_dtype = x2.dtype();
+                x2.to_dtype(DType::F16)?.matmul(&w.t()?)?.to_dtype(in_dtype)?
+            }
+            Weight::Quant(q) => {
+                let in_dtype = x2.dtype();
+                x2.to_dtype(DType::F32)?.contiguous()?.apply_op1_no_bwd(q.as_ref())?.to_dtype(in_dtype)?
+            }
         };
         let y = match (&self.bias, &self.bias_host) {
             (_, Some(bh)) if fast_path(&y) => {
@@ -143,8 +211,30 @@ impl Linear {
             }
         };
         let mut out = dims;
-        *out.last_mut().expect("rank >= 1") = self.weight.dim(0)?;
+        *out.last_mut().expect("rank >= 1") = self.out_dim;
         y.reshape(out)
+    }
+}
+
+/// A token embedding table `[vocab, d]`: dense (f32 or f16) or quantized rows.
+pub(crate) enum Embedding {
+    /// f32 or f16 rows.
+    Dense(Tensor),
+    /// GGML blocks; looked-up rows are dequantized.
+    Quant(Arc<QTensor>),
+}
+
+impl Embedding {
+    /// Rows `ids` as f32 `[t, d]`.
+    pub(crate) fn lookup(&self, ids: &[u32]) -> Result<Tensor> {
+        let idx = Tensor::from_slice(ids, ids.len(), &Device::Cpu)?;
+        match self {
+            Embedding::Dense(t) => {
+                let rows = t.index_select(&idx.to_device(t.device())?, 0)?;
+                if rows.dtype() == DType::F32 { Ok(rows) } else { rows.to_dtype(DType::F32) }
+            }
+            Embedding::Quant(q) => q.embedding(&idx),
+        }
     }
 }
 
@@ -267,6 +357,35 @@ pub(crate) fn attn_softmax(scores: Tensor, scale: f64, causal: Option<(usize, us
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::quantized::GgmlDType;
+
+    /// Quantized and f16 layers compute `x · dequant(W)ᵀ + b` up to the rounding of the
+    /// activations (Q8 blocks for the quantized kernels, f16 for the f16 one).
+    #[test]
+    fn stored_formats_match_their_dequantized_weights() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.05, (96, 512), &dev).unwrap();
+        let b = Tensor::randn(0f32, 0.5, 96, &dev).unwrap();
+        for rows in [1usize, 7] {
+            let x = Tensor::randn(0f32, 1.0, (rows, 512), &dev).unwrap();
+            for target in [Target::F16, Target::Quant(GgmlDType::Q8_0), Target::Quant(GgmlDType::Q4K)] {
+                let lin = Linear::with_format(w.clone(), Some(b.clone()), target).unwrap();
+                let wd = match &lin.weight {
+                    Weight::F16(t) => t.to_dtype(DType::F32).unwrap(),
+                    Weight::Quant(q) => q.dequantize(&dev).unwrap(),
+                    Weight::F32(_) => unreachable!(),
+                };
+                let want = x.matmul(&wd.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
+                let got = lin.forward(&x).unwrap();
+                let scale = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let d = (got - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(d / scale < 0.02, "{target:?} rows={rows}: {d} vs scale {scale}");
+                // and the stored weights are close to the original
+                let dw = (wd - &w).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(dw > 0.0 && dw < 0.05, "{target:?}: weight error {dw}");
+            }
+        }
+    }
 
     #[test]
     fn kernels_match_plain_ops() {

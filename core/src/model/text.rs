@@ -3,11 +3,11 @@
 //!
 //! Activations are kept 2-D (`[tokens, hidden]`): the engine runs one sequence at a time.
 
-use super::ops::{attn_softmax, Linear};
+use super::ops::{attn_softmax, Embedding, Linear};
 use super::LayerKv;
 use crate::config::TextConfig;
 use candle_core::{DType, Device, Result, Tensor, D};
-use candle_nn::VarBuilder;
+use super::weights::Loader;
 
 /// RMSNorm as transformers' `LlamaRMSNorm`: `weight * (x * rsqrt(mean(x²) + eps))`, the
 /// normalisation in f32.
@@ -17,8 +17,8 @@ pub(crate) struct RmsNorm {
 }
 
 impl RmsNorm {
-    fn new(d: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { weight: vb.get(d, "weight")?, eps })
+    fn new(d: usize, eps: f64, vb: Loader) -> Result<Self> {
+        Ok(Self { weight: vb.tensor(d, "weight")?, eps })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -81,13 +81,13 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &TextConfig, vb: Loader) -> Result<Self> {
         let (h, kv, hd, d) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.hidden_size);
         Ok(Self {
-            q: Linear::load(d, h * hd, false, vb.pp("q_proj"))?,
-            k: Linear::load(d, kv * hd, false, vb.pp("k_proj"))?,
-            v: Linear::load(d, kv * hd, false, vb.pp("v_proj"))?,
-            o: Linear::load(h * hd, d, false, vb.pp("o_proj"))?,
+            q: vb.pp("q_proj").linear(d, h * hd, false)?,
+            k: vb.pp("k_proj").linear(d, kv * hd, false)?,
+            v: vb.pp("v_proj").linear(d, kv * hd, false)?,
+            o: vb.pp("o_proj").linear(h * hd, d, false)?,
             heads: h,
             kv_heads: kv,
             head_dim: hd,
@@ -142,7 +142,7 @@ struct DecoderLayer {
 }
 
 impl DecoderLayer {
-    fn new(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &TextConfig, vb: Loader) -> Result<Self> {
         let (d, i) = (cfg.hidden_size, cfg.intermediate_size);
         let mvb = vb.pp("mlp");
         Ok(Self {
@@ -150,9 +150,9 @@ impl DecoderLayer {
             attn: Attention::new(cfg, vb.pp("self_attn"))?,
             post_attention_layernorm: RmsNorm::new(d, cfg.rms_norm_eps, vb.pp("post_attention_layernorm"))?,
             mlp: Mlp {
-                gate: Linear::load(d, i, false, mvb.pp("gate_proj"))?,
-                up: Linear::load(d, i, false, mvb.pp("up_proj"))?,
-                down: Linear::load(i, d, false, mvb.pp("down_proj"))?,
+                gate: mvb.pp("gate_proj").linear(d, i, false)?,
+                up: mvb.pp("up_proj").linear(d, i, false)?,
+                down: mvb.pp("down_proj").linear(i, d, false)?,
             },
         })
     }
@@ -161,7 +161,7 @@ impl DecoderLayer {
 /// `model.text_model` plus `lm_head`.
 pub(crate) struct TextModel {
     /// `[vocab, d]`.
-    embed_tokens: Tensor,
+    embed_tokens: Embedding,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
     lm_head: Linear,
@@ -171,25 +171,19 @@ pub(crate) struct TextModel {
 impl TextModel {
     /// Loads `model.text_model.*` from `vb_text` and `lm_head.weight` from `vb_head` (falling back
     /// to the embedding when `tie_word_embeddings` and `lm_head.weight` is absent).
-    pub(crate) fn new(cfg: &TextConfig, vb_text: VarBuilder, vb_head: VarBuilder) -> Result<Self> {
+    pub(crate) fn new(cfg: &TextConfig, vb_text: Loader, vb_head: Loader) -> Result<Self> {
         let (vocab, d) = (cfg.vocab_size, cfg.hidden_size);
-        let embed_tokens = vb_text.pp("embed_tokens").get((vocab, d), "weight")?;
+        let embed_tokens = vb_text.pp("embed_tokens").embedding(vocab, d)?;
         let lvb = vb_text.pp("layers");
         let layers =
             (0..cfg.num_hidden_layers).map(|i| DecoderLayer::new(cfg, lvb.pp(i))).collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::new(d, cfg.rms_norm_eps, vb_text.pp("norm"))?;
-        let head_w = if cfg.tie_word_embeddings && !vb_head.contains_tensor("lm_head.weight") {
-            embed_tokens.clone()
+        let lm_head = if cfg.tie_word_embeddings && !vb_head.contains("lm_head.weight") {
+            Linear::tied(&embed_tokens)?
         } else {
-            vb_head.pp("lm_head").get((vocab, d), "weight")?
+            vb_head.pp("lm_head").head(vocab, d)?
         };
-        Ok(Self {
-            embed_tokens,
-            layers,
-            norm,
-            lm_head: Linear::new(head_w, None)?,
-            rope: Rope::new(cfg.head_dim, cfg.rope_theta),
-        })
+        Ok(Self { embed_tokens, layers, norm, lm_head, rope: Rope::new(cfg.head_dim, cfg.rope_theta) })
     }
 
     /// Number of decoder layers.
@@ -199,8 +193,7 @@ impl TextModel {
 
     /// Token embeddings `[t, d]` for `ids` (already range-checked).
     pub(crate) fn embed(&self, ids: &[u32]) -> Result<Tensor> {
-        let idx = Tensor::from_slice(ids, ids.len(), self.embed_tokens.device())?;
-        self.embed_tokens.index_select(&idx, 0)
+        self.embed_tokens.lookup(ids)
     }
 
     /// Runs the layers over `x` `[t, d]` (positions `offset..offset+t`) and returns the logits of

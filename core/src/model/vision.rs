@@ -4,7 +4,7 @@
 use super::ops::{attn_softmax, Linear};
 use crate::config::VisionConfig;
 use candle_core::{DType, Result, Tensor, D};
-use candle_nn::VarBuilder;
+use super::weights::Loader;
 
 /// Patch embedding (a stride-P, kernel-P convolution, computed as one matmul) plus the learned
 /// position embedding (identity position ids for full tiles, spec §4.2).
@@ -21,13 +21,13 @@ struct Embeddings {
 }
 
 impl Embeddings {
-    fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &VisionConfig, vb: Loader) -> Result<Self> {
         let (d, p, c) = (cfg.hidden_size, cfg.patch_size, cfg.num_channels);
         let n = cfg.image_size / p;
         let pvb = vb.pp("patch_embedding");
-        let patch_weight = pvb.get((d, c, p, p), "weight")?.reshape((d, c * p * p))?;
-        let patch_bias = pvb.get(d, "bias")?;
-        let table = vb.pp("position_embedding").get((n * n, d), "weight")?;
+        let patch_weight = pvb.tensor((d, c, p, p), "weight")?.reshape((d, c * p * p))?;
+        let patch_bias = pvb.tensor(d, "bias")?;
+        let table = vb.pp("position_embedding").tensor((n * n, d), "weight")?;
         let ids = Tensor::from_vec(full_tile_position_ids(n), n * n, table.device())?;
         let position = table.index_select(&ids, 0)?;
         Ok(Self { patch_weight, patch_bias, position, patch: p, n, channels: c })
@@ -100,15 +100,15 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &VisionConfig, vb: Loader) -> Result<Self> {
         let d = cfg.hidden_size;
         let heads = cfg.num_attention_heads;
         let head_dim = d / heads;
         Ok(Self {
-            q: Linear::load(d, d, true, vb.pp("q_proj"))?,
-            k: Linear::load(d, d, true, vb.pp("k_proj"))?,
-            v: Linear::load(d, d, true, vb.pp("v_proj"))?,
-            out: Linear::load(d, d, true, vb.pp("out_proj"))?,
+            q: vb.pp("q_proj").linear(d, d, true)?,
+            k: vb.pp("k_proj").linear(d, d, true)?,
+            v: vb.pp("v_proj").linear(d, d, true)?,
+            out: vb.pp("out_proj").linear(d, d, true)?,
             heads,
             head_dim,
             scale: (head_dim as f64).powf(-0.5),
@@ -156,8 +156,8 @@ impl LayerNorm {
     }
 }
 
-fn layer_norm(d: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
-    Ok(LayerNorm { weight: vb.get(d, "weight")?, bias: vb.get(d, "bias")?, eps })
+fn layer_norm(d: usize, eps: f64, vb: Loader) -> Result<LayerNorm> {
+    Ok(LayerNorm { weight: vb.tensor(d, "weight")?, bias: vb.tensor(d, "bias")?, eps })
 }
 
 /// Softmax over the last dimension, computed in f32 and cast back.
@@ -190,15 +190,15 @@ struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &VisionConfig, vb: Loader) -> Result<Self> {
         let (d, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
             ln1: layer_norm(d, cfg.layer_norm_eps, vb.pp("layer_norm1"))?,
             attn: Attention::new(cfg, vb.pp("self_attn"))?,
             ln2: layer_norm(d, cfg.layer_norm_eps, vb.pp("layer_norm2"))?,
             mlp: Mlp {
-                fc1: Linear::load(d, i, true, vb.pp("mlp.fc1"))?,
-                fc2: Linear::load(i, d, true, vb.pp("mlp.fc2"))?,
+                fc1: vb.pp("mlp.fc1").linear(d, i, true)?,
+                fc2: vb.pp("mlp.fc2").linear(i, d, true)?,
             },
         })
     }
@@ -218,7 +218,7 @@ pub(crate) struct VisionModel {
 
 impl VisionModel {
     /// Loads the weights under `vb` (= `model.vision_model`).
-    pub(crate) fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
+    pub(crate) fn new(cfg: &VisionConfig, vb: Loader) -> Result<Self> {
         let embeddings = Embeddings::new(cfg, vb.pp("embeddings"))?;
         let lvb = vb.pp("encoder.layers");
         let layers =

@@ -1,0 +1,594 @@
+//! llama.cpp GGUF files: a Llama text model (`general.architecture = llama`, e.g. SmolLM2 or the
+//! text half of a SmolVLM conversion) and, optionally, the `mmproj` file with the SigLIP vision
+//! encoder and the idefics3 projector (`general.architecture = clip`,
+//! `clip.projector_type = idefics3`), as `convert_hf_to_gguf.py` (`--mmproj`) writes them.
+//!
+//! Hyper-parameters come from the metadata, the tokenizer (byte-level BPE,
+//! `tokenizer.ggml.model = gpt2`) and the chat template from `tokenizer.*`. Tensors are mapped
+//! back to the Hugging Face names the model code uses. llama.cpp's converter permutes the rows of
+//! the Q and K projections of Llama models for its interleaved RoPE; [`GgufModel::qtensor`]
+//! undoes that permutation (on whole rows, so quantized tensors are restored bit for bit), and the
+//! model keeps transformers' rotate-half RoPE.
+
+use crate::config::{ModelConfig, ModelFamily, PreprocessorConfig, TextConfig, VisionConfig};
+use crate::error::{Error, Result};
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::{GgmlDType, QStorage, QTensor};
+use candle_core::Device;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::{AddedToken, Tokenizer};
+
+/// Whether `path` looks like a GGUF file (by its first four bytes, else its extension).
+pub fn is_gguf(path: &Path) -> bool {
+    use std::io::Read;
+    if !path.is_file() {
+        return false;
+    }
+    let mut magic = [0u8; 4];
+    match std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)) {
+        Ok(()) => &magic == b"GGUF",
+        Err(_) => path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")),
+    }
+}
+
+/// One parsed GGUF file: its header (metadata and tensor directory); tensor data is read on demand.
+pub struct GgufFile {
+    path: PathBuf,
+    content: Content,
+}
+
+impl std::fmt::Debug for GgufFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufFile").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl GgufFile {
+    /// Reads the header of `path`; a missing, truncated or corrupt file is [`Error::ModelFile`].
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut f = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
+        // candle's parser bounds-checks every count; the unwind guard is a second line of defence
+        // so a hostile file can never take the process down.
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut f)));
+        let content = match parsed {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(Error::file(path, format!("not a valid GGUF file: {e}"))),
+            Err(_) => return Err(Error::file(path, "not a valid GGUF file (parser failure)")),
+        };
+        Ok(Self { path: path.to_path_buf(), content })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A metadata value.
+    pub fn meta(&self, key: &str) -> Option<&Value> {
+        self.content.metadata.get(key)
+    }
+
+    fn string(&self, key: &str) -> Option<&str> {
+        self.meta(key).and_then(|v| v.to_string().ok()).map(String::as_str)
+    }
+
+    fn uint(&self, key: &str) -> Option<u64> {
+        let v = self.meta(key)?;
+        v.to_u64()
+            .ok()
+            .or_else(|| v.to_u32().ok().map(u64::from))
+            .or_else(|| v.to_i32().ok().and_then(|x| u64::try_from(x).ok()))
+            .or_else(|| v.to_i64().ok().and_then(|x| u64::try_from(x).ok()))
+            .or_else(|| v.to_u16().ok().map(u64::from))
+            .or_else(|| v.to_u8().ok().map(u64::from))
+    }
+
+    fn float(&self, key: &str) -> Option<f64> {
+        let v = self.meta(key)?;
+        v.to_f32().ok().map(f64::from).or_else(|| v.to_f64().ok())
+    }
+
+    fn req_uint(&self, key: &str) -> Result<usize> {
+        self.uint(key).map(|x| x as usize).ok_or_else(|| self.err(format!("missing or non-integer metadata {key}")))
+    }
+
+    fn err(&self, reason: impl std::fmt::Display) -> Error {
+        Error::file(&self.path, reason)
+    }
+
+    /// Whether the file holds tensor `name` (llama.cpp name).
+    pub fn has_tensor(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+
+    /// Shape of tensor `name` (candle order: outermost first).
+    pub fn tensor_dims(&self, name: &str) -> Option<&[usize]> {
+        self.content.tensor_infos.get(name).map(|t| t.shape.dims())
+    }
+
+    /// Reads tensor `name` (llama.cpp name) as stored.
+    pub fn tensor(&self, name: &str) -> candle_core::Result<QTensor> {
+        let mut f = std::fs::File::open(&self.path)?;
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.content.tensor(&mut f, name, &Device::Cpu)
+        }));
+        match read {
+            Ok(r) => r.map_err(|e| candle_core::Error::Msg(format!("tensor {name}: {e}"))),
+            Err(_) => candle_core::bail!("tensor {name}: unreadable"),
+        }
+    }
+}
+
+/// Which file a Hugging Face tensor name lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Text,
+    Vision,
+}
+
+/// A Llama text GGUF plus, optionally, its `mmproj` vision GGUF.
+#[derive(Debug)]
+pub struct GgufModel {
+    text: GgufFile,
+    mmproj: Option<GgufFile>,
+    config: ModelConfig,
+}
+
+impl GgufModel {
+    /// Opens the text file and, when given, the `mmproj` file, and reads the configuration.
+    pub fn open(text: &Path, mmproj: Option<&Path>) -> Result<Self> {
+        let text = GgufFile::open(text)?;
+        let mmproj = mmproj.map(GgufFile::open).transpose()?;
+        let config = model_config(&text, mmproj.as_ref())?;
+        Ok(Self { text, mmproj, config })
+    }
+
+    /// The model configuration from the metadata (vision only with an `mmproj` file).
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The text file.
+    pub fn text_file(&self) -> &GgufFile {
+        &self.text
+    }
+
+    /// The `mmproj` file, if any.
+    pub fn mmproj_file(&self) -> Option<&GgufFile> {
+        self.mmproj.as_ref()
+    }
+
+    /// Whether the Hugging Face-named tensor is present.
+    pub fn contains(&self, hf_name: &str) -> bool {
+        match map_name(hf_name) {
+            Some((Part::Text, n)) => self.text.has_tensor(&n),
+            Some((Part::Vision, n)) => self.mmproj.as_ref().is_some_and(|m| m.has_tensor(&n)),
+            None => false,
+        }
+    }
+
+    /// The tensor with Hugging Face name `hf_name`, as stored (Q/K rows un-permuted).
+    pub fn qtensor(&self, hf_name: &str) -> candle_core::Result<QTensor> {
+        let Some((part, name)) = map_name(hf_name) else {
+            candle_core::bail!("no GGUF tensor corresponds to {hf_name}")
+        };
+        let file = match part {
+            Part::Text => &self.text,
+            Part::Vision => match &self.mmproj {
+                Some(m) => m,
+                None => candle_core::bail!("{hf_name} needs the mmproj file"),
+            },
+        };
+        if !file.has_tensor(&name) {
+            candle_core::bail!("tensor {name} (for {hf_name}) is missing")
+        }
+        let q = file.tensor(&name)?;
+        let t = &self.config.text;
+        let heads = if name.ends_with(".attn_q.weight") && part == Part::Text {
+            Some(t.num_attention_heads)
+        } else if name.ends_with(".attn_k.weight") && part == Part::Text {
+            Some(t.num_key_value_heads)
+        } else {
+            None
+        };
+        match heads {
+            Some(h) => unpermute_rows(&q, h),
+            None => Ok(q),
+        }
+    }
+
+    /// The byte-level BPE tokenizer described by the text file's `tokenizer.ggml.*` metadata.
+    pub fn tokenizer(&self) -> Result<Tokenizer> {
+        build_tokenizer(&self.text)
+    }
+
+    /// `tokenizer.chat_template`, if present.
+    pub fn chat_template(&self) -> Option<&str> {
+        self.text.string("tokenizer.chat_template")
+    }
+
+    /// The token ids that end a turn: `tokenizer.ggml.eos_token_id` and `eot_token_id`.
+    pub fn eos_token_ids(&self) -> Vec<u32> {
+        let mut out = vec![];
+        for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
+            if let Some(id) = self.text.uint(key) {
+                if !out.contains(&(id as u32)) {
+                    out.push(id as u32);
+                }
+            }
+        }
+        out
+    }
+
+    /// The special-token strings the chat template may use (`bos_token`, `eos_token`, …).
+    pub fn special_tokens(&self) -> serde_json::Value {
+        let tokens = self.text.meta("tokenizer.ggml.tokens").and_then(|v| v.to_vec().ok());
+        let mut out = serde_json::json!({});
+        for (key, meta) in [
+            ("bos_token", "tokenizer.ggml.bos_token_id"),
+            ("eos_token", "tokenizer.ggml.eos_token_id"),
+            ("pad_token", "tokenizer.ggml.padding_token_id"),
+            ("unk_token", "tokenizer.ggml.unknown_token_id"),
+        ] {
+            let s = self
+                .text
+                .uint(meta)
+                .and_then(|id| tokens.and_then(|t| t.get(id as usize)))
+                .and_then(|v| v.to_string().ok());
+            if let Some(s) = s {
+                out[key] = serde_json::Value::String(s.clone());
+            }
+        }
+        out
+    }
+
+    /// Image preprocessing settings from the mmproj metadata (HF processor defaults for the
+    /// rest: tiling on, LANCZOS, rescale 1/255), or None for a text-only model.
+    pub fn preprocessor(&self) -> Option<PreprocessorConfig> {
+        let m = self.mmproj.as_ref()?;
+        let v = self.config.vision.as_ref()?;
+        let triple = |key: &str| -> [f32; 3] {
+            let xs: Vec<f32> = m
+                .meta(key)
+                .and_then(|v| v.to_vec().ok())
+                .map(|a| a.iter().filter_map(|x| x.to_f32().ok()).collect())
+                .unwrap_or_default();
+            match xs.as_slice() {
+                [a, b, c] => [*a, *b, *c],
+                _ => [0.5; 3],
+            }
+        };
+        let size = v.image_size as u32;
+        Some(PreprocessorConfig {
+            longest_edge: m.uint("clip.vision.preproc_image_size").map_or(size * 4, |x| x as u32),
+            max_image_size: size,
+            do_image_splitting: true,
+            do_resize: true,
+            do_rescale: true,
+            rescale_factor: 1.0 / 255.0,
+            do_normalize: true,
+            image_mean: triple("clip.vision.image_mean"),
+            image_std: triple("clip.vision.image_std"),
+        })
+    }
+}
+
+/// Hugging Face name (as the model code asks for it) -> (file, llama.cpp name).
+fn map_name(hf: &str) -> Option<(Part, String)> {
+    if let Some(rest) = hf.strip_prefix("model.text_model.") {
+        return text_name(rest).map(|n| (Part::Text, n));
+    }
+    if hf == "lm_head.weight" {
+        return Some((Part::Text, "output.weight".into()));
+    }
+    if let Some(rest) = hf.strip_prefix("model.vision_model.") {
+        return vision_name(rest).map(|n| (Part::Vision, n));
+    }
+    if let Some(rest) = hf.strip_prefix("model.connector.modality_projection.proj.") {
+        return Some((Part::Vision, format!("mm.model.fc.{rest}")));
+    }
+    None
+}
+
+fn text_name(rest: &str) -> Option<String> {
+    match rest {
+        "embed_tokens.weight" => return Some("token_embd.weight".into()),
+        "norm.weight" => return Some("output_norm.weight".into()),
+        _ => {}
+    }
+    let rest = rest.strip_prefix("layers.")?;
+    let (layer, tail) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, suffix) = tail.rsplit_once('.')?;
+    let name = match module {
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        "input_layernorm" => "attn_norm",
+        "post_attention_layernorm" => "ffn_norm",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{name}.{suffix}"))
+}
+
+fn vision_name(rest: &str) -> Option<String> {
+    let (module, suffix) = rest.rsplit_once('.')?;
+    let name = match module {
+        "embeddings.patch_embedding" => "v.patch_embd".to_string(),
+        "embeddings.position_embedding" => "v.position_embd".to_string(),
+        "post_layernorm" => "v.post_ln".to_string(),
+        _ => {
+            let rest = module.strip_prefix("encoder.layers.")?;
+            let (layer, m) = rest.split_once('.')?;
+            let layer: usize = layer.parse().ok()?;
+            let n = match m {
+                "self_attn.q_proj" => "attn_q",
+                "self_attn.k_proj" => "attn_k",
+                "self_attn.v_proj" => "attn_v",
+                "self_attn.out_proj" => "attn_out",
+                "layer_norm1" => "ln1",
+                "layer_norm2" => "ln2",
+                "mlp.fc1" => "ffn_up",
+                "mlp.fc2" => "ffn_down",
+                _ => return None,
+            };
+            format!("v.blk.{layer}.{n}")
+        }
+    };
+    Some(format!("{name}.{suffix}"))
+}
+
+/// Undoes llama.cpp's `permute(w, n_head)` of a `[n_head·hd, in]` weight: GGUF row
+/// `h·hd + 2i + j` holds Hugging Face row `h·hd + j·hd/2 + i`. Works on the stored bytes, so any
+/// block type is restored exactly.
+fn unpermute_rows(q: &QTensor, heads: usize) -> candle_core::Result<QTensor> {
+    let (rows, cols) = q.shape().dims2()?;
+    if heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0 {
+        candle_core::bail!("cannot un-permute a [{rows}, {cols}] projection for {heads} heads")
+    }
+    let dtype = q.dtype();
+    let data = q.data()?;
+    if cols % dtype.block_size() != 0 || data.len() != rows * cols / dtype.block_size() * dtype.type_size() {
+        candle_core::bail!("unexpected storage size for a [{rows}, {cols}] {dtype:?} tensor")
+    }
+    let row_bytes = data.len() / rows;
+    let hd = rows / heads;
+    let half = hd / 2;
+    let mut out = vec![0u8; data.len()];
+    for h in 0..heads {
+        for j in 0..2 {
+            for i in 0..half {
+                let src = h * hd + 2 * i + j;
+                let dst = h * hd + j * half + i;
+                out[dst * row_bytes..(dst + 1) * row_bytes].copy_from_slice(&data[src * row_bytes..(src + 1) * row_bytes]);
+            }
+        }
+    }
+    let storage = QStorage::from_data(Cow::Owned(out), &Device::Cpu, dtype)?;
+    QTensor::new(storage, (rows, cols))
+}
+
+fn model_config(text: &GgufFile, mmproj: Option<&GgufFile>) -> Result<ModelConfig> {
+    let arch = text.string("general.architecture").ok_or_else(|| text.err("missing general.architecture"))?;
+    if arch != "llama" {
+        return Err(text.err(format!("architecture {arch:?} is not supported (llama)")));
+    }
+    let k = |s: &str| format!("{arch}.{s}");
+    if let Some(kind) = text.string(&k("rope.scaling.type")) {
+        if kind != "none" {
+            return Err(text.err(format!("RoPE scaling {kind:?} is not supported")));
+        }
+    }
+    let hidden_size = text.req_uint(&k("embedding_length"))?;
+    let heads = text.req_uint(&k("attention.head_count"))?;
+    let kv_heads = text.uint(&k("attention.head_count_kv")).map_or(heads, |x| x as usize);
+    let head_dim = text
+        .uint(&k("attention.key_length"))
+        .or_else(|| text.uint(&k("rope.dimension_count")))
+        .map_or(if heads > 0 { hidden_size / heads } else { 0 }, |x| x as usize);
+    let vocab_size = match text.tensor_dims("token_embd.weight") {
+        Some([v, _]) => *v,
+        _ => return Err(text.err("token_embd.weight is missing or not a matrix")),
+    };
+    let textcfg = TextConfig {
+        vocab_size,
+        hidden_size,
+        intermediate_size: text.req_uint(&k("feed_forward_length"))?,
+        num_hidden_layers: text.req_uint(&k("block_count"))?,
+        num_attention_heads: heads,
+        num_key_value_heads: kv_heads,
+        head_dim,
+        rms_norm_eps: text.float(&k("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
+        rope_theta: text.float(&k("rope.freq_base")).unwrap_or(10000.0),
+        max_position_embeddings: text.uint(&k("context_length")).map_or(2048, |x| x as usize),
+        tie_word_embeddings: !text.has_tensor("output.weight"),
+    };
+    let tokens: Vec<&str> = text
+        .meta("tokenizer.ggml.tokens")
+        .and_then(|v| v.to_vec().ok())
+        .map(|a| a.iter().filter_map(|t| t.to_string().ok().map(String::as_str)).collect())
+        .unwrap_or_default();
+    let (vision, scale_factor, image_token_id, family) = match mmproj {
+        None => (None, 1, u32::MAX, ModelFamily::Llama),
+        Some(m) => {
+            let has = m.meta("clip.has_vision_encoder").and_then(|v| v.to_bool().ok()).unwrap_or(false);
+            let proj = m.string("clip.projector_type").unwrap_or("");
+            if !has || proj != "idefics3" {
+                return Err(m.err(format!(
+                    "not an idefics3 vision projector (clip.has_vision_encoder = {has}, clip.projector_type = {proj:?})"
+                )));
+            }
+            let v = VisionConfig {
+                hidden_size: m.req_uint("clip.vision.embedding_length")?,
+                intermediate_size: m.req_uint("clip.vision.feed_forward_length")?,
+                num_hidden_layers: m.req_uint("clip.vision.block_count")?,
+                num_attention_heads: m.req_uint("clip.vision.attention.head_count")?,
+                num_channels: 3,
+                image_size: m.req_uint("clip.vision.image_size")?,
+                patch_size: m.req_uint("clip.vision.patch_size")?,
+                layer_norm_eps: m.float("clip.vision.attention.layer_norm_epsilon").unwrap_or(1e-6),
+            };
+            let r = m.uint("clip.vision.projector.scale_factor").map_or(2, |x| x as usize);
+            let image = tokens
+                .iter()
+                .position(|t| *t == "<image>")
+                .ok_or_else(|| text.err("the vocabulary has no <image> token (is this the text half of a SmolVLM?)"))?;
+            if let Some(pd) = m.uint("clip.vision.projection_dim") {
+                if pd as usize != hidden_size {
+                    return Err(m.err(format!(
+                        "projection_dim {pd} differs from the text model's embedding_length {hidden_size}"
+                    )));
+                }
+            }
+            (Some(v), r, image as u32, ModelFamily::SmolVlm)
+        }
+    };
+    let cfg = ModelConfig { family, image_token_id, scale_factor, vision, text: textcfg };
+    cfg.validate().map_err(|reason| match mmproj {
+        Some(m) if reason.contains("vision") || reason.contains("scale_factor") || reason.contains("patches") => {
+            m.err(reason)
+        }
+        _ => text.err(reason),
+    })?;
+    Ok(cfg)
+}
+
+fn build_tokenizer(f: &GgufFile) -> Result<Tokenizer> {
+    let model = f.string("tokenizer.ggml.model").unwrap_or("");
+    if model != "gpt2" {
+        return Err(f.err(format!("tokenizer.ggml.model {model:?} is not supported (gpt2 byte-level BPE)")));
+    }
+    let strings = |key: &str| -> Result<Vec<String>> {
+        let a = f.meta(key).and_then(|v| v.to_vec().ok()).ok_or_else(|| f.err(format!("missing {key}")))?;
+        a.iter().map(|v| v.to_string().cloned().map_err(|_| f.err(format!("{key} holds a non-string")))).collect()
+    };
+    let tokens = strings("tokenizer.ggml.tokens")?;
+    let merges = strings("tokenizer.ggml.merges")?;
+    let types: Vec<i64> = f
+        .meta("tokenizer.ggml.token_type")
+        .and_then(|v| v.to_vec().ok())
+        .map(|a| a.iter().map(|x| x.to_i32().map(i64::from).unwrap_or(1)).collect())
+        .unwrap_or_default();
+    let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    let merges: Vec<(String, String)> = merges
+        .iter()
+        .map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+        .collect::<Option<_>>()
+        .ok_or_else(|| f.err("a tokenizer.ggml.merges entry has no space"))?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .build()
+        .map_err(|e| f.err(format!("cannot build the BPE tokenizer: {e}")))?;
+    let mut tok = Tokenizer::new(bpe);
+    let byte_level = ByteLevel::new(false, true, true);
+    // llama.cpp's pre-tokenizer names: "smollm" (and other SmolLM-derived vocabularies) split
+    // digits one by one before the GPT-2 regex, as their tokenizer.json does.
+    let pre: PreTokenizerWrapper = match f.string("tokenizer.ggml.pre").unwrap_or("default") {
+        "smollm" | "starcoder" | "refact" | "codeshell" => PreTokenizerWrapper::Sequence(Sequence::new(vec![
+            PreTokenizerWrapper::Digits(Digits::new(true)),
+            PreTokenizerWrapper::ByteLevel(byte_level),
+        ])),
+        "default" | "gpt-2" | "gpt2" => PreTokenizerWrapper::ByteLevel(byte_level),
+        other => return Err(f.err(format!("tokenizer.ggml.pre {other:?} is not supported (smollm, gpt-2)"))),
+    };
+    tok.with_pre_tokenizer(Some(pre));
+    tok.with_decoder(Some(ByteLevel::default()));
+    // Control (3) tokens are special; user-defined (4) ones are added as whole tokens.
+    let mut specials = vec![];
+    let mut added = vec![];
+    for (i, t) in tokens.iter().enumerate() {
+        match types.get(i) {
+            Some(3) => specials.push(AddedToken::from(t.clone(), true).normalized(false)),
+            Some(4) => added.push(AddedToken::from(t.clone(), false).normalized(false)),
+            _ => {}
+        }
+    }
+    tok.add_special_tokens(&specials);
+    tok.add_tokens(&added);
+    Ok(tok)
+}
+
+/// Reads the tensor-name -> shape/type directory (for tools and tests).
+pub fn tensor_types(f: &GgufFile) -> HashMap<String, GgmlDType> {
+    f.content.tensor_infos.iter().map(|(k, v)| (k.clone(), v.ggml_dtype)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_names() {
+        assert_eq!(
+            map_name("model.text_model.layers.3.self_attn.q_proj.weight"),
+            Some((Part::Text, "blk.3.attn_q.weight".into()))
+        );
+        assert_eq!(map_name("model.text_model.embed_tokens.weight"), Some((Part::Text, "token_embd.weight".into())));
+        assert_eq!(map_name("lm_head.weight"), Some((Part::Text, "output.weight".into())));
+        assert_eq!(
+            map_name("model.vision_model.encoder.layers.1.mlp.fc2.bias"),
+            Some((Part::Vision, "v.blk.1.ffn_down.bias".into()))
+        );
+        assert_eq!(
+            map_name("model.connector.modality_projection.proj.weight"),
+            Some((Part::Vision, "mm.model.fc.weight".into()))
+        );
+        assert_eq!(map_name("model.text_model.layers.x.mlp.up_proj.weight"), None);
+        assert_eq!(map_name("something.else"), None);
+    }
+
+    #[test]
+    fn unpermute_inverts_llama_cpp_permute() {
+        // llama.cpp: w.reshape(h, 2, hd/2, in).swapaxes(1, 2).reshape(...)
+        let (heads, hd, cols) = (3usize, 8usize, 32usize);
+        let rows = heads * hd;
+        let hf: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+        let mut permuted = vec![0f32; rows * cols];
+        for h in 0..heads {
+            for j in 0..2 {
+                for i in 0..hd / 2 {
+                    let src = h * hd + j * hd / 2 + i;
+                    let dst = h * hd + 2 * i + j;
+                    permuted[dst * cols..(dst + 1) * cols].copy_from_slice(&hf[src * cols..(src + 1) * cols]);
+                }
+            }
+        }
+        let t = candle_core::Tensor::from_vec(permuted, (rows, cols), &Device::Cpu).unwrap();
+        for dt in [GgmlDType::F32, GgmlDType::Q8_0] {
+            let q = QTensor::quantize(&t, dt).unwrap();
+            let back = unpermute_rows(&q, heads).unwrap().dequantize(&Device::Cpu).unwrap();
+            let want = QTensor::quantize(&candle_core::Tensor::from_vec(hf.clone(), (rows, cols), &Device::Cpu).unwrap(), dt)
+                .unwrap()
+                .dequantize(&Device::Cpu)
+                .unwrap();
+            let d: f32 = (back - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            assert_eq!(d, 0.0, "{dt:?}");
+        }
+        let q = QTensor::quantize(&t, GgmlDType::F32).unwrap();
+        assert!(unpermute_rows(&q, 5).is_err());
+    }
+
+    #[test]
+    fn garbage_is_a_model_file_error() {
+        let dir = std::env::temp_dir().join(format!("smolvlm-gguf-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("bad.gguf");
+        std::fs::write(&p, b"GGUF\x03\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff").unwrap();
+        let e = GgufFile::open(&p).unwrap_err();
+        assert!(matches!(&e, Error::ModelFile { path, .. } if path == &p), "{e}");
+        std::fs::write(&p, b"not a gguf at all").unwrap();
+        assert!(matches!(GgufFile::open(&p), Err(Error::ModelFile { .. })));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
