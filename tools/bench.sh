@@ -6,14 +6,17 @@
 #
 # Models: full-size random-weight checkpoints built by tools/make_bench_models.py into
 # .cache/bench-models/ (built on first use with the reference venv, .venv-ref). Images: a 512x512
-# and a 640x480 PNG drawn into .cache/bench-images/. Per model and quantization:
-#   * 512x512 --no-split    one 512 px tile (384 px on 2.2B): the vision-encode-per-tile case;
-#   * 640x480 --preset fast 2x2 tiles + global view: the camera case;
-#   * 640x480 (exact)       3x4 tiles + global view, transformers' sizing (only with --exact: slow).
+# and a 640x480 PNG drawn by the same script into .cache/bench-images/. Per model and quantization:
+#   * 512x512 --no-split --preset fast   one frame, no resize (384 px frame on 2.2B): the
+#                                        vision-encode-per-tile case;
+#   * 640x480 --preset fast              2x2 tiles + global view: the camera case;
+#   * with --exact, also transformers' sizing (slow): 512x512 (4x4 tiles + global view, the
+#     peak-memory case of issue 3) and 640x480 (3x4 + global view).
 # Each `smolvlm bench` run makes one warm-up answer, then measures (see cli/src/bench.rs).
 # A quantization the build does not support yet is shown as "not supported".
 # The CLI is built in release mode with RUSTFLAGS="-C target-cpu=native" (as llama.cpp builds
-# with -march=native) into target/bench/; set BENCH_RUSTFLAGS to override.
+# with -march=native) into target/bench/; set BENCH_RUSTFLAGS to override, or SMOLVLM_BIN to use
+# a prebuilt binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +32,7 @@ while [ $# -gt 0 ]; do
         --threads) THREADS="$2"; shift 2 ;;
         --exact) EXACT=1; shift ;;
         --out) OUT="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -37,31 +40,21 @@ done
 PY=${PYTHON:-.venv-ref/bin/python}
 MODEL_DIR=.cache/bench-models
 IMG_DIR=.cache/bench-images
-mkdir -p "$IMG_DIR"
 
 # shellcheck disable=SC2086
 "$PY" tools/make_bench_models.py $MODELS >&2
-if [ ! -f "$IMG_DIR/512x512.png" ] || [ ! -f "$IMG_DIR/640x480.png" ]; then
-    "$PY" - "$IMG_DIR" <<'EOF'
-import sys
-import numpy as np
-from PIL import Image
-rng = np.random.default_rng(7)
-for w, h in [(512, 512), (640, 480)]:
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([(x * 255 // w), (y * 255 // h), ((x + y) * 255 // (w + h))], -1).astype(np.int16)
-    img = np.clip(img + rng.integers(-20, 21, img.shape), 0, 255).astype(np.uint8)
-    Image.fromarray(img, "RGB").save(f"{sys.argv[1]}/{w}x{h}.png")
-EOF
+
+if [ -n "${SMOLVLM_BIN:-}" ]; then
+    BIN=$SMOLVLM_BIN  # a prebuilt CLI
+else
+    export RUSTFLAGS="${BENCH_RUSTFLAGS--C target-cpu=native}"
+    export CARGO_TARGET_DIR=target/bench
+    cargo build --release --locked -p smolvlm-cli >&2
+    BIN=$CARGO_TARGET_DIR/release/smolvlm
 fi
 
-export RUSTFLAGS="${BENCH_RUSTFLAGS--C target-cpu=native}"
-export CARGO_TARGET_DIR=target/bench
-cargo build --release --locked -p smolvlm-cli >&2
-BIN=$CARGO_TARGET_DIR/release/smolvlm
-
-cases=("512x512.png|--no-split" "640x480.png|--preset fast")
-[ "$EXACT" = 1 ] && cases+=("640x480.png|")
+cases=("512x512.png|--no-split --preset fast" "640x480.png|--preset fast")
+[ "$EXACT" = 1 ] && cases+=("512x512.png|" "640x480.png|")
 THREAD_ARGS=()
 [ -n "$THREADS" ] && THREAD_ARGS=(--threads "$THREADS")
 
@@ -85,11 +78,11 @@ for m in $MODELS; do
             echo "$json" | "$PY" -c '
 import json, sys
 j = json.load(sys.stdin)
-m, q, label = sys.argv[1:4]
-f = lambda k, d=1: "" if j.get(k) is None else f"{j[k]:.{d}f}"
-print(f"| {m} | {q} | {label} | {j[\"vision_tiles\"]} | {f(\"vision_encode_ms_per_tile\", 0)} | {j[\"prompt_tokens\"]} "
-      f"| {f(\"prefill_tokens_per_s\")} | {f(\"ttft_ms\", 0)} | {f(\"decode_tokens_per_s\")} | {f(\"load_ms\", 0)} "
-      f"| {f(\"peak_rss_mb\", 0)} |")
+def f(k, d=1):
+    return "" if j.get(k) is None else f"{j[k]:.{d}f}"
+cols = sys.argv[1:4] + [str(j["vision_tiles"]), f("vision_encode_ms_per_tile", 0), str(j["prompt_tokens"]),
+        f("prefill_tokens_per_s"), f("ttft_ms", 0), f("decode_tokens_per_s"), f("load_ms", 0), f("peak_rss_mb", 0)]
+print("| " + " | ".join(cols) + " |")
 ' "$m" "$q" "$label"
         done
     done

@@ -12,6 +12,9 @@ Writes, into `.cache/bench-models/` (ignored by git):
   rope 273768, context 16384), Idefics3 layout (vocab 49155), two shards plus
   `model.safetensors.index.json` as on the hub (≈4.5 GB).
 
+Also draws the benchmark images `.cache/bench-images/512x512.png` and `640x480.png` (seeded
+gradients plus noise).
+
 Shapes are those of the spec (§1.2). Weights are bf16, random (seeded normal, fan-in scaled, so
 activations stay finite); the tokenizer, chat template and special-token files are copied from the
 tiny fixtures (`tests/fixtures/models/tiny-smolvlm2` for 256M/500M, `tiny-idefics3` for 2.2B), whose
@@ -183,6 +186,21 @@ def build(key: str, out: Path, force: bool) -> Path:
     return d
 
 
+def make_images(out: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    for w, h in [(512, 512), (640, 480)]:
+        y, x = np.mgrid[0:h, 0:w]
+        img = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], -1).astype(np.int16)
+        img = np.clip(img + rng.integers(-20, 21, img.shape), 0, 255).astype(np.uint8)
+        path = out / f"{w}x{h}.png"
+        if not path.exists():
+            Image.fromarray(img, "RGB").save(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("models", nargs="*", metavar="MODEL", help="256m, 500m, 2.2b (default: all)")
@@ -195,6 +213,7 @@ def main() -> None:
             ap.error(f"unknown model {key!r}: choose from {', '.join(MODELS)}")
     for key in args.models or list(MODELS):
         build(key, args.out, args.force)
+    make_images(args.out.parent / "bench-images")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@
 use clap::Args;
 use serde_json::{json, Value};
 use smolvlm::engine::{set_num_threads, ImagePreset};
-use smolvlm::{load_image, CancelToken, Engine, EngineOptions, Error, GenerationOptions, Message, Role, Session};
+use smolvlm::{
+    load_image, CancelToken, Engine, EngineOptions, Error, GenerationOptions, Message, Role, Session, WeightFormat,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,8 +28,8 @@ pub struct BenchArgs {
     /// An image to encode; without it the prompt is text only.
     #[arg(long, value_name = "PATH")]
     image: Option<PathBuf>,
-    /// Weight precision: none (the checkpoint's weights in f32), q8_0 or q4k.
-    #[arg(long, default_value = "none", value_name = "none|q8_0|q4k")]
+    /// Weight storage: none (f32), f16, q8_0, q4k or auto (see `smolvlm ask --help`).
+    #[arg(long, default_value = "none", value_name = "none|f16|q8_0|q4k|auto")]
     quantize: String,
     /// CPU threads (process-wide; default: candle's, the physical core count).
     #[arg(long, value_name = "N")]
@@ -52,34 +54,29 @@ pub struct BenchArgs {
     json: bool,
 }
 
-/// Where `--quantize` would go; the engine has no precision option yet.
-fn quantize_option(name: &str) -> smolvlm::Result<()> {
-    match name {
-        "none" | "f32" => Ok(()),
-        "q8_0" | "q4k" | "f16" => Err(Error::InvalidArgument(format!(
-            "--quantize {name} is not supported yet by this build (only none)"
-        ))),
-        other => Err(Error::InvalidArgument(format!("unknown --quantize {other:?}: use none, q8_0 or q4k"))),
-    }
-}
 
 pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
     if let Some(n) = args.threads {
         set_num_threads(n)?;
     }
-    quantize_option(&args.quantize)?;
+    let weights = WeightFormat::parse(&args.quantize).ok_or_else(|| {
+        Error::InvalidArgument(format!("unknown --quantize {:?}: use none, f16, q8_0, q4k or auto", args.quantize))
+    })?;
     let preset = ImagePreset::parse(&args.preset)
         .ok_or_else(|| Error::InvalidArgument(format!("unknown --preset {:?}: use exact or fast", args.preset)))?;
     if args.decode_tokens == 0 {
         return Err(Error::InvalidArgument("--decode-tokens must be at least 1".into()));
     }
-    if args.mmproj.is_some() || args.model.ends_with(".gguf") {
-        return Err(Error::InvalidArgument("GGUF models (--model X.gguf, --mmproj) are not supported yet by this build".into()));
-    }
     let image = args.image.as_deref().map(load_image).transpose()?;
-    let dir = smolvlm::resolve_model(&args.model)?;
-    let options =
-        EngineOptions { image_splitting: args.no_split.then_some(false), preset, ..EngineOptions::default() };
+    let gguf = Path::new(&args.model);
+    let dir = if smolvlm::gguf::is_gguf(gguf) { gguf.to_path_buf() } else { smolvlm::resolve_model(&args.model)? };
+    let options = EngineOptions {
+        image_splitting: args.no_split.then_some(false),
+        preset,
+        weights,
+        mmproj: args.mmproj.clone(),
+        ..EngineOptions::default()
+    };
 
     let rss_before_load = rss_mb("VmRSS:");
     let t = Instant::now();
@@ -124,6 +121,7 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
     let decode_tps = if decode_s > 0.0 { decode_steps as f64 / decode_s } else { 0.0 };
     let out = json!({
         "model": args.model,
+        "mmproj": args.mmproj.as_deref().map(Path::display).map(|d| d.to_string()),
         "image": args.image.as_deref().map(Path::display).map(|d| d.to_string()),
         "image_size": image.as_ref().map(|i| format!("{}x{}", i.width, i.height)),
         "quantize": args.quantize,
