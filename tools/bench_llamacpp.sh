@@ -44,7 +44,10 @@ while [ $# -gt 0 ]; do
 done
 BIN_DIR=${LLAMA_BIN:-$LLAMA/build/bin}
 PY=${PYTHON:-.venv-ref/bin/python}
-for b in llama-bench llama-mtmd-cli; do
+need=()
+[ "$DECODE" = 1 ] && need+=(llama-bench)
+[ "$VISION" = 1 ] && need+=(llama-mtmd-cli)
+for b in "${need[@]}"; do
     [ -x "$BIN_DIR/$b" ] || { echo "no $BIN_DIR/$b: build llama.cpp first (see the header)" >&2; exit 2; }
 done
 

@@ -5,7 +5,9 @@
 //! session: `vision_encode_ms_per_tile` = preprocessing + encoder time / tiles, prefill over the
 //! whole prompt (image tokens included), and decode over `--decode-tokens` tokens. An end of turn
 //! does not end the decode measurement: the conversation continues ("Continue.") and only the
-//! decode steps (each a one-token forward pass against the growing KV cache) are timed.
+//! decode steps (each a one-token forward pass against the growing KV cache) are timed. Peak RSS
+//! is reported for loading and for inference separately (the high-water mark is reset after
+//! loading) and overall.
 
 use clap::Args;
 use serde_json::{json, Value};
@@ -83,6 +85,10 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
     let engine = Arc::new(Engine::load(&dir, &options)?);
     let load_ms = t.elapsed().as_secs_f64() * 1000.0;
     let rss_after_load = rss_mb("VmRSS:");
+    let peak_load = rss_mb("VmHWM:");
+    // Restart the high-water mark (Linux: "5" > /proc/self/clear_refs) so the peak of inference
+    // is seen apart from the peak of loading.
+    let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
 
     let message = || match &image {
         Some(img) => Message::user(args.prompt.clone(), vec![img.clone()]),
@@ -115,6 +121,7 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
             break;
         }
     }
+    let peak_inference = rss_mb("VmHWM:");
     let per_tile = if st.vision_tiles > 0 { Some(st.vision_encode_ms / st.vision_tiles as f64) } else { None };
     let prefill_tps =
         if st.prefill_ms > 0.0 { st.prefill_tokens as f64 / (st.prefill_ms / 1000.0) } else { 0.0 };
@@ -141,7 +148,9 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
         "decode_continuations": continuations,
         "rss_before_load_mb": rss_before_load.map(round),
         "rss_after_load_mb": rss_after_load.map(round),
-        "peak_rss_mb": rss_mb("VmHWM:").map(round),
+        "peak_rss_load_mb": peak_load.map(round),
+        "peak_rss_inference_mb": if hwm_reset { peak_inference.map(round) } else { None },
+        "peak_rss_mb": peak_load.into_iter().chain(peak_inference).reduce(f64::max).map(round),
     });
     if args.json {
         println!("{out}");
