@@ -58,8 +58,8 @@ cases=("512x512.png|--no-split --preset fast" "640x480.png|--preset fast")
 THREAD_ARGS=()
 [ -n "$THREADS" ] && THREAD_ARGS=(--threads "$THREADS")
 
-echo "| model | weights | image | tiles | vision ms/tile | prompt tok | prefill tok/s | TTFT ms | decode tok/s | load ms | peak RSS MB |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| model | weights | image | frames | vision ms/frame | prompt tok | prefill tok/s | TTFT ms | decode tok/s | load ms | RSS after load MB | peak RSS MB (load / inference) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for m in $MODELS; do
     for q in $QUANTS; do
         for c in "${cases[@]}"; do
@@ -71,7 +71,7 @@ for m in $MODELS; do
                     "${THREAD_ARGS[@]}" "${extra[@]}" --json 2>/tmp/smolvlm-bench.err); then
                 reason=$(tail -1 /tmp/smolvlm-bench.err)
                 case "$reason" in *"not supported"*) reason="not supported" ;; esac
-                echo "| $m | $q | $label | $reason | | | | | | | |"
+                echo "| $m | $q | $label | $reason | | | | | | | | |"
                 continue
             fi
             [ -n "$OUT" ] && echo "$json" >>"$OUT"
@@ -81,7 +81,8 @@ j = json.load(sys.stdin)
 def f(k, d=1):
     return "" if j.get(k) is None else f"{j[k]:.{d}f}"
 cols = sys.argv[1:4] + [str(j["vision_tiles"]), f("vision_encode_ms_per_tile", 0), str(j["prompt_tokens"]),
-        f("prefill_tokens_per_s"), f("ttft_ms", 0), f("decode_tokens_per_s"), f("load_ms", 0), f("peak_rss_mb", 0)]
+        f("prefill_tokens_per_s"), f("ttft_ms", 0), f("decode_tokens_per_s"), f("load_ms", 0),
+        f("rss_after_load_mb", 0), f("peak_rss_load_mb", 0) + " / " + f("peak_rss_inference_mb", 0)]
 print("| " + " | ".join(cols) + " |")
 ' "$m" "$q" "$label"
         done
