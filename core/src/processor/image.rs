@@ -24,11 +24,15 @@
 //!   (Pillow's `I16_RGB`), palette indices outside the palette read black.
 //!
 //! PNG and GIF are decoded with the `png` / `gif` crates directly (raw samples, palette and
-//! transparency key, as Pillow sees them); JPEG, WebP and BMP through the `image` crate.
+//! transparency key, as Pillow sees them); JPEG with our `jpeg` module, a port of the libjpeg-turbo
+//! code paths Pillow runs (bit-exact, including CMYK/YCCK and Pillow's truncation errors), falling
+//! back to the `image` crate only for processes it does not implement (arithmetic coding,
+//! lossless, hierarchical, 12-bit); WebP and BMP through the `image` crate.
 
 use std::io::Cursor;
 use std::path::Path;
 
+use super::jpeg::{self, JpegError, JpegPixels};
 use crate::{Error, Result};
 
 /// Largest accepted width or height of a decoded image, in pixels.
@@ -224,10 +228,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
     let decoded = match format {
         image::ImageFormat::Png => decode_png(bytes)?,
         image::ImageFormat::Gif => decode_gif(bytes)?,
-        image::ImageFormat::Jpeg => {
-            check_jpeg_complete(bytes)?;
-            decode_generic(bytes, format)?
-        }
+        image::ImageFormat::Jpeg => decode_jpeg(bytes)?,
         image::ImageFormat::WebP => {
             check_webp_complete(bytes)?;
             decode_generic(bytes, format)?
@@ -484,7 +485,41 @@ fn decode_gif(bytes: &[u8]) -> Result<Decoded> {
 }
 
 // ------------------------------------------------------------------------------------------------
-// JPEG / WebP / BMP through the image crate
+// JPEG
+
+/// Pillow's pixels and EXIF / XMP through `jpeg::decode_jpeg`; JPEG processes it does not
+/// implement go to the `image` crate (not bit-exact, and Pillow may not read them at all).
+fn decode_jpeg(bytes: &[u8]) -> Result<Decoded> {
+    match jpeg::decode_jpeg(bytes, MAX_SIDE, MAX_PIXELS) {
+        Ok(d) => {
+            let rgb = match d.pixels {
+                JpegPixels::Rgb(v) => v,
+                JpegPixels::Gray(v) => {
+                    let mut rgb = Vec::with_capacity(v.len() * 3);
+                    for g in v {
+                        rgb.extend_from_slice(&[g, g, g]);
+                    }
+                    rgb
+                }
+            };
+            let meta = Meta { exif: d.exif, xmp: d.xmp };
+            Ok(Decoded { width: d.width, height: d.height, rgb, key: None, meta })
+        }
+        Err(JpegError::Unsupported(what)) => {
+            log::debug!("JPEG: {what}, decoding with the image crate");
+            check_jpeg_complete(bytes)?;
+            decode_generic(bytes, image::ImageFormat::Jpeg)
+        }
+        Err(JpegError::TooLarge { width, height }) => {
+            check_dims(width, height)?;
+            Err(bad(format!("JPEG: {width}x{height} image is too large")))
+        }
+        Err(e) => Err(bad(e)),
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// WebP / BMP (and unusual JPEG) through the image crate
 
 /// zune-jpeg pads a truncated JPEG with grey and succeeds; Pillow (libjpeg-turbo, without
 /// `LOAD_TRUNCATED_IMAGES`) raises "image file is truncated" whenever the data ends before the EOI

@@ -7,12 +7,15 @@
 //!
 //! Reference: transformers 5.23 `SmolVLMImageProcessorPil` with Pillow 13.0.0 (Pillow 13 changed
 //! the LANCZOS pass order for shapes whose height shrinks a lot; older Pillow differs there).
-//! Every step is bit-exact for PNG, GIF, BMP and WebP input; JPEG pixels come from zune-jpeg,
-//! which differs from Pillow's libjpeg-turbo by a few levels on some pixels (IDCT, chroma
-//! upsampling and YCbCr rounding), so JPEG input is close but not bit-exact.
+//! Every step is bit-exact for PNG, GIF, BMP, WebP and JPEG input. JPEG is decoded by `jpeg`, a
+//! port of what Pillow's libjpeg-turbo runs (ISLOW IDCT as its SIMD kernels compute it, fancy
+//! upsampling, 16-bit YCbCr tables, progressive block smoothing, Pillow's CMYK conversion);
+//! only arithmetic-coded, lossless, hierarchical and 12-bit JPEGs fall back to the `image` crate
+//! and are not bit-exact.
 
 pub mod camera;
 pub mod image;
+mod jpeg;
 pub mod preprocess;
 pub mod resize;
 
