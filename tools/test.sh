@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 # The real-weight test (core/tests/real_weights.rs) needs the SmolLM2 GGUF in .cache/.
 bash tools/fetch_smollm2.sh
 cargo test --workspace --locked
+# Kotlin (JVM) and Swift (XCTest, Swift 6 chroot) suites of the bindings; each prints N passed, N failed.
+bash tools/test_bindings.sh

@@ -141,7 +141,7 @@ impl SmolVlm {
         };
         let dir = Path::new(&model_dir);
         if !dir.is_dir() {
-            return Err(SmolVlmError::ModelMissing { message: format!("model folder {model_dir} does not exist") });
+            return Err(SmolVlmError::ModelMissing { reason: format!("model folder {model_dir} does not exist") });
         }
         let core_options =
             EngineOptions { image_splitting: options.image_splitting, longest_edge: options.longest_edge, ..Default::default() };
@@ -224,8 +224,10 @@ pub fn version() -> String {
 }
 
 /// **For tests only.** Panics with `message`, so binding tests can check that a Rust panic
-/// reaches the host as an `Internal` exception instead of aborting the process.
+/// reaches the host as an exception (Kotlin `InternalException`, Swift
+/// `UniffiInternalError.rustPanic`) carrying the message, instead of aborting the process.
+/// (It is declared as throwing because Swift treats a panic in a non-throwing call as fatal.)
 #[uniffi::export]
-pub fn debug_panic(message: String) {
+pub fn debug_panic(message: String) -> Result<(), SmolVlmError> {
     panic!("{message}");
 }

@@ -178,7 +178,7 @@ fn every_error_variant() {
     assert!(session.transcript().is_empty(), "a failed question is undone");
     let stream = session.ask("hi".into(), vec![], None).unwrap();
     stream.cancel();
-    assert!(matches!(stream.next(), Err(SmolVlmError::Cancelled { .. })));
+    assert!(matches!(stream.next(), Err(SmolVlmError::Cancelled)));
     vlm.release();
     assert!(matches!(vlm.new_session(None, None), Err(SmolVlmError::InvalidArgument { .. })));
 }
@@ -188,6 +188,7 @@ fn a_panic_is_caught_by_uniffi() {
     // The exported function panics; uniffi's scaffolding catches it (panic = "unwind") and
     // reports a Rust panic to the caller instead of aborting. Here we check the unwinding part.
     let r = std::panic::catch_unwind(|| debug_panic("boom".into()));
+    // (`debug_panic` never returns; the `Result` only makes Swift treat the call as throwing.)
     assert!(r.is_err());
 }
 
@@ -210,7 +211,7 @@ fn cancel_from_another_thread_stops_within_a_step() {
     let t = Instant::now();
     session.cancel();
     let res = reader.join().unwrap();
-    assert!(matches!(res, Err(SmolVlmError::Cancelled { .. })), "{res:?}");
+    assert!(matches!(res, Err(SmolVlmError::Cancelled)), "{res:?}");
     assert!(t.elapsed() < Duration::from_secs(2), "stopped within a step: {:?}", t.elapsed());
     assert!(*pulled.lock().unwrap() > 0);
     // The session is usable again and the cancelled question was undone.

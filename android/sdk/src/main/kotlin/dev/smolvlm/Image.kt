@@ -1,0 +1,95 @@
+package dev.smolvlm
+
+import dev.smolvlm.ffi.ImageInput
+import dev.smolvlm.ffi.PixelFormat
+import dev.smolvlm.ffi.YuvColorRange
+import java.nio.ByteBuffer
+
+/**
+ * Builds [ImageInput]s for [Chat.ask]. Every function decodes or converts the pixels during the
+ * call and keeps no reference to the buffers passed in, so camera buffers can be recycled right
+ * after. Direct [ByteBuffer]s (what CameraX planes are) are read in place, without a copy;
+ * arrays and heap buffers are copied once into native memory.
+ *
+ * All functions throw `SmolVlmException.InvalidImage` when the data does not match its size and
+ * strides, and `SmolVlmException.InvalidArgument` for a rotation that is not a multiple of 90.
+ */
+object Image {
+    /** Reads an image file (JPEG, PNG, WebP, GIF, BMP; EXIF orientation applied). */
+    fun file(path: String): ImageInput = ImageInput.fromFile(path)
+
+    /** Decodes an encoded image (JPEG, PNG, WebP, GIF, BMP) held in memory. */
+    fun encoded(bytes: ByteArray): ImageInput = ImageInput.fromEncoded(bytes.direct())
+
+    /** Decodes an encoded image from the remaining bytes of [buffer]. */
+    fun encoded(buffer: ByteBuffer): ImageInput = ImageInput.fromEncoded(buffer.direct())
+
+    /**
+     * Converts one buffer of raw pixels: packed RGBA8888 / BGRA8888 / RGB888, or NV21 / NV12 (Y
+     * plane followed by the interleaved chroma rows at `rowStride * height`).
+     *
+     * @param rowStride bytes from one row to the next (0: tightly packed).
+     * @param pixelStride bytes from one pixel to the next for packed formats (0: natural size).
+     * @param rotationDegrees clockwise rotation that makes the frame upright (CameraX's
+     *   `imageInfo.rotationDegrees`).
+     */
+    fun pixels(
+        data: ByteBuffer,
+        format: PixelFormat,
+        width: Int,
+        height: Int,
+        rowStride: Int = 0,
+        pixelStride: Int = 0,
+        rotationDegrees: Int = 0,
+    ): ImageInput = ImageInput.fromPixels(
+        data.direct(), format, width.u("width"), height.u("height"),
+        rowStride.u("rowStride"), pixelStride.u("pixelStride"), rotationDegrees,
+    )
+
+    /** [pixels] for a byte array (copied once). */
+    fun pixels(
+        data: ByteArray,
+        format: PixelFormat,
+        width: Int,
+        height: Int,
+        rowStride: Int = 0,
+        pixelStride: Int = 0,
+        rotationDegrees: Int = 0,
+    ): ImageInput = pixels(data.direct(), format, width, height, rowStride, pixelStride, rotationDegrees)
+
+    /**
+     * Converts a three-plane YUV 4:2:0 frame (`ImageFormat.YUV_420_888`, e.g. CameraX
+     * `ImageProxy.planes`): each plane's buffer with its row stride, and the chroma planes' shared
+     * pixel stride (2 when U and V are interleaved, 1 when planar).
+     *
+     * @param range [YuvColorRange.FULL] (JFIF, what Android cameras produce) unless the frames
+     *   come from a video decoder.
+     */
+    fun yuv420(
+        y: ByteBuffer,
+        u: ByteBuffer,
+        v: ByteBuffer,
+        width: Int,
+        height: Int,
+        yRowStride: Int,
+        uvRowStride: Int,
+        uvPixelStride: Int,
+        rotationDegrees: Int = 0,
+        range: YuvColorRange = YuvColorRange.FULL,
+    ): ImageInput = ImageInput.fromYuv420(
+        y.direct(), u.direct(), v.direct(), width.u("width"), height.u("height"),
+        yRowStride.u("yRowStride"), uvRowStride.u("uvRowStride"), uvPixelStride.u("uvPixelStride"),
+        range, rotationDegrees,
+    )
+}
+
+/** A direct buffer over the remaining bytes (a zero-copy view when already direct). */
+private fun ByteBuffer.direct(): ByteBuffer =
+    if (isDirect) slice() else ByteBuffer.allocateDirect(remaining()).put(duplicate()).also { it.flip() }
+
+private fun ByteArray.direct(): ByteBuffer = ByteBuffer.allocateDirect(size).put(this).also { it.flip() }
+
+private fun Int.u(name: String): UInt {
+    require(this >= 0) { "$name must not be negative, got $this" }
+    return toUInt()
+}

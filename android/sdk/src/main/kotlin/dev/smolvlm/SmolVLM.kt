@@ -1,0 +1,170 @@
+package dev.smolvlm
+
+import dev.smolvlm.ffi.ChatMessage
+import dev.smolvlm.ffi.ChatSession
+import dev.smolvlm.ffi.GenerationConfig
+import dev.smolvlm.ffi.GenerationStats
+import dev.smolvlm.ffi.ImageInput
+import dev.smolvlm.ffi.LoadOptions
+import dev.smolvlm.ffi.LoadProgressListener
+import dev.smolvlm.ffi.ModelInfo
+import dev.smolvlm.ffi.SmolVlm
+import dev.smolvlm.ffi.SmolVlmException
+import dev.smolvlm.ffi.TokenStream
+import kotlinx.coroutines.CoroutineDispatcher
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.NonCancellable
+import kotlinx.coroutines.asExecutor
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.flow
+import kotlinx.coroutines.suspendCancellableCoroutine
+import kotlinx.coroutines.withContext
+import kotlin.coroutines.resume
+import kotlin.coroutines.resumeWithException
+
+/**
+ * A SmolVLM model loaded on the device, answering questions about images entirely offline.
+ *
+ * Load it once with [SmolVLM.load] (off the main thread), open one [Chat] per conversation with
+ * [newChat], and [close] it when done. Thread-safe: several chats may run on one model at once.
+ *
+ * ```kotlin
+ * SmolVLM.load("/data/local/tmp/SmolVLM-256M-Instruct").use { vlm ->
+ *     vlm.newChat().use { chat ->
+ *         chat.ask("What is in this image?", Image.file("/sdcard/cat.jpg")).collect { print(it) }
+ *     }
+ * }
+ * ```
+ *
+ * Errors are thrown as [SmolVlmException] subclasses: `ModelMissing`, `ModelInvalid`,
+ * `InvalidImage`, `InvalidArgument`, `ContextOverflow`, `Cancelled` and `Internal` (which also
+ * reports a caught Rust panic).
+ */
+class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
+
+    /** What the loaded model is: family, context length, image settings. */
+    val info: ModelInfo get() = raw.info()
+
+    /**
+     * Opens a new conversation.
+     *
+     * @param systemPrompt optional instructions placed before the first question.
+     * @param defaults generation settings used by every [Chat.ask] that passes none.
+     * @throws SmolVlmException.InvalidArgument if this model is closed or [defaults] are invalid.
+     */
+    fun newChat(systemPrompt: String? = null, defaults: GenerationConfig = GenerationConfig()): Chat =
+        Chat(raw.newSession(systemPrompt, defaults))
+
+    /**
+     * Releases this handle's share of the model. Chats already open keep working; the weights
+     * are freed once they are closed too. Safe to call more than once; later calls to [newChat]
+     * throw `SmolVlmException.InvalidArgument`. (The small native handle itself is freed by the
+     * garbage collector.)
+     */
+    override fun close() = raw.release()
+
+    /** Loading entry points. */
+    companion object {
+        /**
+         * Loads the model in [modelDir] (a folder in the Hugging Face layout) on [dispatcher].
+         *
+         * @param options image splitting, longest edge and thread count; defaults are the
+         *   checkpoint's own settings.
+         * @param onProgress called with a stage name and a fraction 0.0–1.0 while loading.
+         * @throws SmolVlmException.ModelMissing or [SmolVlmException.ModelInvalid] naming the
+         *   file at fault.
+         */
+        suspend fun load(
+            modelDir: String,
+            options: LoadOptions = LoadOptions(),
+            onProgress: ((stage: String, fraction: Float) -> Unit)? = null,
+            dispatcher: CoroutineDispatcher = Dispatchers.IO,
+        ): SmolVLM = withContext(dispatcher) {
+            val listener = onProgress?.let { cb ->
+                object : LoadProgressListener {
+                    override fun onProgress(stage: String, fraction: Float) = cb(stage, fraction)
+                }
+            }
+            SmolVLM(SmolVlm.load(modelDir, options, listener))
+        }
+    }
+}
+
+/**
+ * One conversation with a [SmolVLM] model. Follow-up questions reuse what the model has already
+ * read, so an image is encoded only once per chat (see [stats]). One answer at a time per chat;
+ * open several chats to answer in parallel. Close it to free its memory.
+ */
+class Chat internal constructor(private val raw: ChatSession) : AutoCloseable {
+
+    /**
+     * Asks [text] about [images] and streams the answer as text pieces, in order.
+     *
+     * The answer is computed while the flow is collected (on [dispatcher]); cancelling the
+     * collector cancels the generation within one decode step, and the question is then removed
+     * from the [transcript]. Collect each flow once.
+     *
+     * @param options overrides this chat's default generation settings.
+     * @throws SmolVlmException.InvalidArgument if another answer is still streaming in this chat.
+     * @throws SmolVlmException.ContextOverflow if the conversation no longer fits the model.
+     */
+    fun ask(
+        text: String,
+        images: List<ImageInput> = emptyList(),
+        options: GenerationConfig? = null,
+        dispatcher: CoroutineDispatcher = Dispatchers.IO,
+    ): Flow<String> = flow {
+        val stream = raw.ask(text, images, options)
+        try {
+            while (true) {
+                val piece = stream.nextCancellable(dispatcher) ?: break
+                emit(piece)
+            }
+        } finally {
+            withContext(NonCancellable) {
+                stream.release()
+                stream.close()
+            }
+        }
+    }
+
+    /** Asks [text] about one or more [images]; see the list overload. */
+    fun ask(text: String, vararg images: ImageInput): Flow<String> = ask(text, images.toList())
+
+    /** Stops the answer being generated, from any thread; its flow throws `Cancelled`. */
+    fun cancel() = raw.cancel()
+
+    /** Forgets the conversation (the system prompt stays), cancelling a running answer. */
+    fun reset() = raw.reset()
+
+    /** The conversation so far: system prompt, questions and answers. */
+    val transcript: List<ChatMessage> get() = raw.transcript()
+
+    /**
+     * Timings and counts of the last finished answer (null before the first one). A follow-up
+     * about an image already sent shows `visionTiles == 0uL`.
+     */
+    val stats: GenerationStats? get() = raw.stats()
+
+    /**
+     * Frees the chat's memory (KV cache, transcript), cancelling a running answer. Safe to call
+     * more than once; a later [ask] throws `SmolVlmException.InvalidArgument`.
+     */
+    override fun close() = raw.release()
+}
+
+/**
+ * Runs the blocking [TokenStream.next] on [dispatcher]'s threads; if the calling coroutine is
+ * cancelled meanwhile, cancels the stream at once (the native call then ends within one step).
+ */
+private suspend fun TokenStream.nextCancellable(dispatcher: CoroutineDispatcher): String? =
+    suspendCancellableCoroutine { cont ->
+        cont.invokeOnCancellation { this.cancel() }
+        dispatcher.asExecutor().execute {
+            try {
+                cont.resume(next())
+            } catch (e: Throwable) {
+                cont.resumeWithException(e)
+            }
+        }
+    }

@@ -1,0 +1,313 @@
+package dev.smolvlm
+
+import dev.smolvlm.ffi.ChatRole
+import dev.smolvlm.ffi.GenerationConfig
+import dev.smolvlm.ffi.ImageInput
+import dev.smolvlm.ffi.InternalException
+import dev.smolvlm.ffi.LoadOptions
+import dev.smolvlm.ffi.PixelFormat
+import dev.smolvlm.ffi.SmolVlmException
+import dev.smolvlm.ffi.YuvColorRange
+import dev.smolvlm.ffi.debugPanic
+import dev.smolvlm.ffi.liveObjects
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.flow.take
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import dev.smolvlm.readme.describe
+import org.junit.AfterClass
+import org.junit.BeforeClass
+import org.junit.Test
+import java.io.File
+import java.nio.ByteBuffer
+import kotlin.math.abs
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertNotNull
+import kotlin.test.assertNull
+import kotlin.test.assertTrue
+
+/** Tests of the Kotlin API on the JVM against the host build of the native library. */
+class SmolVLMTest {
+    companion object {
+        private val fixtures = File(System.getProperty("smolvlm.fixtures") ?: "tests/fixtures").absoluteFile
+        val modelDir = File(fixtures, "models/tiny-smolvlm2").path
+        fun image(name: String) = File(fixtures, "images/$name").path
+        lateinit var vlm: SmolVLM
+
+        @BeforeClass @JvmStatic fun load() {
+            vlm = runBlocking { SmolVLM.load(modelDir) }
+        }
+
+        @AfterClass @JvmStatic fun unload() = vlm.close()
+
+        /** The `greedy_text` of a reference case (a minimal JSON string reader). */
+        fun greedyText(case: String): String {
+            val json = File(fixtures, "cases/$case/case.json").readText()
+            val start = json.indexOf("\"greedy_text\"").let { json.indexOf('"', json.indexOf(':', it)) + 1 }
+            val out = StringBuilder()
+            var i = start
+            while (json[i] != '"') {
+                if (json[i] == '\\') {
+                    i++
+                    when (json[i]) {
+                        'n' -> out.append('\n'); 't' -> out.append('\t'); 'r' -> out.append('\r')
+                        'u' -> { out.append(json.substring(i + 1, i + 5).toInt(16).toChar()); i += 4 }
+                        else -> out.append(json[i])
+                    }
+                } else out.append(json[i])
+                i++
+            }
+            return out.toString()
+        }
+
+        fun greedy(n: Int) = GenerationConfig(maxTokens = n.toUInt())
+    }
+
+    private fun answer(img: ImageInput, q: String = "What is in the picture?", n: Int = 8): String = runBlocking {
+        vlm.newChat(defaults = greedy(n)).use { it.ask(q, img).toList().joinToString("") }
+    }
+
+    @Test fun sameGreedyTextAsRustAndTransformers() = runBlocking {
+        val want = greedyText("split_wide")
+        vlm.newChat().use { chat ->
+            val pieces = chat.ask("Can you describe this image?", listOf(Image.file(image("wide.png"))), greedy(16)).toList()
+            assertEquals(want, pieces.joinToString(""))
+            assertEquals(13uL, chat.stats!!.visionTiles)
+            assertEquals(16uL, chat.stats!!.generatedTokens)
+        }
+    }
+
+    @Test fun streamingDeliversPiecesInOrder() = runBlocking {
+        vlm.newChat(defaults = greedy(12)).use { chat ->
+            val seen = mutableListOf<String>()
+            chat.ask("Tell me a story.").collect { seen.add(it) }
+            assertTrue(seen.size > 1, "several pieces: $seen")
+            assertTrue(seen.all { it.isNotEmpty() })
+            val last = chat.transcript.last()
+            assertEquals(ChatRole.ASSISTANT, last.role)
+            assertEquals(seen.joinToString("").trimStart(), last.text)
+        }
+    }
+
+    @Test fun encodedBytesAndFileGiveTheSameAnswer() {
+        val bytes = File(image("small.png")).readBytes()
+        val fromBytes = Image.encoded(bytes)
+        val heap = Image.encoded(ByteBuffer.wrap(bytes))
+        assertEquals(fromBytes.rgbBytes().toList(), heap.rgbBytes().toList())
+        assertEquals(answer(Image.file(image("small.png"))), answer(fromBytes))
+    }
+
+    /** Rotates packed RGB counter-clockwise by 90°, i.e. what a sensor mounted sideways gives. */
+    private fun rotateCcw(rgb: ByteArray, w: Int, h: Int): ByteArray {
+        val out = ByteArray(rgb.size)
+        for (y in 0 until h) for (x in 0 until w) {
+            val (nx, ny) = y to (w - 1 - x)
+            System.arraycopy(rgb, (y * w + x) * 3, out, (ny * h + nx) * 3, 3)
+        }
+        return out
+    }
+
+    @Test fun rawRgbaFrameWithStrideAndRotation() {
+        val png = Image.file(image("small.png"))
+        val (w, h) = png.width().toInt() to png.height().toInt()
+        val sideways = rotateCcw(png.rgbBytes(), w, h)
+        val (fw, fh) = h to w
+        val stride = fw * 4 + 12
+        val frame = ByteBuffer.allocateDirect(stride * fh)
+        for (y in 0 until fh) for (x in 0 until fw) {
+            val s = (y * fw + x) * 3
+            frame.put(y * stride + x * 4, sideways[s]); frame.put(y * stride + x * 4 + 1, sideways[s + 1])
+            frame.put(y * stride + x * 4 + 2, sideways[s + 2]); frame.put(y * stride + x * 4 + 3, -1)
+        }
+        val img = Image.pixels(frame, PixelFormat.RGBA8888, fw, fh, rowStride = stride, rotationDegrees = 90)
+        assertEquals(w to h, img.width().toInt() to img.height().toInt())
+        assertTrue(img.rgbBytes().contentEquals(png.rgbBytes()), "upright again, pixel for pixel")
+        assertEquals(answer(png), answer(img))
+        // BGRA: the same frame with red and blue swapped reads differently.
+        val bgr = Image.pixels(frame, PixelFormat.BGRA8888, fw, fh, rowStride = stride, rotationDegrees = 90)
+        assertTrue(!bgr.rgbBytes().contentEquals(png.rgbBytes()))
+    }
+
+    /** Full-range BT.601 (JFIF), as Android cameras produce. */
+    private fun ycbcr(r: Int, g: Int, b: Int): IntArray = intArrayOf(
+        Math.round(0.299 * r + 0.587 * g + 0.114 * b).toInt(),
+        Math.round(128 - 0.168736 * r - 0.331264 * g + 0.5 * b).toInt().coerceIn(0, 255),
+        Math.round(128 + 0.5 * r - 0.418688 * g - 0.081312 * b).toInt().coerceIn(0, 255),
+    )
+
+    /** A w x h image whose 2x2 blocks share one colour (so 4:2:0 chroma loses nothing). */
+    private fun blocky(w: Int, h: Int) = ByteArray(w * h * 3) { i ->
+        val p = i / 3; val x = (p % w) / 2; val y = (p / w) / 2
+        when (i % 3) { 0 -> (x * 37 + y * 11) % 256; 1 -> (255 - x * 23) and 255; else -> (y * 53 + 40) % 256 }.toByte()
+    }
+
+    private fun assertClose(want: ByteArray, got: ByteArray, tol: Int) {
+        assertEquals(want.size, got.size)
+        val worst = want.indices.maxOf { abs((want[it].toInt() and 255) - (got[it].toInt() and 255)) }
+        assertTrue(worst <= tol, "largest difference $worst > $tol")
+    }
+
+    @Test fun nv21FrameWithStrideAndRotation() {
+        val (w, h, stride) = Triple(40, 24, 48)
+        val upright = blocky(h, w) // the frame is stored sideways: w x h, upright is h x w
+        val stored = rotateCcw(upright, h, w)
+        val nv21 = ByteArray(stride * h * 3 / 2)
+        for (y in 0 until h) for (x in 0 until w) {
+            val s = (y * w + x) * 3
+            val (l, cb, cr) = ycbcr(stored[s].toInt() and 255, stored[s + 1].toInt() and 255, stored[s + 2].toInt() and 255).toList()
+            nv21[y * stride + x] = l.toByte()
+            val c = stride * h + (y / 2) * stride + (x / 2) * 2
+            nv21[c] = cr.toByte(); nv21[c + 1] = cb.toByte()
+        }
+        val img = Image.pixels(nv21, PixelFormat.NV21, w, h, rowStride = stride, rotationDegrees = 90)
+        assertEquals(h to w, img.width().toInt() to img.height().toInt())
+        assertClose(upright, img.rgbBytes(), 2)
+        // NV12 reads the chroma pairs the other way round: clearly different colours.
+        val swapped = Image.pixels(nv21, PixelFormat.NV12, w, h, rowStride = stride, rotationDegrees = 90)
+        assertTrue(!swapped.rgbBytes().contentEquals(img.rgbBytes()))
+        assertTrue(answer(img).isNotEmpty())
+    }
+
+    @Test fun yuv420ThreePlanesFromDirectBuffers() {
+        val (w, h) = 6 to 4
+        val y = ByteBuffer.allocateDirect(8 * h).also { for (i in 0 until it.capacity()) it.put(i, 200.toByte()) }
+        val uv = ByteBuffer.allocateDirect(8 * 2).also { for (i in 0 until it.capacity()) it.put(i, 128.toByte()) }
+        val v = uv.duplicate(); val u = uv.duplicate().position(1) as ByteBuffer
+        val img = Image.yuv420(y, u, v, w, h, yRowStride = 8, uvRowStride = 8, uvPixelStride = 2, rotationDegrees = 270)
+        assertEquals(4 to 6, img.width().toInt() to img.height().toInt())
+        assertTrue(img.rgbBytes().all { it == 200.toByte() })
+        val video = Image.yuv420(y, u, v, w, h, 8, 8, 2, range = YuvColorRange.LIMITED)
+        assertTrue(video.rgbBytes().all { it == 214.toByte() }, "(200-16)*255/219")
+    }
+
+    @Test fun followUpDoesNotReencodeTheImage() = runBlocking {
+        vlm.newChat(systemPrompt = "You are a concise assistant.", defaults = greedy(4)).use { chat ->
+            chat.ask("What do you see?", Image.file(image("tall.png"))).toList()
+            val first = chat.stats!!
+            assertTrue(first.visionTiles > 0uL && first.visionEncodeMs > 0.0)
+            chat.ask("And how many shapes are there?").toList()
+            val second = chat.stats!!
+            assertEquals(0uL, second.visionTiles)
+            assertEquals(0.0, second.visionEncodeMs)
+            assertTrue(second.prefillTokens * 4uL < second.promptTokens, "only the new turn is computed: $second")
+            assertEquals(5, chat.transcript.size)
+            chat.reset()
+            assertTrue(chat.transcript.isEmpty())
+        }
+    }
+
+    @Test fun cancelFromAnotherThread() {
+        vlm.newChat(defaults = greedy(100_000)).use { chat ->
+            var error: Throwable? = null
+            var pieces = 0
+            val reader = Thread {
+                try { runBlocking { chat.ask("Describe it at length.", Image.file(image("wide.png"))).collect { pieces++ } } }
+                catch (e: Throwable) { error = e }
+            }
+            reader.start()
+            val t0 = System.nanoTime()
+            while (pieces < 3 && System.nanoTime() - t0 < 30_000_000_000) Thread.sleep(5)
+            val t = System.nanoTime()
+            chat.cancel()
+            reader.join(5_000)
+            assertTrue(!reader.isAlive, "the stream ended")
+            assertTrue(System.nanoTime() - t < 2_000_000_000, "within a step")
+            assertTrue(error is SmolVlmException.Cancelled, "got $error")
+            assertTrue(pieces >= 3)
+            assertTrue(chat.transcript.isEmpty(), "the cancelled question is undone")
+        }
+    }
+
+    @Test fun cancellingTheCollectorCancelsGeneration() = runBlocking {
+        vlm.newChat(defaults = greedy(100_000)).use { chat ->
+            assertEquals(2, chat.ask("Count to a million.").take(2).toList().size)
+            assertTrue(chat.transcript.isEmpty(), "the abandoned question is undone")
+            var n = 0
+            val job = launch(Dispatchers.Default) { chat.ask("Again, please.").collect { n++ } }
+            while (n < 2) kotlinx.coroutines.delay(5)
+            val t = System.nanoTime()
+            job.cancelAndJoin()
+            assertTrue(System.nanoTime() - t < 2_000_000_000)
+            // The session is free again at once.
+            assertEquals(1, chat.ask("Hi", options = greedy(1)).toList().size)
+        }
+    }
+
+    @Test fun everyErrorVariant() = runBlocking {
+        assertFailsWith<SmolVlmException.ModelMissing> { SmolVLM.load("/nonexistent/model") }
+        val broken = kotlin.io.path.createTempDirectory("smolvlm-bad").toFile()
+        File(modelDir).listFiles()!!.forEach { it.copyTo(File(broken, it.name)) }
+        File(broken, "config.json").writeText("{ not json")
+        val invalid = assertFailsWith<SmolVlmException.ModelInvalid> { SmolVLM.load(broken.path) }
+        assertTrue(invalid.message!!.contains("config.json"), invalid.message)
+        broken.deleteRecursively()
+        assertFailsWith<SmolVlmException.InvalidImage> { Image.encoded("not an image".toByteArray()) }
+        assertFailsWith<SmolVlmException.InvalidImage> { Image.file(image("missing.png")) }
+        assertFailsWith<SmolVlmException.InvalidImage> { Image.pixels(ByteArray(10), PixelFormat.RGBA8888, 4, 4) }
+        assertFailsWith<SmolVlmException.InvalidArgument> { Image.pixels(ByteArray(64), PixelFormat.RGBA8888, 4, 4, rotationDegrees = 45) }
+        vlm.newChat().use { chat ->
+            assertFailsWith<SmolVlmException.InvalidArgument> { chat.ask("hi", options = GenerationConfig(maxTokens = 0u)).toList() }
+            val limit = vlm.info.contextLength
+            val overflow = assertFailsWith<SmolVlmException.ContextOverflow> { chat.ask("word ".repeat(limit.toInt() + 10)).toList() }
+            assertEquals(limit, overflow.limit)
+            assertTrue(overflow.tokens > limit)
+            assertFailsWith<SmolVlmException.Cancelled> {
+                chat.ask("hi", options = greedy(1000)).collect { chat.cancel() }
+            }
+        }
+        val closed = runBlocking { SmolVLM.load(modelDir) }
+        closed.close()
+        assertFailsWith<SmolVlmException.InvalidArgument> { closed.newChat() }
+        // A Rust panic becomes an exception, not a crash.
+        val panic = assertFailsWith<InternalException> { debugPanic("boom") }
+        assertTrue(panic.message!!.contains("boom"), panic.message)
+        Unit
+    }
+
+    @Test fun closeFreesNativeMemory() = runBlocking {
+        val before = liveObjects()
+        val other = SmolVLM.load(modelDir)
+        val a = other.newChat(); val b = other.newChat()
+        assertEquals(before.engines + 1, liveObjects().engines)
+        assertEquals(before.sessions + 2, liveObjects().sessions)
+        a.ask("Hello", options = greedy(2)).toList()
+        other.close()
+        assertEquals(before.engines + 1, liveObjects().engines, "open chats keep the weights")
+        a.close(); b.close()
+        assertEquals(before, liveObjects())
+    }
+
+    @Test fun concurrentSessionsShareOneEngine() = runBlocking {
+        val want = vlm.newChat(defaults = greedy(6)).use { it.ask("Tell me a story.").toList().joinToString("") }
+        val got = (1..3).map {
+            async(Dispatchers.Default) { vlm.newChat(defaults = greedy(6)).use { it.ask("Tell me a story.").toList().joinToString("") } }
+        }.awaitAll()
+        assertEquals(listOf(want, want, want), got)
+    }
+
+    @Test fun loadOptionsAndProgress() = runBlocking {
+        val stages = mutableListOf<Pair<String, Float>>()
+        SmolVLM.load(modelDir, LoadOptions(imageSplitting = false, longestEdge = 64u, threads = 1u), { s, f -> stages.add(s to f) }).use { small ->
+            assertEquals("ready" to 1.0f, stages.last())
+            assertEquals(false, small.info.imageSplitting)
+            small.newChat(defaults = greedy(2)).use { chat ->
+                chat.ask("What?", Image.file(image("wide.png"))).toList()
+                assertEquals(1uL, chat.stats!!.visionTiles)
+            }
+        }
+    }
+
+    @Test fun readmeExampleRuns() = runBlocking {
+        val text = describe(modelDir, image("wide.png"))
+        assertTrue(text.isNotEmpty())
+    }
+
+    @Test fun statsOfTheStreamAreNullUntilAnAnswerFinishes() {
+        vlm.newChat().use { chat -> assertNull(chat.stats); assertNotNull(vlm.info) }
+    }
+}

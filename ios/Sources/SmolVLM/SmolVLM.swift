@@ -1,0 +1,175 @@
+import Dispatch
+import Foundation
+@_exported import SmolVLMFFI
+
+/// A SmolVLM model loaded on the device, answering questions about images entirely offline.
+///
+/// Load it once with ``SmolVLM/load(modelDir:options:onProgress:)`` (it runs off the caller's
+/// thread), open one ``Chat`` per conversation with ``newChat(systemPrompt:defaults:)``, and call
+/// ``close()`` (or drop the last reference) when done. Several chats may use one model at once,
+/// from any tasks or threads.
+///
+/// Errors are thrown as ``SmolVlmError`` cases: `.ModelMissing`, `.ModelInvalid`,
+/// `.InvalidImage`, `.InvalidArgument`, `.ContextOverflow`, `.Cancelled` and `.Internal`; a
+/// caught Rust panic is thrown as `UniffiInternalError.rustPanic`.
+public final class SmolVLM: Sendable {
+    let raw: SmolVlm
+
+    init(raw: SmolVlm) { self.raw = raw }
+
+    /// Loads the model in `modelDir` (a folder in the Hugging Face layout) on a background queue.
+    ///
+    /// - Parameters:
+    ///   - options: image splitting, longest edge and thread count (`nil`: the checkpoint's own).
+    ///   - onProgress: called with a stage name and a fraction 0...1 while loading.
+    /// - Throws: ``SmolVlmError`` `.ModelMissing` / `.ModelInvalid` naming the file at fault.
+    public static func load(
+        modelDir: String,
+        options: LoadOptions? = nil,
+        onProgress: (@Sendable (String, Float) -> Void)? = nil
+    ) async throws -> SmolVLM {
+        let listener = onProgress.map(ProgressRelay.init)
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global(qos: .userInitiated).async {
+                do {
+                    let raw = try SmolVlm.load(modelDir: modelDir, options: options, listener: listener)
+                    continuation.resume(returning: SmolVLM(raw: raw))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// What the loaded model is: family, context length, image settings.
+    public var info: ModelInfo { raw.info() }
+
+    /// Opens a new conversation.
+    ///
+    /// - Parameters:
+    ///   - systemPrompt: optional instructions placed before the first question.
+    ///   - defaults: generation settings used by every ``Chat/ask(_:images:options:)`` that
+    ///     passes none (`nil`: greedy, 256 tokens).
+    /// - Throws: `.InvalidArgument` if the model was closed or `defaults` are out of range.
+    public func newChat(systemPrompt: String? = nil, defaults: GenerationConfig? = nil) throws -> Chat {
+        Chat(raw: try raw.newSession(systemPrompt: systemPrompt, defaults: defaults))
+    }
+
+    /// Releases this handle's share of the model now. Open chats keep working; the weights are
+    /// freed when they are closed too. Safe to call more than once.
+    public func close() { raw.release() }
+}
+
+/// Forwards load progress to a Swift closure.
+private final class ProgressRelay: LoadProgressListener, @unchecked Sendable {
+    let callback: @Sendable (String, Float) -> Void
+    init(_ callback: @escaping @Sendable (String, Float) -> Void) { self.callback = callback }
+    func onProgress(stage: String, fraction: Float) { callback(stage, fraction) }
+}
+
+/// One conversation with a ``SmolVLM`` model. Follow-up questions reuse what the model has
+/// already read, so an image is encoded once per chat (see ``stats``). One answer at a time
+/// per chat; open several chats to answer in parallel.
+public final class Chat: Sendable {
+    let raw: ChatSession
+
+    init(raw: ChatSession) { self.raw = raw }
+
+    /// Asks `text` about `images` and streams the answer as text pieces, in order.
+    ///
+    /// The answer is computed on a background thread while the stream is iterated. Terminating
+    /// the stream (breaking out of `for try await`, or cancelling the consuming task) cancels the
+    /// generation within one decode step, and the question is removed from the ``transcript``.
+    /// Errors (``SmolVlmError``) are thrown by the iteration, e.g. `.InvalidArgument` if another
+    /// answer is still streaming in this chat or `.ContextOverflow` if the conversation no
+    /// longer fits.
+    public func ask(
+        _ text: String,
+        images: [ImageInput] = [],
+        options: GenerationConfig? = nil
+    ) -> AsyncThrowingStream<String, Error> {
+        let raw = self.raw
+        return AsyncThrowingStream { continuation in
+            let stream: TokenStream
+            do {
+                stream = try raw.ask(text: text, images: images, options: options)
+            } catch {
+                continuation.finish(throwing: error)
+                return
+            }
+            continuation.onTermination = { _ in stream.cancel() }
+            Thread.detachNewThread {
+                defer { stream.release() }
+                do {
+                    while let piece = try stream.next() {
+                        if case .terminated = continuation.yield(piece) { return }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// Stops the answer being generated, from any thread; its stream throws `.Cancelled`.
+    public func cancel() { raw.cancel() }
+
+    /// Forgets the conversation (the system prompt stays), cancelling a running answer.
+    public func reset() { raw.reset() }
+
+    /// The conversation so far: system prompt, questions and answers.
+    public var transcript: [ChatMessage] { raw.transcript() }
+
+    /// Timings and counts of the last finished answer (`nil` before the first one). A
+    /// follow-up about an image already sent shows `visionTiles == 0`.
+    public var stats: GenerationStats? { raw.stats() }
+
+    /// Frees the chat's memory now, cancelling a running answer. Safe to call more than once.
+    public func close() { raw.release() }
+}
+
+extension ImageInput {
+    /// Reads an image file (JPEG, PNG, WebP, GIF, BMP; EXIF orientation applied).
+    public static func file(_ path: String) throws -> ImageInput { try fromFile(path: path) }
+
+    /// Decodes an encoded image held in memory.
+    public static func encoded(_ data: Data) throws -> ImageInput { try fromEncoded(bytes: data) }
+
+    /// Converts one buffer of raw pixels (RGBA8888, BGRA8888, RGB888, NV21, NV12).
+    ///
+    /// - Parameters:
+    ///   - rowStride: bytes from one row to the next (0: tightly packed).
+    ///   - pixelStride: bytes from one pixel to the next for packed formats (0: natural size).
+    ///   - rotationDegrees: clockwise rotation (0, 90, 180, 270) that makes the frame upright.
+    public static func pixels(
+        _ data: Data, format: PixelFormat, width: Int, height: Int,
+        rowStride: Int = 0, pixelStride: Int = 0, rotationDegrees: Int = 0
+    ) throws -> ImageInput {
+        try fromPixels(
+            data: data, format: format, width: try u32(width), height: try u32(height),
+            rowStride: try u32(rowStride), pixelStride: try u32(pixelStride),
+            rotationDegrees: Int32(clamping: rotationDegrees))
+    }
+
+    /// Converts a three-plane YUV 4:2:0 frame: each plane with its row stride, and the chroma
+    /// planes' shared pixel stride (2 when U and V are interleaved).
+    public static func yuv420(
+        y: Data, u: Data, v: Data, width: Int, height: Int,
+        yRowStride: Int, uvRowStride: Int, uvPixelStride: Int,
+        rotationDegrees: Int = 0, range: YuvColorRange = .full
+    ) throws -> ImageInput {
+        try fromYuv420(
+            y: y, u: u, v: v, width: try u32(width), height: try u32(height),
+            yRowStride: try u32(yRowStride), uvRowStride: try u32(uvRowStride),
+            uvPixelStride: try u32(uvPixelStride), range: range,
+            rotationDegrees: Int32(clamping: rotationDegrees))
+    }
+}
+
+private func u32(_ v: Int) throws -> UInt32 {
+    guard let u = UInt32(exactly: v) else {
+        throw SmolVlmError.InvalidArgument(reason: "\(v) is not a valid size or stride")
+    }
+    return u
+}

@@ -1,0 +1,276 @@
+import Foundation
+import XCTest
+@testable import SmolVLM
+
+/// All pieces of an answer, in order.
+func collect(_ s: AsyncThrowingStream<String, Error>) async throws -> [String] {
+    var out: [String] = []
+    for try await p in s { out.append(p) }
+    return out
+}
+
+/// Tests of the Swift API against the host build of the native library and the tiny fixture
+/// model (same coverage as the Kotlin suite).
+final class SmolVLMTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: ProcessInfo.processInfo.environment["SMOLVLM_FIXTURES"] ?? "../tests/fixtures")
+    static let modelDir = fixtures.appendingPathComponent("models/tiny-smolvlm2").path
+    static func image(_ name: String) -> String { fixtures.appendingPathComponent("images/\(name)").path }
+    nonisolated(unsafe) static var shared: SmolVLM?
+
+    func vlm() async throws -> SmolVLM {
+        if let v = Self.shared { return v }
+        let v = try await SmolVLM.load(modelDir: Self.modelDir)
+        Self.shared = v
+        return v
+    }
+
+    func greedy(_ n: UInt32) -> GenerationConfig { GenerationConfig(maxTokens: n) }
+
+    func answer(_ img: ImageInput, _ q: String = "What is in the picture?", n: UInt32 = 8) async throws -> String {
+        let chat = try await vlm().newChat(defaults: greedy(n))
+        defer { chat.close() }
+        return try await collect(chat.ask(q, images: [img])).joined()
+    }
+
+    func greedyText(_ name: String) throws -> String {
+        let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("cases/\(name)/case.json"))
+        let json = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        return json["greedy_text"] as! String
+    }
+
+    func testSameGreedyTextAsRustAndTransformers() async throws {
+        let chat = try await vlm().newChat()
+        let pieces = try await collect(chat.ask("Can you describe this image?", images: [try .file(Self.image("wide.png"))], options: greedy(16)))
+        XCTAssertEqual(pieces.joined(), try greedyText("split_wide"))
+        XCTAssertEqual(chat.stats?.visionTiles, 13)
+        XCTAssertEqual(chat.stats?.generatedTokens, 16)
+    }
+
+    func testStreamingDeliversPiecesInOrder() async throws {
+        let chat = try await vlm().newChat(defaults: greedy(12))
+        let pieces = try await collect(chat.ask("Tell me a story."))
+        XCTAssertGreaterThan(pieces.count, 1)
+        XCTAssertTrue(pieces.allSatisfy { !$0.isEmpty })
+        let last = chat.transcript.last!
+        XCTAssertEqual(last.role, .assistant)
+        var joined = pieces.joined()
+        while joined.first == " " { joined.removeFirst() }
+        XCTAssertEqual(last.text, joined)
+    }
+
+    func testEncodedBytesAndFileGiveTheSameAnswer() async throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: Self.image("small.png")))
+        let a = try await answer(try .encoded(bytes))
+        let b = try await answer(try .file(Self.image("small.png")))
+        XCTAssertEqual(a, b)
+    }
+
+    /// Rotates packed RGB counter-clockwise by 90° (a sensor mounted sideways).
+    func rotateCcw(_ rgb: [UInt8], _ w: Int, _ h: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: rgb.count)
+        for y in 0..<h { for x in 0..<w {
+            let (nx, ny) = (y, w - 1 - x)
+            for c in 0..<3 { out[(ny * h + nx) * 3 + c] = rgb[(y * w + x) * 3 + c] }
+        } }
+        return out
+    }
+
+    func testRawRgbaFrameWithStrideAndRotation() async throws {
+        let png = try ImageInput.file(Self.image("small.png"))
+        let (w, h) = (Int(png.width()), Int(png.height()))
+        let sideways = rotateCcw([UInt8](png.rgbBytes()), w, h)
+        let (fw, fh) = (h, w)
+        let stride = fw * 4 + 12
+        var frame = [UInt8](repeating: 0, count: stride * fh)
+        for y in 0..<fh { for x in 0..<fw {
+            let s = (y * fw + x) * 3
+            frame[y * stride + x * 4] = sideways[s]; frame[y * stride + x * 4 + 1] = sideways[s + 1]
+            frame[y * stride + x * 4 + 2] = sideways[s + 2]; frame[y * stride + x * 4 + 3] = 255
+        } }
+        let img = try ImageInput.pixels(Data(frame), format: .rgba8888, width: fw, height: fh, rowStride: stride, rotationDegrees: 90)
+        XCTAssertEqual(Int(img.width()), w); XCTAssertEqual(Int(img.height()), h)
+        XCTAssertEqual(img.rgbBytes(), png.rgbBytes())
+        let a = try await answer(img)
+        let b = try await answer(png)
+        XCTAssertEqual(a, b)
+        let bgra = try ImageInput.pixels(Data(frame), format: .bgra8888, width: fw, height: fh, rowStride: stride, rotationDegrees: 90)
+        XCTAssertNotEqual(bgra.rgbBytes(), png.rgbBytes())
+    }
+
+    func ycbcr(_ r: Double, _ g: Double, _ b: Double) -> (UInt8, UInt8, UInt8) {
+        func q(_ v: Double) -> UInt8 { UInt8(max(0, min(255, v.rounded()))) }
+        return (q(0.299 * r + 0.587 * g + 0.114 * b), q(128 - 0.168736 * r - 0.331264 * g + 0.5 * b), q(128 + 0.5 * r - 0.418688 * g - 0.081312 * b))
+    }
+
+    func testNv21FrameWithStrideAndRotation() async throws {
+        let (w, h, stride) = (40, 24, 48)
+        var upright = [UInt8](repeating: 0, count: w * h * 3) // h x w upright (x < h, y < w)
+        for p in 0..<(w * h) {
+            let x = (p % h) / 2, y = (p / h) / 2
+            upright[p * 3] = UInt8((x * 37 + y * 11) % 256); upright[p * 3 + 1] = UInt8((255 - x * 23) & 255); upright[p * 3 + 2] = UInt8((y * 53 + 40) % 256)
+        }
+        let stored = rotateCcw(upright, h, w)
+        var nv21 = [UInt8](repeating: 0, count: stride * h * 3 / 2)
+        for y in 0..<h { for x in 0..<w {
+            let s = (y * w + x) * 3
+            let (l, cb, cr) = ycbcr(Double(stored[s]), Double(stored[s + 1]), Double(stored[s + 2]))
+            nv21[y * stride + x] = l
+            let c = stride * h + (y / 2) * stride + (x / 2) * 2
+            nv21[c] = cr; nv21[c + 1] = cb
+        } }
+        let img = try ImageInput.pixels(Data(nv21), format: .nv21, width: w, height: h, rowStride: stride, rotationDegrees: 90)
+        XCTAssertEqual(Int(img.width()), h); XCTAssertEqual(Int(img.height()), w)
+        let got = [UInt8](img.rgbBytes())
+        let worst = zip(got, upright).map { abs(Int($0) - Int($1)) }.max()!
+        XCTAssertLessThanOrEqual(worst, 2)
+        let swapped = try ImageInput.pixels(Data(nv21), format: .nv12, width: w, height: h, rowStride: stride, rotationDegrees: 90)
+        XCTAssertNotEqual(swapped.rgbBytes(), img.rgbBytes())
+        let text = try await answer(img)
+        XCTAssertFalse(text.isEmpty)
+    }
+
+    func testYuv420ThreePlanes() throws {
+        let y = Data(repeating: 200, count: 8 * 4)
+        let uv = Data(repeating: 128, count: 8 * 2)
+        let img = try ImageInput.yuv420(y: y, u: uv.dropFirst(), v: uv, width: 6, height: 4, yRowStride: 8, uvRowStride: 8, uvPixelStride: 2, rotationDegrees: 270)
+        XCTAssertEqual(img.width(), 4); XCTAssertEqual(img.height(), 6)
+        XCTAssertTrue(img.rgbBytes().allSatisfy { $0 == 200 })
+        let video = try ImageInput.yuv420(y: y, u: uv.dropFirst(), v: uv, width: 6, height: 4, yRowStride: 8, uvRowStride: 8, uvPixelStride: 2, range: .limited)
+        XCTAssertTrue(video.rgbBytes().allSatisfy { $0 == 214 })
+    }
+
+    func testFollowUpDoesNotReencodeTheImage() async throws {
+        let chat = try await vlm().newChat(systemPrompt: "You are a concise assistant.", defaults: greedy(4))
+        _ = try await collect(chat.ask("What do you see?", images: [try .file(Self.image("tall.png"))]))
+        let first = chat.stats!
+        XCTAssertGreaterThan(first.visionTiles, 0); XCTAssertGreaterThan(first.visionEncodeMs, 0)
+        _ = try await collect(chat.ask("And how many shapes are there?"))
+        let second = chat.stats!
+        XCTAssertEqual(second.visionTiles, 0)
+        XCTAssertEqual(second.visionEncodeMs, 0)
+        XCTAssertLessThan(second.prefillTokens * 4, second.promptTokens)
+        XCTAssertEqual(chat.transcript.count, 5)
+        chat.reset()
+        XCTAssertTrue(chat.transcript.isEmpty)
+    }
+
+    func testCancelFromAnotherThread() async throws {
+        let chat = try await vlm().newChat(defaults: greedy(100_000))
+        var pieces = 0
+        var caught: Error?
+        do {
+            for try await _ in chat.ask("Describe it at length.", images: [try .file(Self.image("wide.png"))]) {
+                pieces += 1
+                if pieces == 3 { Thread.detachNewThread { chat.cancel() } }
+                XCTAssertLessThan(pieces, 1000, "cancel took effect")
+            }
+        } catch { caught = error }
+        guard case .Cancelled? = caught as? SmolVlmError else { return XCTFail("expected Cancelled, got \(String(describing: caught))") }
+        XCTAssertTrue(chat.transcript.isEmpty, "the cancelled question is undone")
+    }
+
+    func testTerminatingTheStreamCancelsGeneration() async throws {
+        let chat = try await vlm().newChat(defaults: greedy(100_000))
+        var n = 0
+        for try await _ in chat.ask("Count to a million.") { n += 1; if n == 2 { break } }
+        // The background thread releases the session within one decode step.
+        let deadline = Date().addingTimeInterval(5)
+        while chat.raw.isBusy() && Date() < deadline { try await Task.sleep(nanoseconds: 5_000_000) }
+        XCTAssertFalse(chat.raw.isBusy())
+        XCTAssertTrue(chat.transcript.isEmpty)
+        let task = Task { try await collect(chat.ask("Again, please.")) }
+        try await Task.sleep(nanoseconds: 50_000_000)
+        task.cancel()
+        _ = await task.result
+        let deadline2 = Date().addingTimeInterval(5)
+        while chat.raw.isBusy() && Date() < deadline2 { try await Task.sleep(nanoseconds: 5_000_000) }
+        let again = try await collect(chat.ask("Hi", options: greedy(1)))
+        XCTAssertEqual(again.count, 1)
+    }
+
+    func testEveryErrorVariant() async throws {
+        do { _ = try await SmolVLM.load(modelDir: "/nonexistent/model"); XCTFail() } catch SmolVlmError.ModelMissing { }
+        let broken = FileManager.default.temporaryDirectory.appendingPathComponent("smolvlm-bad-\(getpid())")
+        try? FileManager.default.removeItem(at: broken)
+        try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
+        for f in try FileManager.default.contentsOfDirectory(atPath: Self.modelDir) {
+            try FileManager.default.copyItem(atPath: Self.modelDir + "/" + f, toPath: broken.appendingPathComponent(f).path)
+        }
+        try Data("{ not json".utf8).write(to: broken.appendingPathComponent("config.json"))
+        do { _ = try await SmolVLM.load(modelDir: broken.path); XCTFail() } catch SmolVlmError.ModelInvalid(let reason) {
+            XCTAssertTrue(reason.contains("config.json"), reason)
+        }
+        try FileManager.default.removeItem(at: broken)
+        XCTAssertThrowsError(try ImageInput.encoded(Data("not an image".utf8))) { guard case SmolVlmError.InvalidImage = $0 else { return XCTFail("\($0)") } }
+        XCTAssertThrowsError(try ImageInput.file(Self.image("missing.png"))) { guard case SmolVlmError.InvalidImage = $0 else { return XCTFail("\($0)") } }
+        XCTAssertThrowsError(try ImageInput.pixels(Data(count: 10), format: .rgba8888, width: 4, height: 4)) { guard case SmolVlmError.InvalidImage = $0 else { return XCTFail("\($0)") } }
+        XCTAssertThrowsError(try ImageInput.pixels(Data(count: 64), format: .rgba8888, width: 4, height: 4, rotationDegrees: 45)) { guard case SmolVlmError.InvalidArgument = $0 else { return XCTFail("\($0)") } }
+        let v = try await vlm()
+        let chat = try v.newChat()
+        do { _ = try await collect(chat.ask("hi", options: GenerationConfig(maxTokens: 0))); XCTFail() } catch SmolVlmError.InvalidArgument { }
+        let limit = v.info.contextLength
+        do { _ = try await collect(chat.ask(String(repeating: "word ", count: Int(limit) + 10))); XCTFail() } catch SmolVlmError.ContextOverflow(let tokens, let l, _) {
+            XCTAssertEqual(l, limit); XCTAssertGreaterThan(tokens, limit)
+        }
+        do {
+            for try await _ in chat.ask("hi", options: greedy(1000)) { chat.cancel() }
+            XCTFail()
+        } catch SmolVlmError.Cancelled { }
+        let closed = try await SmolVLM.load(modelDir: Self.modelDir)
+        closed.close()
+        XCTAssertThrowsError(try closed.newChat()) { guard case SmolVlmError.InvalidArgument = $0 else { return XCTFail("\($0)") } }
+        // A Rust panic becomes a thrown error, not a crash.
+        XCTAssertThrowsError(try debugPanic(message: "boom")) { XCTAssertTrue("\($0)".contains("boom"), "\($0)") }
+    }
+
+    func testCloseFreesNativeMemory() async throws {
+        _ = try await vlm()
+        let before = liveObjects()
+        let other = try await SmolVLM.load(modelDir: Self.modelDir)
+        let a = try other.newChat(), b = try other.newChat()
+        XCTAssertEqual(liveObjects().engines, before.engines + 1)
+        XCTAssertEqual(liveObjects().sessions, before.sessions + 2)
+        _ = try await collect(a.ask("Hello", options: greedy(2)))
+        other.close()
+        XCTAssertEqual(liveObjects().engines, before.engines + 1, "open chats keep the weights")
+        a.close(); b.close()
+        XCTAssertEqual(liveObjects(), before)
+    }
+
+    func testConcurrentSessionsShareOneEngine() async throws {
+        let v = try await vlm()
+        let want = try await answer(try .file(Self.image("small.png")), "Tell me a story.", n: 6)
+        let got = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<3 {
+                group.addTask {
+                    let chat = try v.newChat(defaults: GenerationConfig(maxTokens: 6))
+                    var s = ""
+                    for try await p in chat.ask("Tell me a story.", images: [try .file(Self.image("small.png"))]) { s += p }
+                    return s
+                }
+            }
+            var all: [String] = []
+            for try await s in group { all.append(s) }
+            return all
+        }
+        XCTAssertEqual(got, [want, want, want])
+    }
+
+    func testLoadOptionsAndProgress() async throws {
+        final class Box: @unchecked Sendable { var stages: [(String, Float)] = []; let lock = NSLock() }
+        let box = Box()
+        let small = try await SmolVLM.load(modelDir: Self.modelDir, options: LoadOptions(imageSplitting: false, longestEdge: 64, threads: 1)) { s, f in
+            box.lock.lock(); box.stages.append((s, f)); box.lock.unlock()
+        }
+        XCTAssertEqual(box.stages.last?.0, "ready"); XCTAssertEqual(box.stages.last?.1, 1.0)
+        XCTAssertFalse(small.info.imageSplitting)
+        let chat = try small.newChat(defaults: greedy(2))
+        _ = try await collect(chat.ask("What?", images: [try .file(Self.image("wide.png"))]))
+        XCTAssertEqual(chat.stats?.visionTiles, 1)
+    }
+
+    func testReadmeExampleRuns() async throws {
+        let text = try await describe(modelDir: Self.modelDir, photo: Self.image("wide.png"))
+        XCTAssertFalse(text.isEmpty)
+    }
+}
