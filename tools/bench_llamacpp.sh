@@ -16,8 +16,8 @@
 # 2. Vision encode of one 512x512 tile, SmolVLM-256M shape (.cache/bench-models/smolvlm-256m from
 #    tools/make_bench_models.py), converted by llama.cpp's convert_hf_to_gguf.py into a text GGUF
 #    (f16) and an mmproj GGUF (f16 and f32) in .cache/bench-gguf/. llama.cpp: llama-mtmd-cli on a
-#    512x512 image (it encodes 2 slices: the tile and its overview), the mean of its "image slice
-#    encoded in N ms" lines. Ours: `smolvlm bench --no-split --preset fast` on the same image (one
+#    512x512 image (this build tiles it 4x4 + 1: 17 slices), the mean of its per-slice
+#    "mtmd batch encoding done in N ms" (older builds: "image slice encoded in N ms") lines. Ours: `smolvlm bench --no-split --preset fast` on the same image (one
 #    512x512 frame, no resize) from the safetensors checkpoint in f32, and from the GGUF pair when
 #    this build reads GGUF.
 # Each pair runs R rounds (default 2) alternating llama.cpp and ours; the best of each is kept
@@ -128,7 +128,8 @@ if [ "$VISION" = 1 ]; then
     llama_tile() {  # mean ms per encoded slice
         "$BIN_DIR/llama-mtmd-cli" -m "$out/smolvlm-256m-f16.gguf" --mmproj "$out/mmproj-smolvlm-256m-$1.gguf" \
             --image "$img" -p "Describe this image." -n 1 --temp 0 -t "$THREADS" 2>&1 |
-            tee -a "$LOG" | sed -n 's/.*image slice encoded in \([0-9]*\) ms.*/\1/p' |
+            tee -a "$LOG" | sed -n -e 's/.*image slice encoded in \([0-9]*\) ms.*/\1/p' \
+                -e 's/.*mtmd batch encoding done in \([0-9]*\) ms.*/\1/p' |
             awk '{s+=$1; n++} END {if (n) printf "%.1f\n", s/n}'
     }
     ours_tile() {
