@@ -33,6 +33,74 @@ pub struct EngineOptions {
     /// Image sizing: [`ImagePreset::Exact`] (the default, transformers' processor) or
     /// [`ImagePreset::Fast`] (no upscaling, at most 2×2 tiles plus the global view).
     pub preset: ImagePreset,
+    /// Most tokens (prompt plus answer) one session holds (`None`: the model's
+    /// `max_position_embeddings`). A smaller cap also bounds each session's KV cache, which
+    /// never grows past this many positions; a prompt beyond it fails with
+    /// [`Error::ContextOverflow`]. 0 or more than the model's maximum is
+    /// [`Error::InvalidArgument`].
+    pub context_length: Option<usize>,
+    /// Where the math runs: [`Backend::Cpu`] (the default), [`Backend::Metal`] or
+    /// [`Backend::Auto`].
+    pub backend: Backend,
+}
+
+/// Where the model math runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// The CPU (candle's CPU kernels). The default, and the only backend of GGUF models.
+    #[default]
+    Cpu,
+    /// The Apple GPU through candle's Metal backend. Needs a build with this crate's `metal`
+    /// feature and a Metal device; otherwise loading fails with [`Error::InvalidArgument`].
+    Metal,
+    /// Metal when this build has it, a Metal device exists and the model is not a GGUF file;
+    /// the CPU otherwise.
+    Auto,
+}
+
+/// What [`Engine::load_with_progress`] is doing when it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadStage {
+    /// Reading the configuration, tokenizer, chat template and weight-file headers.
+    Reading,
+    /// Building the vision encoder and connector (reported after each encoder layer).
+    Vision,
+    /// Building the text decoder (reported after each decoder layer and the output head).
+    Text,
+    /// The engine is ready.
+    Ready,
+}
+
+impl Backend {
+    /// The device for this backend; `gguf` models run on the CPU only.
+    fn device(self, gguf: bool) -> Result<Device> {
+        match self {
+            Backend::Cpu => Ok(Device::Cpu),
+            Backend::Metal if gguf => {
+                Err(Error::InvalidArgument("GGUF models run on the CPU only: use the CPU backend".into()))
+            }
+            Backend::Metal => metal_device(),
+            Backend::Auto => Ok(if gguf { Device::Cpu } else { metal_device().unwrap_or(Device::Cpu) }),
+        }
+    }
+}
+
+/// [`EngineOptions::context_length`], checked against the model's maximum.
+fn context_cap(options: &EngineOptions, cfg: &ModelConfig) -> Result<usize> {
+    let max = cfg.text.max_position_embeddings;
+    match options.context_length {
+        None => Ok(max),
+        Some(n) if n == 0 || n > max => {
+            Err(Error::InvalidArgument(format!("context_length {n} is outside 1..={max} (the model's maximum)")))
+        }
+        Some(n) => Ok(n),
+    }
+}
+
+/// The first Metal device. Without the `metal` feature candle answers that it was built without
+/// Metal support.
+fn metal_device() -> Result<Device> {
+    Device::new_metal(0).map_err(|e| Error::InvalidArgument(format!("the Metal backend is unavailable: {e}")))
 }
 
 /// Sets how many CPU threads the model math uses, for the whole process (candle 0.11.1 has no
@@ -89,6 +157,8 @@ pub struct Engine {
     template: ChatTemplate,
     device: Device,
     preset: ImagePreset,
+    /// Most tokens one session holds (at most the model's `max_position_embeddings`).
+    context_length: usize,
 }
 
 impl std::fmt::Debug for Engine {
@@ -101,9 +171,42 @@ impl Engine {
     /// Loads a model folder in the Hugging Face hub layout, or a llama.cpp GGUF file (plus
     /// [`EngineOptions::mmproj`] for the vision half).
     pub fn load(dir: &Path, options: &EngineOptions) -> Result<Self> {
-        if crate::gguf::is_gguf(dir) {
-            return Self::load_gguf(dir, options);
-        }
+        Self::load_with_progress(dir, options, &mut |_, _| {})
+    }
+
+    /// [`Engine::load`], reporting progress to `on_progress` on the calling thread: a stage and
+    /// the fraction of the whole load done, which only grows. It starts with
+    /// `(Reading, 0.0)`, reports `Vision` after each vision encoder layer and after the
+    /// connector, `Text` after each decoder layer and after the output head (fractions counted
+    /// in those steps), and ends with `(Ready, 1.0)`. Nothing is reported after an error.
+    pub fn load_with_progress(
+        dir: &Path,
+        options: &EngineOptions,
+        on_progress: &mut dyn FnMut(LoadStage, f32),
+    ) -> Result<Self> {
+        on_progress(LoadStage::Reading, 0.0);
+        let gguf = crate::gguf::is_gguf(dir);
+        let device = options.backend.device(gguf)?;
+        // `steps + 1` parts: the last one is Ready, so fractions grow strictly up to 1.0.
+        let mut on_step = |stage: LoadStage, done: usize, steps: usize| {
+            on_progress(stage, done as f32 / (steps + 1) as f32)
+        };
+        let engine = if gguf {
+            Self::load_gguf(dir, options, &mut on_step)?
+        } else {
+            Self::load_dir(dir, options, device, &mut on_step)?
+        };
+        on_progress(LoadStage::Ready, 1.0);
+        Ok(engine)
+    }
+
+    /// Loads a folder in the Hugging Face hub layout onto `device`.
+    fn load_dir(
+        dir: &Path,
+        options: &EngineOptions,
+        device: Device,
+        on_step: &mut dyn FnMut(LoadStage, usize, usize),
+    ) -> Result<Self> {
         if let Some(m) = &options.mmproj {
             return Err(Error::InvalidArgument(format!(
                 "--mmproj {} needs a GGUF text model, not a folder",
@@ -111,6 +214,7 @@ impl Engine {
             )));
         }
         let ckpt = Checkpoint::open(dir)?;
+        let context_length = context_cap(options, &ckpt.config)?;
         let tokenizer = load_tokenizer(&ckpt.file("tokenizer.json"))?;
         let template = ChatTemplate::load(dir)?;
         let mut preprocessor = ckpt.preprocessor.clone();
@@ -145,7 +249,6 @@ impl Engine {
                 format!("<image> is token {image_token:?}, config.json says {}", ckpt.config.image_token_id),
             ));
         }
-        let device = Device::Cpu;
         let weights_err = |e: candle_core::Error| Error::file(&ckpt.weights[0], e);
         // SAFETY: the weight files are memory-mapped read-only; like every mmap-based loader we
         // rely on them not being modified while the engine lives.
@@ -156,20 +259,23 @@ impl Engine {
             [single] => single.clone(),
             _ => ckpt.file("model.safetensors.index.json"),
         };
-        let model = SmolVlmModel::with_format(&ckpt.config, vb, options.weights).map_err(|e| match e {
-            Error::Internal(reason) | Error::ModelFile { reason, .. } => Error::file(&weights_name, reason),
-            other => other,
+        let model = SmolVlmModel::with_format_reporting(&ckpt.config, vb, options.weights, on_step).map_err(|e| {
+            match e {
+                Error::Internal(reason) | Error::ModelFile { reason, .. } => Error::file(&weights_name, reason),
+                other => other,
+            }
         })?;
         let preset = options.preset;
-        Ok(Engine { config: ckpt.config, preprocessor, eos, model, tokenizer, template, device, preset })
+        Ok(Engine { config: ckpt.config, preprocessor, eos, model, tokenizer, template, device, preset, context_length })
     }
 
     /// Loads a llama.cpp text GGUF (`path`) and, when [`EngineOptions::mmproj`] is set, its
     /// vision GGUF. The tokenizer, chat template and end-of-turn ids come from the text file's
     /// metadata, the image settings from the mmproj file's.
-    fn load_gguf(path: &Path, options: &EngineOptions) -> Result<Self> {
+    fn load_gguf(path: &Path, options: &EngineOptions, on_step: &mut dyn FnMut(LoadStage, usize, usize)) -> Result<Self> {
         let gguf = crate::gguf::GgufModel::open(path, options.mmproj.as_deref())?;
         let cfg = gguf.config().clone();
+        let context_length = context_cap(options, &cfg)?;
         let tokenizer = gguf.tokenizer()?;
         let source = gguf.chat_template().ok_or_else(|| Error::file(path, "no tokenizer.chat_template in the metadata"))?;
         let template = ChatTemplate::from_source(source.to_string(), gguf.special_tokens())
@@ -203,8 +309,9 @@ impl Engine {
         if tokenizer.get_vocab_size(true) > cfg.text.vocab_size {
             return Err(Error::file(path, "the tokenizer has more tokens than the embedding has rows"));
         }
-        let model = SmolVlmModel::from_gguf(&cfg, &gguf, options.weights)?;
+        let model = SmolVlmModel::from_gguf_reporting(&cfg, &gguf, options.weights, on_step)?;
         Ok(Engine {
+            context_length,
             config: cfg,
             preprocessor,
             eos,
@@ -251,9 +358,15 @@ impl Engine {
         image_grid(width, height, &self.image_config(width, height))
     }
 
-    /// The most tokens (prompt plus answer) one conversation can hold.
+    /// The most tokens (prompt plus answer) one conversation can hold:
+    /// [`EngineOptions::context_length`], or the model's maximum.
     pub fn context_length(&self) -> usize {
-        self.config.text.max_position_embeddings
+        self.context_length
+    }
+
+    /// Where the math runs ([`Backend::Cpu`] or [`Backend::Metal`]; `Auto` resolved).
+    pub fn backend(&self) -> Backend {
+        if self.device.is_metal() { Backend::Metal } else { Backend::Cpu }
     }
 
     /// The tokenizer.
@@ -346,7 +459,7 @@ pub struct Session {
 impl Session {
     /// A new, empty conversation.
     pub fn new(engine: Arc<Engine>) -> Self {
-        let cache = engine.model.new_cache();
+        let cache = engine.model.new_cache_with_limit(engine.context_length);
         Session { engine, messages: Vec::new(), cache, cached: Vec::new() }
     }
 

@@ -1,5 +1,6 @@
 //! Sessions: follow-ups reuse the KV cache exactly, cancellation, and typed errors.
 
+use smolvlm::engine::{Backend, LoadStage};
 use smolvlm::{load_image, CancelToken, Engine, EngineOptions, Error, GenerationOptions, Message, Role, Session};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -113,4 +114,61 @@ fn stop_strings_cut_the_answer() {
     assert_eq!(a.finish_reason, smolvlm::FinishReason::StopString);
     assert_eq!(a.text, full.text[..cut_at]);
     assert_eq!(streamed, a.text);
+}
+
+#[test]
+fn context_length_caps_prompt_and_answer() {
+    let dir = fixtures().join("models/tiny-smolvlm2");
+    let max = engine().context_length();
+    let cancel = CancelToken::new();
+    let mut full = Session::new(engine());
+    full.push(Message::text(Role::User, "Say something."));
+    let prompt_tokens = full.generate(&greedy(1), &cancel, &mut |_| {}).unwrap().stats.prompt_tokens;
+
+    let capped = |n: usize| Engine::load(&dir, &EngineOptions { context_length: Some(n), ..EngineOptions::default() });
+    let engine = Arc::new(capped(prompt_tokens + 3).unwrap());
+    assert_eq!(engine.context_length(), prompt_tokens + 3);
+    let mut s = Session::new(engine.clone());
+    s.push(Message::text(Role::User, "Say something."));
+    let a = s.generate(&greedy(50), &cancel, &mut |_| {}).unwrap();
+    assert_eq!(a.finish_reason, smolvlm::FinishReason::Length, "the answer stops where the context is full");
+    assert!(a.stats.generated_tokens <= 3, "{:?}", a.stats);
+    s.reset();
+    s.push(Message::text(Role::User, "word ".repeat(prompt_tokens)));
+    match s.generate(&greedy(3), &cancel, &mut |_| {}) {
+        Err(Error::ContextOverflow { tokens, limit }) => assert!(limit == prompt_tokens + 3 && tokens > limit),
+        other => panic!("expected ContextOverflow, got {other:?}"),
+    }
+    assert!(matches!(capped(0), Err(Error::InvalidArgument(_))));
+    assert!(matches!(capped(max + 1), Err(Error::InvalidArgument(_))));
+    assert_eq!(capped(max).unwrap().context_length(), max);
+}
+
+#[test]
+fn load_reports_growing_progress_by_stage() {
+    let mut seen = Vec::new();
+    let dir = fixtures().join("models/tiny-smolvlm2");
+    Engine::load_with_progress(&dir, &EngineOptions::default(), &mut |stage, f| seen.push((stage, f))).unwrap();
+    // Reading, 2 vision layers + connector, 2 decoder layers + head, Ready.
+    let stages: Vec<LoadStage> = seen.iter().map(|s| s.0).collect();
+    use LoadStage::*;
+    assert_eq!(stages, [Reading, Vision, Vision, Vision, Text, Text, Text, Ready]);
+    assert_eq!(seen.first().unwrap().1, 0.0);
+    assert_eq!(seen.last().unwrap().1, 1.0);
+    assert!(seen.windows(2).all(|w| w[0].1 < w[1].1), "strictly growing: {seen:?}");
+}
+
+#[test]
+fn backends() {
+    let dir = fixtures().join("models/tiny-smolvlm2");
+    let load = |backend| Engine::load(&dir, &EngineOptions { backend, ..EngineOptions::default() });
+    assert_eq!(load(Backend::Cpu).unwrap().backend(), Backend::Cpu);
+    if cfg!(feature = "metal") {
+        return; // on an Apple machine Metal may exist; the checks below are for other builds
+    }
+    match load(Backend::Metal) {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("Metal"), "{m}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    assert_eq!(load(Backend::Auto).unwrap().backend(), Backend::Cpu, "auto falls back to the CPU");
 }

@@ -16,6 +16,7 @@ mod weights;
 pub use weights::WeightFormat;
 
 use crate::config::ModelConfig;
+use crate::engine::LoadStage;
 use crate::error::{Error, Result};
 use crate::gguf::GgufModel;
 use candle_core::{DType, Device, Tensor};
@@ -57,10 +58,21 @@ impl SmolVlmModel {
     /// [`ModelConfig::parameter_count`]). Each matrix is read, converted and its f32 copy dropped
     /// before the next is read, so no full-precision copy of the model is ever held.
     pub fn with_format(cfg: &ModelConfig, vb: VarBuilder, format: WeightFormat) -> Result<Self> {
+        Self::with_format_reporting(cfg, vb, format, &mut |_, _, _| {})
+    }
+
+    /// [`with_format`](Self::with_format), calling `on_step(stage, done, steps)` after each
+    /// building step (see [`build`](Self::build)).
+    pub(crate) fn with_format_reporting(
+        cfg: &ModelConfig,
+        vb: VarBuilder,
+        format: WeightFormat,
+        on_step: &mut dyn FnMut(LoadStage, usize, usize),
+    ) -> Result<Self> {
         let device = vb.device().clone();
         let dtype = vb.dtype();
         let format = format.resolve(cfg.parameter_count());
-        Self::build(cfg, Loader::new(Source::Safetensors(vb), format), dtype, device, format)
+        Self::build(cfg, Loader::new(Source::Safetensors(vb), format), dtype, device, format, on_step)
             .map_err(|(_, e)| Error::file("model weights (safetensors)", e))
     }
 
@@ -68,8 +80,20 @@ impl SmolVlmModel {
     /// [`GgufModel::config`]. Tensors stored quantized are used as stored; f32/f16/bf16 ones
     /// follow `format`. The model has a vision tower exactly when `cfg.vision` is set.
     pub fn from_gguf(cfg: &ModelConfig, gguf: &GgufModel, format: WeightFormat) -> Result<Self> {
+        Self::from_gguf_reporting(cfg, gguf, format, &mut |_, _, _| {})
+    }
+
+    /// [`from_gguf`](Self::from_gguf), calling `on_step(stage, done, steps)` after each building
+    /// step (see [`build`](Self::build)).
+    pub(crate) fn from_gguf_reporting(
+        cfg: &ModelConfig,
+        gguf: &GgufModel,
+        format: WeightFormat,
+        on_step: &mut dyn FnMut(LoadStage, usize, usize),
+    ) -> Result<Self> {
         let format = format.resolve(cfg.parameter_count());
-        Self::build(cfg, Loader::new(Source::Gguf(gguf), format), DType::F32, Device::Cpu, format).map_err(
+        let loader = Loader::new(Source::Gguf(gguf), format);
+        Self::build(cfg, loader, DType::F32, Device::Cpu, format, on_step).map_err(
             |(vision, e)| {
                 let path = match (vision, gguf.mmproj_file()) {
                     (true, Some(m)) => m.path(),
@@ -80,19 +104,29 @@ impl SmolVlmModel {
         )
     }
 
-    /// Builds the parts; an error says whether it came from the vision half.
+    /// Builds the parts; an error says whether it came from the vision half. The steps are the
+    /// vision encoder layers and the connector (`LoadStage::Vision`), then the decoder layers and
+    /// the output head (`LoadStage::Text`); `on_step(stage, done, steps)` follows each.
     fn build(
         cfg: &ModelConfig,
         vb: Loader,
         dtype: DType,
         device: Device,
         format: WeightFormat,
+        on_step: &mut dyn FnMut(LoadStage, usize, usize),
     ) -> std::result::Result<Self, (bool, candle_core::Error)> {
         let t = &cfg.text;
+        let vision_steps = cfg.vision.as_ref().map_or(0, |v| v.num_hidden_layers + 1);
+        let steps = vision_steps + t.num_hidden_layers + 1;
+        let mut done = 0;
         let vision = match &cfg.vision {
             None => None,
             Some(v) => {
-                let vision = VisionModel::new(v, vb.pp("model.vision_model")).map_err(|e| (true, e))?;
+                let mut on_layer = || {
+                    done += 1;
+                    on_step(LoadStage::Vision, done, steps)
+                };
+                let vision = VisionModel::new(v, vb.pp("model.vision_model"), &mut on_layer).map_err(|e| (true, e))?;
                 let connector = Connector::new(
                     v.hidden_size,
                     cfg.patches_per_side(),
@@ -101,10 +135,17 @@ impl SmolVlmModel {
                     vb.pp("model.connector"),
                 )
                 .map_err(|e| (true, e))?;
+                on_step(LoadStage::Vision, vision_steps, steps);
                 Some((vision, connector))
             }
         };
-        let text = TextModel::new(t, vb.pp("model.text_model"), vb.clone()).map_err(|e| (false, e))?;
+        let mut done = vision_steps;
+        let mut on_layer = || {
+            done += 1;
+            on_step(LoadStage::Text, done, steps)
+        };
+        let text = TextModel::new(t, vb.pp("model.text_model"), vb.clone(), &mut on_layer).map_err(|e| (false, e))?;
+        on_step(LoadStage::Text, steps, steps);
         Ok(Self { cfg: cfg.clone(), vision, text, format, dtype, device })
     }
 
@@ -215,9 +256,16 @@ impl SmolVlmModel {
         Ok(logits.to_dtype(DType::F32)?)
     }
 
-    /// An empty cache for this model.
+    /// An empty cache for this model, sized for up to `max_position_embeddings` positions.
     pub fn new_cache(&self) -> KvCache {
-        KvCache { layers: (0..self.text.num_layers()).map(|_| LayerKv::default()).collect(), len: 0 }
+        self.new_cache_with_limit(self.cfg.text.max_position_embeddings)
+    }
+
+    /// An empty cache whose buffers never grow beyond `max_tokens` positions (they grow
+    /// geometrically up to that; only appending past it would allocate exactly what is needed).
+    pub fn new_cache_with_limit(&self, max_tokens: usize) -> KvCache {
+        let layers = (0..self.text.num_layers()).map(|_| LayerKv::new(max_tokens)).collect();
+        KvCache { layers, len: 0 }
     }
 
     /// The configuration the model was built from.
@@ -228,8 +276,8 @@ impl SmolVlmModel {
 
 /// Per-layer key/value cache of one sequence (keys after RoPE).
 ///
-/// Storage is preallocated and grows geometrically, so appending a token does not copy the history.
-/// Not `Clone`: the buffers are written in place.
+/// Storage is preallocated and grows geometrically up to the cache's limit, so appending a token
+/// does not copy the history. Not `Clone`: the buffers are written in place.
 pub struct KvCache {
     layers: Vec<LayerKv>,
     len: usize,
@@ -255,24 +303,38 @@ impl KvCache {
     pub fn clear(&mut self) {
         self.len = 0;
     }
+
+    /// Positions the buffers can hold before growing again (0 before the first append).
+    pub fn capacity(&self) -> usize {
+        self.layers.first().map_or(0, LayerKv::capacity)
+    }
 }
 
 /// One layer's K and V buffers, `[kv_heads, capacity, head_dim]` each.
-#[derive(Default)]
 pub(crate) struct LayerKv {
     k: Option<Tensor>,
     v: Option<Tensor>,
+    /// Most positions the buffers grow to (unless a single append needs more).
+    limit: usize,
 }
 
 impl LayerKv {
+    fn new(limit: usize) -> Self {
+        Self { k: None, v: None, limit }
+    }
+
+    fn capacity(&self) -> usize {
+        self.k.as_ref().map_or(0, |b| b.dims()[1])
+    }
+
     /// Writes `k`, `v` (`[kv_heads, t, head_dim]`) at positions `offset..offset+t` and returns
     /// views of positions `0..offset+t`.
     pub(crate) fn append(&mut self, offset: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let (kvh, t, hd) = k.dims3()?;
         let need = offset + t;
-        let cap = self.k.as_ref().map_or(0, |b| b.dims()[1]);
+        let cap = self.capacity();
         if need > cap {
-            let new_cap = need.max(cap * 2).max(256).next_multiple_of(64);
+            let new_cap = need.max(cap * 2).max(256).next_multiple_of(64).min(self.limit).max(need);
             let grow = |old: &Option<Tensor>| -> candle_core::Result<Tensor> {
                 let buf = Tensor::zeros((kvh, new_cap, hd), k.dtype(), k.device())?;
                 if let Some(old) = old {
@@ -302,5 +364,25 @@ mod tests {
     fn model_and_cache_are_send_sync() {
         assert_send_sync::<SmolVlmModel>();
         assert_send_sync::<KvCache>();
+    }
+
+    /// The buffers grow geometrically (at least 256 positions) but never past the limit.
+    #[test]
+    fn kv_buffers_stop_growing_at_the_limit() {
+        let kv = |t: usize| Tensor::ones((2, t, 4), DType::F32, &Device::Cpu).unwrap();
+        let mut unlimited = LayerKv::new(usize::MAX);
+        let mut limited = LayerKv::new(300);
+        for layer in [&mut unlimited, &mut limited] {
+            layer.append(0, &kv(1), &kv(1)).unwrap();
+            assert_eq!(layer.capacity(), 256);
+        }
+        let (k, _) = limited.append(1, &kv(260), &kv(260)).unwrap();
+        assert_eq!((limited.capacity(), k.dims()[1]), (300, 261), "capped at the limit");
+        unlimited.append(1, &kv(260), &kv(260)).unwrap();
+        assert_eq!(unlimited.capacity(), 512, "doubled");
+        // Held positions survive the growth, and an append past the limit still fits exactly.
+        let (k, _) = limited.append(261, &kv(50), &kv(50)).unwrap();
+        assert_eq!((limited.capacity(), k.dims()[1]), (311, 311));
+        assert_eq!(k.sum_all().unwrap().to_scalar::<f32>().unwrap(), (2 * 311 * 4) as f32);
     }
 }

@@ -217,12 +217,14 @@ pub(crate) struct VisionModel {
 }
 
 impl VisionModel {
-    /// Loads the weights under `vb` (= `model.vision_model`).
-    pub(crate) fn new(cfg: &VisionConfig, vb: Loader) -> Result<Self> {
+    /// Loads the weights under `vb` (= `model.vision_model`), calling `on_layer` after each
+    /// encoder layer.
+    pub(crate) fn new(cfg: &VisionConfig, vb: Loader, on_layer: &mut dyn FnMut()) -> Result<Self> {
         let embeddings = Embeddings::new(cfg, vb.pp("embeddings"))?;
         let lvb = vb.pp("encoder.layers");
-        let layers =
-            (0..cfg.num_hidden_layers).map(|i| EncoderLayer::new(cfg, lvb.pp(i))).collect::<Result<Vec<_>>>()?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| EncoderLayer::new(cfg, lvb.pp(i)).inspect(|_| on_layer()))
+            .collect::<Result<Vec<_>>>()?;
         let post_layernorm = layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("post_layernorm"))?;
         Ok(Self { embeddings, layers, post_layernorm })
     }
