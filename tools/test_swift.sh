@@ -1,25 +1,137 @@
 #!/usr/bin/env bash
 # Runs the Swift package's XCTest suite under Swift 6 (Debian trixie's `swiftlang`) inside a
-# debootstrap chroot at .cache/swift-root (created on first use: ~3 min, ~3 GB; needs root).
-# Expects tools/test_bindings.sh to have built target/debug/libsmolvlm_ffi.so and generated the
-# Swift bindings into .cache/bindings/swift. Prints XCTest's summary and `Swift: N passed, N failed`.
+# debootstrap chroot at .cache/swift-root (SWIFT_CHROOT overrides; created on first use: ~1-3 min,
+# ~3.2 GB; needs root). Expects tools/test_bindings.sh to have built target/debug/libsmolvlm_ffi.so
+# and generated the Swift bindings into .cache/bindings/swift. Prints XCTest's summary and
+# `Swift: N passed, N failed`.
+#
+# The chroot counts as ready only once the marker file .smolvlm-swift-ready in it exists (written
+# last); a half-made one is completed (apt) or, if debootstrap did not finish, made anew.
+# debootstrap/apt output goes to .cache/swift-chroot.log, whose tail is printed on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 CHROOT=${SWIFT_CHROOT:-$ROOT/.cache/swift-root}
+CHROOT=${CHROOT%/}
 GEN=$ROOT/.cache/bindings/swift
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+PKGS="swiftlang libc6-dev"
+READY=$CHROOT/.smolvlm-swift-ready
+SETUP_LOG=$ROOT/.cache/swift-chroot.log
+LOG=$ROOT/.cache/swift-test.log
+MNT=$CHROOT/mnt/smolvlm
+mkdir -p "$ROOT/.cache" "$(dirname "$CHROOT")"
 
-# (usr/bin/swift is a link into the chroot, so test the link, not its target.)
-if [ ! -L "$CHROOT/usr/bin/swift" ]; then
-    command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }
-    echo "creating the Swift 6 chroot in $CHROOT (debootstrap trixie)"
-    [ -e "$CHROOT/etc/debian_version" ] || debootstrap --variant=minbase trixie "$CHROOT" http://deb.debian.org/debian >/dev/null
-    mountpoint -q "$CHROOT/proc" || mount -t proc proc "$CHROOT/proc"
-    chroot "$CHROOT" bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends swiftlang libc6-dev' >/dev/null
-    umount "$CHROOT/proc"
+[ "$(id -u)" = 0 ] || { echo "Swift: 0 passed, 1 failed (the chroot needs root)"; exit 1; }
+
+# One run at a time per chroot: runs share its mounts and ios/.build.
+exec 9>"$CHROOT.lock"
+flock 9
+
+# ---- mounts: every one made here is undone on exit, also on failure or interrupt ---------------
+MOUNTS=()
+mounts_under_chroot() {  # deepest first
+    awk -v c="$CHROOT/" 'index($2, c) == 1 { print $2 }' /proc/self/mounts | sort -r
+}
+unmount_all() {
+    local m i
+    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+        m=${MOUNTS[i]}
+        mountpoint -q "$m" || continue
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || echo "warning: could not unmount $m" >&2
+    done
+    MOUNTS=()
+    # Left over by a run that was killed (we hold the lock, so nobody else is using them).
+    for m in $(mounts_under_chroot); do
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || echo "warning: could not unmount $m" >&2
+    done
+}
+trap unmount_all EXIT
+trap 'exit 130' INT TERM HUP
+do_mount() {  # do_mount TARGET MOUNT-ARGS...
+    local t=$1; shift
+    mkdir -p "$t"
+    mountpoint -q "$t" || mount "$@" "$t"
+    MOUNTS+=("$t")
+}
+mount_system() {
+    do_mount "$CHROOT/proc" -t proc proc             # swiftc fails without /proc
+    do_mount "$CHROOT/sys" -t sysfs -o ro sysfs
+    do_mount "$CHROOT/dev/pts" --bind /dev/pts       # apt's dpkg log needs a pty
+}
+in_chroot() {
+    chroot "$CHROOT" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
+}
+unmount_all  # stale mounts of a killed run
+
+# ---- the chroot --------------------------------------------------------------------------------
+logged() { echo "+ $*" >>"$SETUP_LOG"; "$@" >>"$SETUP_LOG" 2>&1; }
+retry() {  # retry CMD...: three tries, for network hiccups
+    local n
+    for n in 1 2 3; do
+        logged "$@" && return 0
+        echo "(try $n of 3 failed)" >>"$SETUP_LOG"
+        [ $n = 3 ] || sleep $((n * 10))
+    done
+    return 1
+}
+fail() {
+    echo "Swift chroot setup failed: $1. Last lines of $SETUP_LOG:"
+    tail -40 "$SETUP_LOG" | sed 's/^/    /'
+    echo "Swift: 0 passed, 1 failed (no Swift toolchain)"
+    exit 1
+}
+base_done() {  # debootstrap removes $CHROOT/debootstrap when it finishes
+    [ -x "$CHROOT/usr/bin/apt-get" ] && [ -e "$CHROOT/etc/debian_version" ] && [ ! -e "$CHROOT/debootstrap" ]
+}
+remove_chroot() {
+    unmount_all
+    # Never recurse into a mount (a bind mount of the repository would be deleted with it).
+    [ -z "$(mounts_under_chroot)" ] || fail "cannot remove $CHROOT: still mounted: $(mounts_under_chroot | tr '\n' ' ')"
+    rm -rf --one-file-system "$CHROOT"
+}
+
+if [ ! -e "$READY" ]; then
+    t0=$(date +%s)
+    : >"$SETUP_LOG"
+    echo "creating the Swift 6 chroot in $CHROOT (debootstrap trixie + apt: $PKGS; log: $SETUP_LOG)"
+    if ! command -v debootstrap >/dev/null; then
+        retry apt-get update -q || fail "apt-get update (host)"
+        retry env DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap || fail "installing debootstrap (host)"
+    fi
+    if [ -e "$CHROOT" ] && ! base_done; then
+        echo "  $CHROOT is a half-made debootstrap: making it anew"
+        remove_chroot
+    fi
+    if ! base_done; then
+        for n in 1 2 3; do
+            logged debootstrap --variant=minbase trixie "$CHROOT" "$MIRROR" && base_done && break
+            echo "(debootstrap try $n of 3 failed)" >>"$SETUP_LOG"
+            remove_chroot
+            [ $n = 3 ] && fail "debootstrap trixie"
+            sleep $((n * 10))
+        done
+        echo "  debootstrap: $(($(date +%s) - t0)) s"
+    fi
+    cp -L /etc/resolv.conf "$CHROOT/etc/resolv.conf" 2>/dev/null || true
+    printf '#!/bin/sh\nexit 101\n' >"$CHROOT/usr/sbin/policy-rc.d" && chmod +x "$CHROOT/usr/sbin/policy-rc.d"
+    mount_system
+    APT="-o Acquire::Retries=3 -o Dpkg::Use-Pty=0"
+    logged in_chroot dpkg --configure -a || fail "dpkg --configure -a (finishing an interrupted install)"
+    retry in_chroot apt-get $APT update -q || fail "apt-get update"
+    retry in_chroot apt-get $APT install -y -q --no-install-recommends $PKGS || {
+        logged in_chroot apt-get $APT install -y -q -f
+        fail "apt-get install $PKGS"
+    }
+    logged in_chroot swiftc --version || fail "swiftc --version (the installed toolchain does not run)"
+    logged in_chroot apt-get clean || true
+    unmount_all
+    touch "$READY"
+    echo "  Swift chroot ready in $(($(date +%s) - t0)) s"
 fi
 
-# The package's generated parts: the C header module and the uniffi Swift file.
+# ---- the package's generated parts: the C header module and the uniffi Swift file --------------
 C=ios/Sources/SmolVLMFFIC
 rm -rf "$C" ios/Sources/SmolVLMFFI && mkdir -p "$C/include" ios/Sources/SmolVLMFFI
 cp "$GEN/SmolVLMFFIC.h" "$C/include/"
@@ -28,32 +140,33 @@ echo "/* SwiftPM needs a source file in a C target; the declarations are in incl
 cp "$GEN/SmolVLMFFI.swift" ios/Sources/SmolVLMFFI/
 python3 tools/readme_example.py swift > ios/Tests/SmolVLMTests/ReadmeExample.swift
 
-MNT=$CHROOT/mnt/smolvlm
-mkdir -p "$MNT"
-cleanup() {
-    mountpoint -q "$MNT" && umount "$MNT"
-    mountpoint -q "$CHROOT/proc" && umount "$CHROOT/proc"
-    return 0
+# ---- build and test ----------------------------------------------------------------------------
+mount_system
+do_mount "$MNT" --bind "$ROOT"
+swift_in() {
+    in_chroot SMOLVLM_LIB_DIR=/mnt/smolvlm/target/debug LD_LIBRARY_PATH=/mnt/smolvlm/target/debug \
+        SMOLVLM_FIXTURES=/mnt/smolvlm/tests/fixtures bash -c "cd /mnt/smolvlm/ios && $1"
 }
-trap cleanup EXIT
-mountpoint -q "$CHROOT/proc" || mount -t proc proc "$CHROOT/proc"
-mountpoint -q "$MNT" || mount --bind "$ROOT" "$MNT"
-LOG=$ROOT/.cache/swift-test.log
-set +e
-chroot "$CHROOT" env HOME=/root SMOLVLM_LIB_DIR=/mnt/smolvlm/target/debug LD_LIBRARY_PATH=/mnt/smolvlm/target/debug \
-    SMOLVLM_FIXTURES=/mnt/smolvlm/tests/fixtures \
-    bash -c 'cd /mnt/smolvlm/ios && swift build --build-tests -q 2>&1 && swift test --skip-build 2>&1' > "$LOG"
-rc=$?
-set -e
-grep -E "error:|failed" "$LOG" | grep -vE "^Test Suite '.*' (passed|started)" | tail -40
-summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$LOG" | tail -1)
-echo "${summary#"${summary%%[![:space:]]*}"}"
+t0=$(date +%s)
+rc=0
+swift_in 'swift build --build-tests -q' >"$LOG" 2>&1 || rc=$?
+t1=$(date +%s)
+[ $rc -ne 0 ] || swift_in 'swift test --skip-build' >>"$LOG" 2>&1 || rc=$?
+t2=$(date +%s)
+unmount_all
+echo "swift build: $((t1 - t0)) s, swift test: $((t2 - t1)) s (log: $LOG)"
+
+# (grep finds nothing when all is well: keep that from ending the script under pipefail.)
+grep -E "error:|failed" "$LOG" | grep -vE "^Test Suite '.*' (passed|started)" | tail -40 || true
+summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$LOG" | tail -1 || true)
 if [ -n "$summary" ]; then
+    echo "${summary#"${summary%%[![:space:]]*}"}"
     total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
     failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
     echo "Swift: $((total - failed)) passed, $failed failed"
+    [ "$failed" = 0 ] || [ $rc -ne 0 ] || rc=1
 else
-    echo "Swift: 0 passed, 1 failed (the package did not build; see $LOG)"
+    echo "Swift: 0 passed, 1 failed (the package did not build or the tests did not run; see $LOG)"
     tail -30 "$LOG"
     rc=1
 fi
