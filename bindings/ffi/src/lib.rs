@@ -21,8 +21,9 @@ pub use error::SmolVlmError;
 pub use image::{ImageInput, PixelFormat, YuvColorRange};
 pub use session::{ChatMessage, ChatRole, ChatSession, FinishReason, GenerationConfig, GenerationStats, TokenStream};
 
-use smolvlm::{Engine, EngineOptions};
-use std::path::Path;
+use smolvlm::engine::{Backend as CoreBackend, ImagePreset as CorePreset, LoadStage as CoreStage};
+use smolvlm::{Engine, EngineOptions, WeightFormat};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -43,14 +44,133 @@ pub struct LoadOptions {
     /// worker pool of this size.
     #[uniffi(default)]
     pub threads: Option<u32>,
+    /// How the weight matrices are kept in memory (`null`: [`WeightPrecision::F32`], the exact
+    /// reference). On a phone prefer `Auto` or `Q8`: about a quarter of f32's memory.
+    #[uniffi(default)]
+    pub precision: Option<WeightPrecision>,
+    /// With a GGUF text model as the model path: the llama.cpp `mmproj` GGUF holding the vision
+    /// encoder and projector (`null`: a text-only model that refuses images).
+    #[uniffi(default)]
+    pub mmproj: Option<String>,
+    /// Most tokens (prompt plus answer) one session holds (`null`: the model's maximum). A
+    /// smaller cap also bounds each session's KV cache, which
+    /// saves memory; a longer conversation fails with `ContextOverflow`. 0 or more than the
+    /// model's maximum is `InvalidArgument`.
+    #[uniffi(default)]
+    pub context_length: Option<u32>,
+    /// Where the math runs (`null`: [`Backend::Cpu`]).
+    #[uniffi(default)]
+    pub backend: Option<Backend>,
+    /// How images are sized (`null`: [`ImagePreset::Exact`]).
+    #[uniffi(default)]
+    pub preset: Option<ImagePreset>,
 }
 
-/// Receives coarse progress while [`SmolVlm::load`] runs (implemented by the app).
+/// How the weight matrices (every linear layer and the token embedding) are kept in memory;
+/// norms, biases and activations stay f32. Quantized tensors of a GGUF file are used as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum WeightPrecision {
+    /// f32: the reference (answers identical to transformers').
+    F32,
+    /// f16: half of f32's memory.
+    F16,
+    /// GGML Q8_0 (8-bit blocks of 32): about a quarter of f32's memory.
+    Q8,
+    /// GGML Q4_K where a matrix's width is a multiple of 256, else Q8_0.
+    Q4K,
+    /// By model size: f32 below 100M parameters, Q8_0 up to 1.5B, Q4K above.
+    Auto,
+}
+
+impl From<WeightPrecision> for WeightFormat {
+    fn from(p: WeightPrecision) -> Self {
+        match p {
+            WeightPrecision::F32 => WeightFormat::F32,
+            WeightPrecision::F16 => WeightFormat::F16,
+            WeightPrecision::Q8 => WeightFormat::Q8_0,
+            WeightPrecision::Q4K => WeightFormat::Q4K,
+            WeightPrecision::Auto => WeightFormat::Auto,
+        }
+    }
+}
+
+impl From<WeightFormat> for WeightPrecision {
+    fn from(f: WeightFormat) -> Self {
+        match f {
+            WeightFormat::F32 => WeightPrecision::F32,
+            WeightFormat::F16 => WeightPrecision::F16,
+            WeightFormat::Q8_0 => WeightPrecision::Q8,
+            WeightFormat::Q4K => WeightPrecision::Q4K,
+            WeightFormat::Auto => WeightPrecision::Auto,
+        }
+    }
+}
+
+/// Where the model math runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Backend {
+    /// The CPU.
+    Cpu,
+    /// The Apple GPU (Metal). Needs a library built with the `metal` feature and a Metal device,
+    /// and a model folder (GGUF models run on the CPU); otherwise `load` throws
+    /// `InvalidArgument`.
+    Metal,
+    /// Metal where it is available (see [`Backend::Metal`]), the CPU otherwise.
+    Auto,
+}
+
+impl From<Backend> for CoreBackend {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Cpu => CoreBackend::Cpu,
+            Backend::Metal => CoreBackend::Metal,
+            Backend::Auto => CoreBackend::Auto,
+        }
+    }
+}
+
+/// How images are sized before they are cut into tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ImagePreset {
+    /// Exactly as transformers' processor: images are first resized to the longest edge
+    /// (upscaling small ones), up to 4×4 tiles plus a global view.
+    Exact,
+    /// For camera frames: no upscaling and at most 2×2 tiles plus the global view, so much
+    /// less vision work per frame (answers differ from the reference's).
+    Fast,
+}
+
+/// What [`SmolVlm::load`] is doing when it reports progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum LoadStage {
+    /// Reading the configuration, tokenizer, chat template and weight-file headers.
+    Reading,
+    /// Building the vision encoder (reported after each of its layers) and the connector.
+    Vision,
+    /// Building the text decoder (reported after each of its layers) and the output head.
+    Text,
+    /// The model is loaded.
+    Ready,
+}
+
+impl From<CoreStage> for LoadStage {
+    fn from(s: CoreStage) -> Self {
+        match s {
+            CoreStage::Reading => LoadStage::Reading,
+            CoreStage::Vision => LoadStage::Vision,
+            CoreStage::Text => LoadStage::Text,
+            CoreStage::Ready => LoadStage::Ready,
+        }
+    }
+}
+
+/// Receives progress while [`SmolVlm::load`] runs (implemented by the app).
 #[uniffi::export(with_foreign)]
 pub trait LoadProgressListener: Send + Sync {
-    /// Called with a stage name (`"loading"`, `"ready"`) and the fraction done (0.0–1.0), on the
-    /// thread that called `load`.
-    fn on_progress(&self, stage: String, fraction: f32);
+    /// Called on the loading thread with the current stage and the fraction of the whole load
+    /// done, which only grows: first `(Reading, 0.0)`, then `Vision` and `Text` after each layer
+    /// built (where reading and quantizing the weights takes the time), last `(Ready, 1.0)`.
+    fn on_progress(&self, stage: LoadStage, fraction: f32);
 }
 
 /// What a loaded model is.
@@ -58,7 +178,8 @@ pub trait LoadProgressListener: Send + Sync {
 pub struct ModelInfo {
     /// `smolvlm` (SmolVLM2 / SmolVLM-256M/500M) or `idefics3` (SmolVLM-2.2B-Instruct v1).
     pub family: String,
-    /// Most tokens (prompt plus answer) one session can hold.
+    /// Most tokens (prompt plus answer) one session can hold: [`LoadOptions::context_length`],
+    /// or the model's maximum.
     pub context_length: u64,
     /// Tokens one image tile costs in the prompt.
     pub tokens_per_tile: u64,
@@ -66,6 +187,12 @@ pub struct ModelInfo {
     pub image_splitting: bool,
     /// Longest image side after the first resize, in pixels.
     pub longest_edge: u32,
+    /// Whether the model takes images (a GGUF text model without `mmproj` does not).
+    pub has_vision: bool,
+    /// How the weight matrices are stored (`Auto` resolved).
+    pub precision: WeightPrecision,
+    /// Where the math runs (`Auto` resolved).
+    pub backend: Backend,
 }
 
 /// The engine plus the thread pool its work runs on; shared by the [`SmolVlm`] object and its
@@ -95,7 +222,8 @@ pub(crate) static LIVE_ENGINES: AtomicI64 = AtomicI64::new(0);
 pub(crate) static LIVE_SESSIONS: AtomicI64 = AtomicI64::new(0);
 pub(crate) static LIVE_STREAMS: AtomicI64 = AtomicI64::new(0);
 
-/// A SmolVLM model loaded from a folder in the Hugging Face layout. Thread-safe: create as many
+/// A SmolVLM model loaded from a folder in the Hugging Face layout or a llama.cpp GGUF file
+/// (plus its `mmproj` file for images). Thread-safe: create as many
 /// [`ChatSession`]s as you like and use them from different threads. Call [`SmolVlm::release`]
 /// (the wrappers' `close()`) to free it early.
 #[derive(uniffi::Object)]
@@ -112,20 +240,21 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[uniffi::export]
 impl SmolVlm {
-    /// Loads the model in `model_dir` (`config.json`, `model.safetensors`, `tokenizer.json`, the
-    /// processor and chat-template files). Blocks for the time it takes to map the weights:
-    /// call it off the UI thread. Throws `ModelMissing` / `ModelInvalid` (naming the file at
-    /// fault) or `InvalidArgument`.
+    /// Loads the model at `model_path`: a folder in the Hugging Face layout (`config.json`,
+    /// `model.safetensors`, `tokenizer.json`, the processor and chat-template files), or a
+    /// llama.cpp text GGUF file (with [`LoadOptions::mmproj`] for images). Blocks while the
+    /// weights are read (and quantized): call it off the UI thread. Throws `ModelMissing` /
+    /// `ModelInvalid` (naming the file at fault) or `InvalidArgument`.
     #[uniffi::constructor(default(options = None, listener = None))]
     pub fn load(
-        model_dir: String,
+        model_path: String,
         options: Option<LoadOptions>,
         listener: Option<Arc<dyn LoadProgressListener>>,
     ) -> Result<Arc<Self>, SmolVlmError> {
         let options = options.unwrap_or_default();
-        let report = |stage: &str, f: f32| {
+        let mut report = |stage: CoreStage, f: f32| {
             if let Some(l) = &listener {
-                l.on_progress(stage.to_string(), f);
+                l.on_progress(stage.into(), f);
             }
         };
         let pool = match options.threads {
@@ -139,14 +268,23 @@ impl SmolVlm {
                     .map_err(|e| SmolVlmError::internal("cannot start worker threads", e.to_string()))?,
             ),
         };
-        let dir = Path::new(&model_dir);
-        if !dir.is_dir() {
-            return Err(SmolVlmError::ModelMissing { reason: format!("model folder {model_dir} does not exist") });
+        let path = Path::new(&model_path);
+        if !path.exists() {
+            return Err(SmolVlmError::ModelMissing { reason: format!("model {model_path} does not exist") });
         }
-        let core_options =
-            EngineOptions { image_splitting: options.image_splitting, longest_edge: options.longest_edge, ..Default::default() };
-        report("loading", 0.0);
-        let load = || Engine::load(dir, &core_options);
+        let core_options = EngineOptions {
+            image_splitting: options.image_splitting,
+            longest_edge: options.longest_edge,
+            weights: options.precision.map_or(WeightFormat::F32, Into::into),
+            mmproj: options.mmproj.map(PathBuf::from),
+            preset: match options.preset {
+                None | Some(ImagePreset::Exact) => CorePreset::Exact,
+                Some(ImagePreset::Fast) => CorePreset::Fast,
+            },
+            context_length: options.context_length.map(|n| n as usize),
+            backend: options.backend.map_or(CoreBackend::Cpu, Into::into),
+        };
+        let mut load = || Engine::load_with_progress(path, &core_options, &mut report);
         let engine = match &pool {
             Some(p) => p.install(load),
             None => load(),
@@ -158,10 +296,15 @@ impl SmolVlm {
             tokens_per_tile: engine.config().image_seq_len() as u64,
             image_splitting: pre.do_image_splitting,
             longest_edge: pre.longest_edge,
+            has_vision: engine.has_vision(),
+            precision: engine.weight_format().into(),
+            backend: match engine.backend() {
+                CoreBackend::Metal => Backend::Metal,
+                _ => Backend::Cpu,
+            },
         };
         LIVE_ENGINES.fetch_add(1, Ordering::SeqCst);
         let ctx = Arc::new(EngineCtx { engine: Arc::new(engine), pool });
-        report("ready", 1.0);
         Ok(Arc::new(SmolVlm { ctx: Mutex::new(Some(ctx)), info }))
     }
 

@@ -425,7 +425,11 @@ impl Worker {
         if let Some(m) = last {
             let _ = resp.send(m);
         }
-        // Dropping `resp` now tells a waiting `TokenStream::finish` that the worker is done.
+        // Give up this answer's share of the engine first (parameters would drop after `resp`),
+        // so the weights are freed as soon as the host closes the session and model; then
+        // dropping `resp` tells a waiting `TokenStream::finish` that the worker is done.
+        drop(self);
+        drop(resp);
     }
 }
 

@@ -265,20 +265,32 @@ fn concurrent_sessions_on_one_engine() {
     }
 }
 
+/// Records what a load reports.
+struct Rec(Mutex<Vec<(LoadStage, f32)>>);
+
+impl LoadProgressListener for Rec {
+    fn on_progress(&self, stage: LoadStage, fraction: f32) {
+        self.0.lock().unwrap().push((stage, fraction));
+    }
+}
+
+fn load_with(options: LoadOptions) -> Result<Arc<SmolVlm>, SmolVlmError> {
+    SmolVlm::load(model(), Some(options), None)
+}
+
 #[test]
 fn load_options_and_progress() {
-    struct Rec(Mutex<Vec<(String, f32)>>);
-    impl LoadProgressListener for Rec {
-        fn on_progress(&self, stage: String, fraction: f32) {
-            self.0.lock().unwrap().push((stage, fraction));
-        }
-    }
     let rec = Arc::new(Rec(Mutex::new(Vec::new())));
-    let opts = LoadOptions { image_splitting: Some(false), longest_edge: Some(64), threads: Some(1) };
+    let opts = LoadOptions { image_splitting: Some(false), longest_edge: Some(64), threads: Some(1), ..Default::default() };
     let vlm = SmolVlm::load(model(), Some(opts), Some(rec.clone())).unwrap();
     let seen = rec.0.lock().unwrap().clone();
-    assert_eq!(seen.first().map(|s| s.1), Some(0.0));
-    assert_eq!(seen.last().cloned(), Some(("ready".to_string(), 1.0)));
+    // Reading, then per layer: 2 vision layers + connector, 2 decoder layers + head, then Ready.
+    let stages: Vec<LoadStage> = seen.iter().map(|s| s.0).collect();
+    use LoadStage::*;
+    assert_eq!(stages, [Reading, Vision, Vision, Vision, Text, Text, Text, Ready]);
+    assert_eq!(seen[0].1, 0.0);
+    assert_eq!(seen.last().unwrap().1, 1.0);
+    assert!(seen.windows(2).all(|w| w[0].1 < w[1].1), "fractions grow: {seen:?}");
     assert!(!vlm.info().image_splitting);
     assert_eq!(vlm.info().longest_edge, 64);
     let s = vlm.new_session(None, greedy(2)).unwrap();
@@ -286,8 +298,106 @@ fn load_options_and_progress() {
     let stream = s.ask("What?".into(), vec![img], None).unwrap();
     collect(&stream).unwrap();
     assert_eq!(stream.stats().unwrap().vision_tiles, 1, "no splitting: one tile");
-    assert!(matches!(
-        SmolVlm::load(model(), Some(LoadOptions { threads: Some(0), ..Default::default() }), None),
-        Err(SmolVlmError::InvalidArgument { .. })
-    ));
+    assert!(matches!(load_with(LoadOptions { threads: Some(0), ..Default::default() }), Err(SmolVlmError::InvalidArgument { .. })));
+}
+
+#[test]
+fn quantized_precisions_load_and_answer() {
+    let c = case("split_wide");
+    let n = c["greedy_token_ids"].as_array().unwrap().len() as u32;
+    let ask = |vlm: &SmolVlm| {
+        let s = vlm.new_session(None, greedy(n)).unwrap();
+        let img = ImageInput::from_file(image("wide.png")).unwrap();
+        let stream = s.ask("Can you describe this image?".into(), vec![img], None).unwrap();
+        (collect(&stream).unwrap().concat(), stream.stats().unwrap())
+    };
+    let f16 = load_with(LoadOptions { precision: Some(WeightPrecision::F16), ..Default::default() }).unwrap();
+    assert_eq!(f16.info().precision, WeightPrecision::F16);
+    let (text, stats) = ask(&f16);
+    assert_eq!(text, c["greedy_text"].as_str().unwrap(), "f16 keeps the reference's greedy answer here");
+    assert_eq!(stats.vision_tiles, 13);
+    let q8 = load_with(LoadOptions { precision: Some(WeightPrecision::Q8), ..Default::default() }).unwrap();
+    assert_eq!(q8.info().precision, WeightPrecision::Q8);
+    let (text, stats) = ask(&q8);
+    assert!(!text.is_empty());
+    assert_eq!((stats.generated_tokens, stats.finish_reason), (n as u64, FinishReason::Length));
+    // Auto keeps a model this small (well under 100M parameters) in f32.
+    let auto = load_with(LoadOptions { precision: Some(WeightPrecision::Auto), ..Default::default() }).unwrap();
+    assert_eq!(auto.info().precision, WeightPrecision::F32);
+    assert_eq!(engine().info().precision, WeightPrecision::F32, "the default");
+}
+
+#[test]
+fn context_length_caps_the_session() {
+    let max = engine().info().context_length;
+    let vlm = load_with(LoadOptions { context_length: Some(64), ..Default::default() }).unwrap();
+    assert_eq!(vlm.info().context_length, 64);
+    let session = vlm.new_session(None, None).unwrap();
+    let stream = session.ask("word ".repeat(80), vec![], None).unwrap();
+    match stream.next() {
+        Err(SmolVlmError::ContextOverflow { tokens, limit, .. }) => assert!(limit == 64 && tokens > 64, "{tokens} {limit}"),
+        other => panic!("expected ContextOverflow, got {other:?}"),
+    }
+    // A short question still fits, and the answer stops where the context is full.
+    let stream = session.ask("Hi".into(), vec![], greedy(1000)).unwrap();
+    collect(&stream).unwrap();
+    let stats = stream.stats().unwrap();
+    assert_eq!(stats.finish_reason, FinishReason::Length);
+    assert_eq!(stats.prompt_tokens + stats.generated_tokens, 64, "{stats:?}");
+    for bad in [0, max as u32 + 1] {
+        let r = load_with(LoadOptions { context_length: Some(bad), ..Default::default() });
+        assert!(matches!(r, Err(SmolVlmError::InvalidArgument { .. })), "{bad}: {:?}", r.err());
+    }
+}
+
+#[test]
+fn backends() {
+    assert_eq!(engine().info().backend, Backend::Cpu, "the default");
+    let auto = load_with(LoadOptions { backend: Some(Backend::Auto), ..Default::default() }).unwrap();
+    if cfg!(target_vendor = "apple") {
+        return; // Metal may exist here; the checks below are for builds without it
+    }
+    assert_eq!(auto.info().backend, Backend::Cpu, "auto falls back to the CPU");
+    match load_with(LoadOptions { backend: Some(Backend::Metal), ..Default::default() }) {
+        Err(SmolVlmError::InvalidArgument { reason }) => assert!(reason.contains("Metal"), "{reason}"),
+        other => panic!("expected InvalidArgument, got {:?}", other.map(|v| v.info())),
+    }
+}
+
+#[test]
+fn gguf_pair_and_text_only_gguf() {
+    let gguf = |name: &str| fixtures().join("gguf").join(name).to_string_lossy().into_owned();
+    let mmproj = Some(gguf("mmproj-tiny-smolvlm2-f16.gguf"));
+    let rec = Arc::new(Rec(Mutex::new(Vec::new())));
+    let pair = SmolVlm::load(gguf("tiny-smolvlm2-f16.gguf"), Some(LoadOptions { mmproj, ..Default::default() }), Some(rec.clone()))
+        .unwrap();
+    assert!(pair.info().has_vision);
+    assert_eq!(rec.0.lock().unwrap().last().cloned(), Some((LoadStage::Ready, 1.0)));
+    let s = pair.new_session(None, greedy(4)).unwrap();
+    let img = ImageInput::from_file(image("wide.png")).unwrap();
+    let stream = s.ask("What is in the picture?".into(), vec![img], None).unwrap();
+    assert!(!collect(&stream).unwrap().concat().is_empty());
+    assert!(stream.stats().unwrap().vision_tiles > 0);
+
+    let text_only = SmolVlm::load(gguf("tiny-smolvlm2-f16.gguf"), None, None).unwrap();
+    assert!(!text_only.info().has_vision);
+    let s = text_only.new_session(None, greedy(2)).unwrap();
+    let img = ImageInput::from_file(image("wide.png")).unwrap();
+    assert!(matches!(s.ask("What?".into(), vec![img], None).unwrap().next(), Err(SmolVlmError::InvalidArgument { .. })));
+    let missing = LoadOptions { mmproj: Some(gguf("missing.gguf")), ..Default::default() };
+    assert!(matches!(SmolVlm::load(gguf("tiny-smolvlm2-f16.gguf"), Some(missing), None), Err(SmolVlmError::ModelMissing { .. })));
+}
+
+#[test]
+fn fast_preset_needs_fewer_tiles() {
+    let tiles = |preset| {
+        let vlm = load_with(LoadOptions { preset: Some(preset), ..Default::default() }).unwrap();
+        let s = vlm.new_session(None, greedy(1)).unwrap();
+        let stream = s.ask("What?".into(), vec![ImageInput::from_file(image("wide.png")).unwrap()], None).unwrap();
+        collect(&stream).unwrap();
+        stream.stats().unwrap().vision_tiles
+    };
+    assert_eq!(tiles(ImagePreset::Exact), 13);
+    // 100x70 px with 32 px tiles: exact upscales to 128 px (3x4 tiles), fast caps it at 64 px.
+    assert_eq!(tiles(ImagePreset::Fast), 5, "2x2 tiles plus the global view");
 }
