@@ -4,8 +4,9 @@ import Foundation
 
 /// A SmolVLM model loaded on the device, answering questions about images entirely offline.
 ///
-/// Load it once with ``SmolVLM/load(modelDir:options:onProgress:)`` (it runs off the caller's
-/// thread), open one ``Chat`` per conversation with ``newChat(systemPrompt:defaults:)``, and call
+/// Load it once with ``SmolVLM/load(modelPath:options:onProgress:)`` (it runs off the caller's
+/// thread) from a model folder or a GGUF file, open one ``Chat`` per conversation with
+/// ``newChat(systemPrompt:defaults:)``, and call
 /// ``close()`` (or drop the last reference) when done. Several chats may use one model at once,
 /// from any tasks or threads.
 ///
@@ -17,22 +18,35 @@ public final class SmolVLM: Sendable {
 
     init(raw: SmolVlm) { self.raw = raw }
 
-    /// Loads the model in `modelDir` (a folder in the Hugging Face layout) on a background queue.
+    /// Loads the model at `modelPath` on a background queue: a folder in the Hugging Face
+    /// layout, or a llama.cpp text GGUF file (with `LoadOptions(mmproj:)` for images).
+    ///
+    /// ```swift
+    /// let vlm = try await SmolVLM.load(
+    ///     modelPath: dir, options: LoadOptions(precision: .q8, contextLength: 2048)
+    /// ) { stage, fraction in print(stage, fraction) }
+    /// ```
     ///
     /// - Parameters:
-    ///   - options: image splitting, longest edge and thread count (`nil`: the checkpoint's own).
-    ///   - onProgress: called with a stage name and a fraction 0...1 while loading.
-    /// - Throws: ``SmolVlmError`` `.ModelMissing` / `.ModelInvalid` naming the file at fault.
+    ///   - options: every field is optional: `precision` (`.f32` default, `.f16`, `.q8`, `.q4k`,
+    ///     `.auto`), `contextLength` (tokens one chat holds; a smaller cap also saves KV cache
+    ///     memory), `backend` (`.cpu` default, `.metal`, `.auto`), `preset` (`.exact`, `.fast`
+    ///     for camera frames), `imageSplitting`, `longestEdge`, `threads`, `mmproj`.
+    ///   - onProgress: called on the loading thread with the stage and the fraction of the load
+    ///     done, which only grows: `.reading` at 0, `.vision` and `.text` after each layer,
+    ///     `.ready` at 1.
+    /// - Throws: ``SmolVlmError`` `.ModelMissing` / `.ModelInvalid` naming the file at fault,
+    ///   `.InvalidArgument` for options out of range or a backend this build or device lacks.
     public static func load(
-        modelDir: String,
+        modelPath: String,
         options: LoadOptions? = nil,
-        onProgress: (@Sendable (String, Float) -> Void)? = nil
+        onProgress: (@Sendable (LoadStage, Float) -> Void)? = nil
     ) async throws -> SmolVLM {
         let listener = onProgress.map(ProgressRelay.init)
         return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global(qos: .userInitiated).async {
                 do {
-                    let raw = try SmolVlm.load(modelDir: modelDir, options: options, listener: listener)
+                    let raw = try SmolVlm.load(modelPath: modelPath, options: options, listener: listener)
                     continuation.resume(returning: SmolVLM(raw: raw))
                 } catch {
                     continuation.resume(throwing: error)
@@ -41,7 +55,8 @@ public final class SmolVLM: Sendable {
         }
     }
 
-    /// What the loaded model is: family, context length, image settings.
+    /// What the loaded model is: family, context length, image settings, and the weight
+    /// precision and backend in use (`.auto` resolved).
     public var info: ModelInfo { raw.info() }
 
     /// Opens a new conversation.
@@ -62,9 +77,9 @@ public final class SmolVLM: Sendable {
 
 /// Forwards load progress to a Swift closure.
 private final class ProgressRelay: LoadProgressListener, @unchecked Sendable {
-    let callback: @Sendable (String, Float) -> Void
-    init(_ callback: @escaping @Sendable (String, Float) -> Void) { self.callback = callback }
-    func onProgress(stage: String, fraction: Float) { callback(stage, fraction) }
+    let callback: @Sendable (LoadStage, Float) -> Void
+    init(_ callback: @escaping @Sendable (LoadStage, Float) -> Void) { self.callback = callback }
+    func onProgress(stage: LoadStage, fraction: Float) { callback(stage, fraction) }
 }
 
 /// One conversation with a ``SmolVLM`` model. Follow-up questions reuse what the model has

@@ -19,7 +19,7 @@ final class SmolVLMTests: XCTestCase {
 
     func vlm() async throws -> SmolVLM {
         if let v = Self.shared { return v }
-        let v = try await SmolVLM.load(modelDir: Self.modelDir)
+        let v = try await SmolVLM.load(modelPath: Self.modelDir)
         Self.shared = v
         return v
     }
@@ -189,7 +189,7 @@ final class SmolVLMTests: XCTestCase {
     }
 
     func testEveryErrorVariant() async throws {
-        do { _ = try await SmolVLM.load(modelDir: "/nonexistent/model"); XCTFail() } catch SmolVlmError.ModelMissing { }
+        do { _ = try await SmolVLM.load(modelPath: "/nonexistent/model"); XCTFail() } catch SmolVlmError.ModelMissing { }
         let broken = FileManager.default.temporaryDirectory.appendingPathComponent("smolvlm-bad-\(getpid())")
         try? FileManager.default.removeItem(at: broken)
         try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
@@ -197,7 +197,7 @@ final class SmolVLMTests: XCTestCase {
             try FileManager.default.copyItem(atPath: Self.modelDir + "/" + f, toPath: broken.appendingPathComponent(f).path)
         }
         try Data("{ not json".utf8).write(to: broken.appendingPathComponent("config.json"))
-        do { _ = try await SmolVLM.load(modelDir: broken.path); XCTFail() } catch SmolVlmError.ModelInvalid(let reason) {
+        do { _ = try await SmolVLM.load(modelPath: broken.path); XCTFail() } catch SmolVlmError.ModelInvalid(let reason) {
             XCTAssertTrue(reason.contains("config.json"), reason)
         }
         try FileManager.default.removeItem(at: broken)
@@ -216,7 +216,7 @@ final class SmolVLMTests: XCTestCase {
             for try await _ in chat.ask("hi", options: greedy(1000)) { chat.cancel() }
             XCTFail()
         } catch SmolVlmError.Cancelled { }
-        let closed = try await SmolVLM.load(modelDir: Self.modelDir)
+        let closed = try await SmolVLM.load(modelPath: Self.modelDir)
         closed.close()
         XCTAssertThrowsError(try closed.newChat()) { guard case SmolVlmError.InvalidArgument = $0 else { return XCTFail("\($0)") } }
         // A Rust panic becomes a thrown error, not a crash.
@@ -226,7 +226,7 @@ final class SmolVLMTests: XCTestCase {
     func testCloseFreesNativeMemory() async throws {
         _ = try await vlm()
         let before = liveObjects()
-        let other = try await SmolVLM.load(modelDir: Self.modelDir)
+        let other = try await SmolVLM.load(modelPath: Self.modelDir)
         let a = try other.newChat(), b = try other.newChat()
         XCTAssertEqual(liveObjects().engines, before.engines + 1)
         XCTAssertEqual(liveObjects().sessions, before.sessions + 2)
@@ -257,16 +257,79 @@ final class SmolVLMTests: XCTestCase {
     }
 
     func testLoadOptionsAndProgress() async throws {
-        final class Box: @unchecked Sendable { var stages: [(String, Float)] = []; let lock = NSLock() }
+        final class Box: @unchecked Sendable { var stages: [(LoadStage, Float)] = []; let lock = NSLock() }
         let box = Box()
-        let small = try await SmolVLM.load(modelDir: Self.modelDir, options: LoadOptions(imageSplitting: false, longestEdge: 64, threads: 1)) { s, f in
+        let small = try await SmolVLM.load(modelPath: Self.modelDir, options: LoadOptions(imageSplitting: false, longestEdge: 64, threads: 1)) { s, f in
             box.lock.lock(); box.stages.append((s, f)); box.lock.unlock()
         }
-        XCTAssertEqual(box.stages.last?.0, "ready"); XCTAssertEqual(box.stages.last?.1, 1.0)
+        let stages = box.stages
+        XCTAssertEqual(stages.first?.0, .reading); XCTAssertEqual(stages.first?.1, 0.0)
+        XCTAssertEqual(stages.last?.0, .ready); XCTAssertEqual(stages.last?.1, 1.0)
+        XCTAssertTrue(zip(stages, stages.dropFirst()).allSatisfy { $0.1 < $1.1 }, "fractions grow: \(stages)")
+        XCTAssertEqual(stages.map(\.0), [.reading, .vision, .vision, .vision, .text, .text, .text, .ready])
         XCTAssertFalse(small.info.imageSplitting)
         let chat = try small.newChat(defaults: greedy(2))
         _ = try await collect(chat.ask("What?", images: [try .file(Self.image("wide.png"))]))
         XCTAssertEqual(chat.stats?.visionTiles, 1)
+    }
+
+    func testQuantizedPrecisionsLoadAndAnswer() async throws {
+        let f16 = try await SmolVLM.load(modelPath: Self.modelDir, options: LoadOptions(precision: .f16))
+        XCTAssertEqual(f16.info.precision, .f16)
+        let chat16 = try f16.newChat()
+        let text = try await collect(chat16.ask("Can you describe this image?", images: [try .file(Self.image("wide.png"))], options: greedy(16))).joined()
+        XCTAssertEqual(text, try greedyText("split_wide"), "f16 keeps the reference's greedy answer here")
+        let q8 = try await SmolVLM.load(modelPath: Self.modelDir, options: LoadOptions(precision: .q8))
+        XCTAssertEqual(q8.info.precision, .q8)
+        let chat8 = try q8.newChat(defaults: greedy(8))
+        let pieces = try await collect(chat8.ask("What is in the picture?", images: [try .file(Self.image("wide.png"))]))
+        XCTAssertFalse(pieces.isEmpty)
+        XCTAssertEqual(chat8.stats?.generatedTokens, 8)
+        XCTAssertEqual(chat8.stats?.visionTiles, 13)
+        let v = try await vlm()
+        XCTAssertEqual(v.info.precision, .f32, "the default")
+    }
+
+    func testContextLengthCapsTheChat() async throws {
+        let small = try await SmolVLM.load(modelPath: Self.modelDir, options: LoadOptions(contextLength: 64))
+        XCTAssertEqual(small.info.contextLength, 64)
+        let chat = try small.newChat()
+        do { _ = try await collect(chat.ask(String(repeating: "word ", count: 80))); XCTFail() } catch SmolVlmError.ContextOverflow(let tokens, let limit, _) {
+            XCTAssertEqual(limit, 64); XCTAssertGreaterThan(tokens, 64)
+        }
+        _ = try await collect(chat.ask("Hi", options: greedy(1000)))
+        let stats = try XCTUnwrap(chat.stats)
+        XCTAssertEqual(stats.finishReason, .length)
+        XCTAssertEqual(stats.promptTokens + stats.generatedTokens, 64, "the answer stops where the context is full")
+        let max = try await vlm().info.contextLength
+        for bad in [UInt32(0), UInt32(max + 1)] {
+            do { _ = try await SmolVLM.load(modelPath: Self.modelDir, options: LoadOptions(contextLength: bad)); XCTFail("\(bad)") } catch SmolVlmError.InvalidArgument { }
+        }
+    }
+
+    func testMetalIsATypedErrorWhereItIsMissing() async throws {
+        let v = try await vlm()
+        XCTAssertEqual(v.info.backend, .cpu, "the default")
+        #if !canImport(Metal)
+        // Linux: the library has no Metal backend.
+        do { _ = try await SmolVLM.load(modelPath: Self.modelDir, options: LoadOptions(backend: .metal)); XCTFail() } catch SmolVlmError.InvalidArgument(let reason) {
+            XCTAssertTrue(reason.contains("Metal"), reason)
+        }
+        let auto = try await SmolVLM.load(modelPath: Self.modelDir, options: LoadOptions(backend: .auto))
+        XCTAssertEqual(auto.info.backend, .cpu)
+        #endif
+    }
+
+    func testGgufPairTakesImages() async throws {
+        let gguf = Self.fixtures.appendingPathComponent("gguf")
+        let pair = try await SmolVLM.load(
+            modelPath: gguf.appendingPathComponent("tiny-smolvlm2-f16.gguf").path,
+            options: LoadOptions(mmproj: gguf.appendingPathComponent("mmproj-tiny-smolvlm2-f16.gguf").path))
+        XCTAssertTrue(pair.info.hasVision)
+        let chat = try pair.newChat(defaults: greedy(4))
+        let pieces = try await collect(chat.ask("What is in the picture?", images: [try .file(Self.image("wide.png"))]))
+        XCTAssertFalse(pieces.isEmpty)
+        XCTAssertGreaterThan(chat.stats?.visionTiles ?? 0, 0)
     }
 
     func testReadmeExampleRuns() async throws {

@@ -7,6 +7,7 @@ import dev.smolvlm.ffi.GenerationStats
 import dev.smolvlm.ffi.ImageInput
 import dev.smolvlm.ffi.LoadOptions
 import dev.smolvlm.ffi.LoadProgressListener
+import dev.smolvlm.ffi.LoadStage
 import dev.smolvlm.ffi.ModelInfo
 import dev.smolvlm.ffi.SmolVlm
 import dev.smolvlm.ffi.SmolVlmException
@@ -25,8 +26,9 @@ import kotlin.coroutines.resumeWithException
 /**
  * A SmolVLM model loaded on the device, answering questions about images entirely offline.
  *
- * Load it once with [SmolVLM.load] (off the main thread), open one [Chat] per conversation with
- * [newChat], and [close] it when done. Thread-safe: several chats may run on one model at once.
+ * Load it once with [SmolVLM.load] (off the main thread) from a model folder or a GGUF file,
+ * open one [Chat] per conversation with [newChat], and [close] it when done. Thread-safe: several
+ * chats may run on one model at once.
  *
  * ```kotlin
  * SmolVLM.load("/data/local/tmp/SmolVLM-256M-Instruct").use { vlm ->
@@ -42,7 +44,10 @@ import kotlin.coroutines.resumeWithException
  */
 class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
 
-    /** What the loaded model is: family, context length, image settings. */
+    /**
+     * What the loaded model is: family, context length, image settings, and the weight precision
+     * and backend in use (`AUTO` resolved).
+     */
     val info: ModelInfo get() = raw.info()
 
     /**
@@ -66,26 +71,38 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
     /** Loading entry points. */
     companion object {
         /**
-         * Loads the model in [modelDir] (a folder in the Hugging Face layout) on [dispatcher].
+         * Loads the model at [modelPath] on [dispatcher]: a folder in the Hugging Face layout,
+         * or a llama.cpp text GGUF file (with `LoadOptions(mmproj = …)` for images).
          *
-         * @param options image splitting, longest edge and thread count; defaults are the
-         *   checkpoint's own settings.
-         * @param onProgress called with a stage name and a fraction 0.0–1.0 while loading.
+         * ```kotlin
+         * SmolVLM.load(dir, LoadOptions(precision = WeightPrecision.Q8, contextLength = 2048u)) { stage, f ->
+         *     progressBar.progress = (f * 100).toInt()
+         * }
+         * ```
+         *
+         * @param options every field is optional: `precision` (`F32` default, `F16`, `Q8`,
+         *   `Q4K`, `AUTO`), `contextLength` (tokens one chat holds; a smaller cap also saves KV
+         *   cache memory), `backend` (`CPU` default, `METAL`, `AUTO`), `preset` (`EXACT`,
+         *   `FAST` for camera frames), `imageSplitting`, `longestEdge`, `threads`, `mmproj`.
+         * @param onProgress called on the loading thread with the stage and the fraction of the
+         *   load done, which only grows: `READING` at 0.0, `VISION` and `TEXT` after each layer,
+         *   `READY` at 1.0.
          * @throws SmolVlmException.ModelMissing or [SmolVlmException.ModelInvalid] naming the
-         *   file at fault.
+         *   file at fault; [SmolVlmException.InvalidArgument] for options out of range or a
+         *   backend this build or device lacks.
          */
         suspend fun load(
-            modelDir: String,
+            modelPath: String,
             options: LoadOptions = LoadOptions(),
-            onProgress: ((stage: String, fraction: Float) -> Unit)? = null,
             dispatcher: CoroutineDispatcher = Dispatchers.IO,
+            onProgress: ((stage: LoadStage, fraction: Float) -> Unit)? = null,
         ): SmolVLM = withContext(dispatcher) {
             val listener = onProgress?.let { cb ->
                 object : LoadProgressListener {
-                    override fun onProgress(stage: String, fraction: Float) = cb(stage, fraction)
+                    override fun onProgress(stage: LoadStage, fraction: Float) = cb(stage, fraction)
                 }
             }
-            SmolVLM(SmolVlm.load(modelDir, options, listener))
+            SmolVLM(SmolVlm.load(modelPath, options, listener))
         }
     }
 }

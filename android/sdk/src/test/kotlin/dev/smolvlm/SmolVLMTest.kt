@@ -1,12 +1,16 @@
 package dev.smolvlm
 
+import dev.smolvlm.ffi.Backend
 import dev.smolvlm.ffi.ChatRole
+import dev.smolvlm.ffi.FinishReason
 import dev.smolvlm.ffi.GenerationConfig
 import dev.smolvlm.ffi.ImageInput
 import dev.smolvlm.ffi.InternalException
 import dev.smolvlm.ffi.LoadOptions
+import dev.smolvlm.ffi.LoadStage
 import dev.smolvlm.ffi.PixelFormat
 import dev.smolvlm.ffi.SmolVlmException
+import dev.smolvlm.ffi.WeightPrecision
 import dev.smolvlm.ffi.YuvColorRange
 import dev.smolvlm.ffi.debugPanic
 import dev.smolvlm.ffi.liveObjects
@@ -291,13 +295,74 @@ class SmolVLMTest {
     }
 
     @Test fun loadOptionsAndProgress() = runBlocking {
-        val stages = mutableListOf<Pair<String, Float>>()
-        SmolVLM.load(modelDir, LoadOptions(imageSplitting = false, longestEdge = 64u, threads = 1u), { s, f -> stages.add(s to f) }).use { small ->
-            assertEquals("ready" to 1.0f, stages.last())
+        val stages = mutableListOf<Pair<LoadStage, Float>>()
+        SmolVLM.load(modelDir, LoadOptions(imageSplitting = false, longestEdge = 64u, threads = 1u)) { s, f -> stages.add(s to f) }.use { small ->
+            assertEquals(LoadStage.READING to 0.0f, stages.first())
+            assertEquals(LoadStage.READY to 1.0f, stages.last())
+            assertTrue(stages.zipWithNext().all { (a, b) -> a.second < b.second }, "fractions grow: $stages")
+            assertEquals(setOf(LoadStage.READING, LoadStage.VISION, LoadStage.TEXT, LoadStage.READY), stages.map { it.first }.toSet())
             assertEquals(false, small.info.imageSplitting)
             small.newChat(defaults = greedy(2)).use { chat ->
                 chat.ask("What?", Image.file(image("wide.png"))).toList()
                 assertEquals(1uL, chat.stats!!.visionTiles)
+            }
+        }
+    }
+
+    @Test fun quantizedPrecisionsLoadAndAnswer() = runBlocking {
+        SmolVLM.load(modelDir, LoadOptions(precision = WeightPrecision.F16)).use { f16 ->
+            assertEquals(WeightPrecision.F16, f16.info.precision)
+            f16.newChat().use { chat ->
+                val text = chat.ask("Can you describe this image?", listOf(Image.file(image("wide.png"))), greedy(16)).toList().joinToString("")
+                assertEquals(greedyText("split_wide"), text, "f16 keeps the reference's greedy answer here")
+            }
+        }
+        SmolVLM.load(modelDir, LoadOptions(precision = WeightPrecision.Q8)).use { q8 ->
+            assertEquals(WeightPrecision.Q8, q8.info.precision)
+            q8.newChat(defaults = greedy(8)).use { chat ->
+                assertTrue(chat.ask("What is in the picture?", Image.file(image("wide.png"))).toList().isNotEmpty())
+                assertEquals(8uL, chat.stats!!.generatedTokens)
+                assertEquals(13uL, chat.stats!!.visionTiles)
+            }
+        }
+        assertEquals(WeightPrecision.F32, vlm.info.precision, "the default")
+    }
+
+    @Test fun contextLengthCapsTheChat() = runBlocking {
+        SmolVLM.load(modelDir, LoadOptions(contextLength = 64u)).use { small ->
+            assertEquals(64uL, small.info.contextLength)
+            small.newChat().use { chat ->
+                val e = assertFailsWith<SmolVlmException.ContextOverflow> { chat.ask("word ".repeat(80)).toList() }
+                assertEquals(64uL, e.limit)
+                assertTrue(e.tokens > 64uL)
+                chat.ask("Hi", options = greedy(1000)).toList()
+                val stats = chat.stats!!
+                assertEquals(FinishReason.LENGTH, stats.finishReason)
+                assertEquals(64uL, stats.promptTokens + stats.generatedTokens, "the answer stops where the context is full")
+            }
+        }
+        val max = vlm.info.contextLength
+        assertFailsWith<SmolVlmException.InvalidArgument> { SmolVLM.load(modelDir, LoadOptions(contextLength = (max + 1uL).toUInt())) }
+        assertFailsWith<SmolVlmException.InvalidArgument> { SmolVLM.load(modelDir, LoadOptions(contextLength = 0u)) }
+        Unit
+    }
+
+    @Test fun metalIsATypedErrorWhereItIsMissing() = runBlocking {
+        assertEquals(Backend.CPU, vlm.info.backend, "the default")
+        // The JVM tests run on Linux, where the library has no Metal backend.
+        val e = assertFailsWith<SmolVlmException.InvalidArgument> { SmolVLM.load(modelDir, LoadOptions(backend = Backend.METAL)) }
+        assertTrue(e.message!!.contains("Metal"), e.message)
+        SmolVLM.load(modelDir, LoadOptions(backend = Backend.AUTO)).use { assertEquals(Backend.CPU, it.info.backend) }
+    }
+
+    @Test fun ggufPairTakesImages() = runBlocking {
+        val gguf = File(fixtures, "gguf")
+        val options = LoadOptions(mmproj = File(gguf, "mmproj-tiny-smolvlm2-f16.gguf").path)
+        SmolVLM.load(File(gguf, "tiny-smolvlm2-f16.gguf").path, options).use { pair ->
+            assertTrue(pair.info.hasVision)
+            pair.newChat(defaults = greedy(4)).use { chat ->
+                assertTrue(chat.ask("What is in the picture?", Image.file(image("wide.png"))).toList().isNotEmpty())
+                assertTrue(chat.stats!!.visionTiles > 0uL)
             }
         }
     }

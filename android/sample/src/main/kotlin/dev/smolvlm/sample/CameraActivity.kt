@@ -18,6 +18,9 @@ import dev.smolvlm.Chat
 import dev.smolvlm.SmolVLM
 import dev.smolvlm.android.toImageInput
 import dev.smolvlm.ffi.ImageInput
+import dev.smolvlm.ffi.ImagePreset
+import dev.smolvlm.ffi.LoadOptions
+import dev.smolvlm.ffi.WeightPrecision
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.launch
 import java.util.concurrent.Executors
@@ -41,7 +44,10 @@ class CameraActivity : AppCompatActivity() {
         val answer = findViewById<TextView>(R.id.answer)
         lifecycleScope.launch {
             answer.text = "Loading the model…"
-            vlm = SmolVLM.load(filesDir.resolve("SmolVLM-256M-Instruct").path).also { chat = it.newChat() }
+            // Camera frames: the fast preset (at most 2x2 tiles), weights in Q8_0 for a model this
+            // size, and a context of 2048 tokens (each question is about one new frame).
+            val options = LoadOptions(precision = WeightPrecision.AUTO, preset = ImagePreset.FAST, contextLength = 2048u)
+            vlm = SmolVLM.load(filesDir.resolve("SmolVLM-256M-Instruct").path, options).also { chat = it.newChat() }
             answer.text = "Ready."
         }
         findViewById<Button>(R.id.ask).setOnClickListener {
