@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the FFI library, generates the Kotlin and Swift bindings with the pinned uniffi-bindgen,
-# and runs the Kotlin suite (JVM + JNA + JUnit 4) and the Swift suite (XCTest, Swift 6 in a Debian
-# trixie chroot). Installs what it needs, idempotently, into .cache/ (ignored) and via apt.
+# runs the Kotlin suite (JVM + JNA + JUnit 4), type-checks the Android-only Kotlin against
+# android.jar, and runs the Swift suite (XCTest, Swift 6 in a Debian trixie chroot). Installs what
+# it needs, idempotently, into .cache/ (ignored) and via apt.
 # Each suite prints `N passed, N failed`. SKIP_SWIFT=1 skips the Swift suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,9 +61,44 @@ kotlin_rc=0
 java -Djna.library.path="$(dirname "$LIB")" -Dsmolvlm.fixtures="$ROOT/tests/fixtures" \
     -cp "$KT/tests.jar:$KT/ffi.jar:$TESTDEPS" dev.smolvlm.RunTestsKt || kotlin_rc=$?
 
+# ---- Android type-check -------------------------------------------------------------------
+# Compiles the SDK (src/main) and its Android-only converters (src/android) against Android's
+# platform classes: API 23, the only android.jar a package registry here has (Debian bullseye's
+# libandroid-23-java, fetched with a private apt configuration that leaves the system's sources
+# alone); the SDK's minSdk 26 only adds to it. The generated bindings go in as the JVM-compiled
+# ffi.jar (they use java.lang.ref.Cleaner, which API 23 lacks). CameraX is not in any registry
+# here: CameraXImages.kt is checked against the stand-ins in tools/android-stubs (camera-core's
+# ImageProxy/ImageInfo shapes). The sample app (android/sample) is not compiled: it needs
+# AppCompat, lifecycle-runtime-ktx, camera-lifecycle, camera-view and the resource class R that
+# only a Gradle build with Google's Maven repository provides.
+android_jar() {
+    local dir=$CACHE/android jar=$CACHE/android/android-23.jar
+    [ -s "$jar" ] && { echo "$jar"; return 0; }
+    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/deb"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main" > "$dir/sources.list"
+    local o=(-o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+             -o Dir::State::Lists="$dir/lists" -o Dir::Cache="$dir/cache" -o APT::Sandbox::User=root)
+    apt-get "${o[@]}" update -qq >"$dir/apt.log" 2>&1 || return 1
+    (cd "$dir/deb" && apt-get "${o[@]}" download libandroid-23-java >>"$dir/apt.log" 2>&1) || return 1
+    rm -rf "$dir/x" && dpkg -x "$dir"/deb/libandroid-23-java_*.deb "$dir/x" || return 1
+    cp "$dir/x/usr/share/java/com.android.android-23.jar" "$jar" && rm -rf "$dir/x" "$dir/deb" "$dir/lists" "$dir/cache"
+    echo "$jar"
+}
+android_rc=0
+if [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] && AJAR=$(android_jar); then
+    echo "type-checking the SDK and its Android converters against android.jar (API 23)"
+    rm -rf "$KT/android-check"
+    "$K/bin/kotlinc" -nowarn -no-jdk android/sdk/src/main/kotlin android/sdk/src/android/kotlin tools/android-stubs \
+        -cp "$AJAR:$KT/ffi.jar:$DEPS" -d "$KT/android-check" || android_rc=$?
+    [ $android_rc -eq 0 ] && echo "Android: the SDK and its converters compile against android.jar" \
+        || echo "Android: the type-check against android.jar FAILED"
+else
+    echo "Android: type-check skipped (android.jar could not be fetched from Debian bullseye; see .cache/android/apt.log)"
+fi
+
 # ---- Swift --------------------------------------------------------------------------------
 swift_rc=0
 if [ "${SKIP_SWIFT:-0}" != 1 ]; then
     bash tools/test_swift.sh || swift_rc=$?
 fi
-[ $kotlin_rc -eq 0 ] && [ $swift_rc -eq 0 ]
+[ $kotlin_rc -eq 0 ] && [ $android_rc -eq 0 ] && [ $swift_rc -eq 0 ]
