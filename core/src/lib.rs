@@ -22,5 +22,5 @@ pub use engine::{Answer, CancelToken, Engine, EngineOptions, FinishReason, Reply
 pub use error::{Error, Result};
 pub use generation::{GenerationOptions, TokenLogprob};
 pub use hub::resolve_model;
-pub use model::WeightFormat;
+pub use model::{quantized_kernels, WeightFormat};
 pub use processor::image::{decode_image, load_image, RgbImage};

@@ -186,3 +186,26 @@ fn q4k_on_wide_matrices() {
         assert!(agree >= min_agree, "{format:?}: agreement {agree}/{steps}");
     }
 }
+
+/// The quantized kernels follow the CPU's features: on arm64 without the dotprod extension
+/// (Cortex-A53/A72 class) the plain-NEON set runs, never an `sdot`. CI runs this under qemu with
+/// several CPU models and names the expected set in `SMOLVLM_EXPECT_KERNELS`.
+#[test]
+fn kernel_choice_follows_the_cpu() {
+    let kernels = smolvlm::quantized_kernels();
+    eprintln!("quantized kernels: {kernels}");
+    #[cfg(target_arch = "aarch64")]
+    assert_eq!(kernels, if std::arch::is_aarch64_feature_detected!("dotprod") { "neon-dotprod" } else { "neon" });
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(
+        kernels,
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c") {
+            "avx2"
+        } else {
+            "portable"
+        }
+    );
+    if let Ok(want) = std::env::var("SMOLVLM_EXPECT_KERNELS") {
+        assert_eq!(kernels, want, "the CPU model in use should select {want}");
+    }
+}

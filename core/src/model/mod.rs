@@ -9,10 +9,13 @@
 
 mod connector;
 mod ops;
+mod qkernels;
+mod qmatrix;
 mod text;
 mod vision;
 mod weights;
 
+pub use qmatrix::quantized_kernels;
 pub use weights::WeightFormat;
 
 use crate::config::ModelConfig;

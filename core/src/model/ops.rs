@@ -6,7 +6,7 @@
 
 use super::vision::softmax_f32;
 use super::weights::Target;
-use candle_core::quantized::QTensor;
+use super::qmatrix::QMatrix;
 use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp2, DType, Device, InplaceOp1, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -84,8 +84,8 @@ enum Weight {
     F32(Tensor),
     /// `[out, in]` f16: activations are rounded to f16 for the matmul, the result widened back.
     F16(Tensor),
-    /// GGML blocks (Q8_0, Q4_K, Q4_1 from a GGUF file, …) run by candle's quantized matmul.
-    Quant(Arc<QTensor>),
+    /// GGML blocks (Q8_0, Q4_K, Q4_1 from a GGUF file, …) run by this crate's kernels.
+    Quant(Arc<QMatrix>),
 }
 
 /// A linear layer `y = x·Wᵀ (+ b)` (optionally followed by tanh-GELU) over any leading dims,
@@ -120,14 +120,14 @@ impl Linear {
         let weight = match target {
             Target::F32 => Weight::F32(weight),
             Target::F16 => Weight::F16(weight.to_dtype(DType::F16)?),
-            Target::Quant(dt) => Weight::Quant(Arc::new(QTensor::quantize(&weight, dt)?)),
+            Target::Quant(dt) => Weight::Quant(Arc::new(QMatrix::quantize(&weight, dt)?)),
         };
         Self::build(weight, out_dim, bias)
     }
 
     /// A quantized weight `[out, in]` as read from a file.
-    pub(crate) fn quantized(weight: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
-        let out_dim = weight.shape().dims2()?.0;
+    pub(crate) fn quantized(weight: Arc<QMatrix>, bias: Option<Tensor>) -> Result<Self> {
+        let out_dim = weight.rows();
         Self::build(Weight::Quant(weight), out_dim, bias)
     }
 
@@ -163,7 +163,7 @@ impl Linear {
     pub(crate) fn weight_bytes(&self) -> usize {
         match &self.weight {
             Weight::F32(w) | Weight::F16(w) => w.elem_count() * w.dtype().size_in_bytes(),
-            Weight::Quant(q) => q.storage_size_in_bytes(),
+            Weight::Quant(q) => q.size_in_bytes(),
         }
     }
 
@@ -185,8 +185,10 @@ impl Linear {
                 x2.to_dtype(DType::F16)?.matmul(&w.t()?)?.to_dtype(in_dtype)?
             }
             Weight::Quant(q) => {
-                let in_dtype = x2.dtype();
-                x2.to_dtype(DType::F32)?.contiguous()?.apply_op1_no_bwd(q.as_ref())?.to_dtype(in_dtype)?
+                // The kernels run on the CPU; other devices hand their activations over.
+                let (in_dtype, device) = (x2.dtype(), x2.device().clone());
+                let x = x2.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.contiguous()?;
+                x.apply_op1_no_bwd(q.as_ref())?.to_device(&device)?.to_dtype(in_dtype)?
             }
         };
         let y = match (&self.bias, &self.bias_host) {
@@ -221,19 +223,19 @@ pub(crate) enum Embedding {
     /// f32 or f16 rows.
     Dense(Tensor),
     /// GGML blocks; looked-up rows are dequantized.
-    Quant(Arc<QTensor>),
+    Quant(Arc<QMatrix>),
 }
 
 impl Embedding {
     /// Rows `ids` as f32 `[t, d]`.
     pub(crate) fn lookup(&self, ids: &[u32]) -> Result<Tensor> {
-        let idx = Tensor::from_slice(ids, ids.len(), &Device::Cpu)?;
         match self {
             Embedding::Dense(t) => {
+                let idx = Tensor::from_slice(ids, ids.len(), &Device::Cpu)?;
                 let rows = t.index_select(&idx.to_device(t.device())?, 0)?;
                 if rows.dtype() == DType::F32 { Ok(rows) } else { rows.to_dtype(DType::F32) }
             }
-            Embedding::Quant(q) => q.embedding(&idx),
+            Embedding::Quant(q) => q.rows_f32(ids),
         }
     }
 }
@@ -372,7 +374,7 @@ mod tests {
                 let lin = Linear::with_format(w.clone(), Some(b.clone()), target).unwrap();
                 let wd = match &lin.weight {
                     Weight::F16(t) => t.to_dtype(DType::F32).unwrap(),
-                    Weight::Quant(q) => q.dequantize(&dev).unwrap(),
+                    Weight::Quant(q) => q.dequantize().unwrap(),
                     Weight::F32(_) => unreachable!(),
                 };
                 let want = x.matmul(&wd.t().unwrap()).unwrap().broadcast_add(&b).unwrap();

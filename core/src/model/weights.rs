@@ -7,7 +7,8 @@
 
 use super::ops::{Embedding, Linear};
 use crate::gguf::GgufModel;
-use candle_core::quantized::{GgmlDType, QTensor};
+use super::qmatrix::QMatrix;
+use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use std::sync::Arc;
@@ -143,7 +144,7 @@ impl<'a> Loader<'a> {
                     GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
                         Ok(MatrixData::Dense(q.dequantize(&Device::Cpu)?))
                     }
-                    _ => Ok(MatrixData::Quant(Arc::new(q))),
+                    _ => Ok(MatrixData::Quant(Arc::new(QMatrix::from_qtensor(&q)?))),
                 }
             }
         }
@@ -166,7 +167,7 @@ impl<'a> Loader<'a> {
             MatrixData::Dense(w) => match self.dense_target(d, true) {
                 Target::F32 => Ok(Embedding::Dense(w)),
                 Target::F16 => Ok(Embedding::Dense(w.to_dtype(DType::F16)?)),
-                Target::Quant(dt) => Ok(Embedding::Quant(Arc::new(QTensor::quantize(&w, dt)?))),
+                Target::Quant(dt) => Ok(Embedding::Quant(Arc::new(QMatrix::quantize(&w, dt)?))),
             },
         }
     }
@@ -202,7 +203,7 @@ pub(crate) enum Target {
 
 enum MatrixData {
     Dense(Tensor),
-    Quant(Arc<QTensor>),
+    Quant(Arc<QMatrix>),
 }
 
 #[cfg(test)]

@@ -1,0 +1,195 @@
+//! Quantized weight matrices: GGML blocks (as llama.cpp stores them) multiplied by this crate's
+//! kernels ([`super::qkernels`]), which pick their instructions from the CPU's features at run
+//! time. candle's quantized matmul is not used: on aarch64 it executes `sdot` without checking for
+//! it (SIGILL on Cortex-A53/A72-class cores), and its Q4_1 kernel is scalar.
+
+use super::qkernels::{self, QFormat, XBlock};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Below this many multiply-adds a product runs on the calling thread.
+const PAR_MIN_WORK: usize = 1 << 15;
+/// Activation rows multiplied against one weight row while it is hot in L1.
+const ROW_TILE: usize = 16;
+
+/// A `[rows, cols]` weight matrix in one GGML block format, row after row.
+pub(crate) struct QMatrix {
+    format: QFormat,
+    rows: usize,
+    cols: usize,
+    data: Vec<u8>,
+}
+
+impl QMatrix {
+    /// Quantizes the f32 matrix `w` `[rows, cols]` to `dtype` (Q8_0 or Q4_K, with candle's
+    /// quantizer so the blocks match llama.cpp's).
+    pub(crate) fn quantize(w: &Tensor, dtype: GgmlDType) -> Result<Self> {
+        Self::from_qtensor(&QTensor::quantize(w, dtype)?)
+    }
+
+    /// Takes a quantized `[rows, cols]` tensor (e.g. read from a GGUF file). Formats with kernels
+    /// here (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K) are kept bit for bit; the rarer ones (Q5_0, Q5_1,
+    /// Q2_K, Q3_K, Q5_K, …) are dequantized and re-quantized to Q8_0, which is at least as precise.
+    pub(crate) fn from_qtensor(q: &QTensor) -> Result<Self> {
+        let (rows, cols) = q.shape().dims2()?;
+        let format = match q.dtype() {
+            GgmlDType::Q8_0 => Some(QFormat::Q8_0),
+            GgmlDType::Q4_0 => Some(QFormat::Q4_0),
+            GgmlDType::Q4_1 => Some(QFormat::Q4_1),
+            GgmlDType::Q4K => Some(QFormat::Q4K),
+            GgmlDType::Q6K => Some(QFormat::Q6K),
+            _ => None,
+        };
+        match format {
+            Some(format) if cols % format.block_len() == 0 => {
+                let data = q.data()?.into_owned();
+                if data.len() != rows * cols / format.block_len() * format.block_bytes() {
+                    candle_core::bail!("{format:?} tensor [{rows}, {cols}] has {} bytes", data.len())
+                }
+                Ok(Self { format, rows, cols, data })
+            }
+            _ if cols % 32 == 0 => Self::quantize(&q.dequantize(&Device::Cpu)?, GgmlDType::Q8_0),
+            _ => candle_core::bail!("cannot run a {:?} matrix of width {cols}", q.dtype()),
+        }
+    }
+
+    /// Rows (output width).
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes held.
+    pub(crate) fn size_in_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.cols / self.format.block_len() * self.format.block_bytes()
+    }
+
+    fn row(&self, r: usize) -> &[u8] {
+        let rb = self.row_bytes();
+        &self.data[r * rb..(r + 1) * rb]
+    }
+
+    /// `x · selfᵀ` for `x` `[m, cols]` (row-major): `[m, rows]`. The activations are quantized to
+    /// 8-bit blocks of 32; weight rows are split over rayon's pool.
+    pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        let (n, k) = (self.rows, self.cols);
+        debug_assert_eq!(x.len(), m * k);
+        let nb = k / 32;
+        let mut xq = vec![XBlock::default(); m * nb];
+        let parallel = rayon::current_num_threads() > 1 && m * n * k >= 2 * PAR_MIN_WORK;
+        if parallel && m > 1 {
+            xq.par_chunks_mut(nb).zip(x.par_chunks(k)).for_each(|(o, x)| qkernels::quantize_row(x, o));
+        } else {
+            xq.chunks_mut(nb).zip(x.chunks(k)).for_each(|(o, x)| qkernels::quantize_row(x, o));
+        }
+        let dot = qkernels::kernels().dot(self.format);
+        // Output transposed, `[n, m]`, so each task owns whole rows of it.
+        let mut out_t = vec![0f32; n * m];
+        let task = |first: usize, o: &mut [f32]| {
+            let rows = o.len() / m;
+            for t0 in (0..m).step_by(ROW_TILE) {
+                let t1 = (t0 + ROW_TILE).min(m);
+                for r in 0..rows {
+                    let w = self.row(first + r);
+                    for t in t0..t1 {
+                        o[r * m + t] = dot(w, &xq[t * nb..(t + 1) * nb]);
+                    }
+                }
+            }
+        };
+        if parallel {
+            let per = n.div_ceil(rayon::current_num_threads() * 4).max(PAR_MIN_WORK.div_ceil(m * k));
+            out_t.par_chunks_mut(per * m).enumerate().for_each(|(i, o)| task(i * per, o));
+        } else {
+            task(0, &mut out_t);
+        }
+        if m == 1 {
+            return out_t;
+        }
+        let mut out = vec![0f32; m * n];
+        for (r, col) in out_t.chunks_exact(m).enumerate() {
+            for (t, v) in col.iter().enumerate() {
+                out[t * n + r] = *v;
+            }
+        }
+        out
+    }
+
+    /// Rows `ids`, dequantized to f32 `[ids.len(), cols]`.
+    pub(crate) fn rows_f32(&self, ids: &[u32]) -> Result<Tensor> {
+        let mut out = vec![0f32; ids.len() * self.cols];
+        for (&id, o) in ids.iter().zip(out.chunks_exact_mut(self.cols)) {
+            if id as usize >= self.rows {
+                candle_core::bail!("row {id} out of range for a table of {} rows", self.rows)
+            }
+            qkernels::dequantize_row(self.format, self.row(id as usize), o);
+        }
+        Tensor::from_vec(out, (ids.len(), self.cols), &Device::Cpu)
+    }
+
+    /// The whole matrix in f32.
+    #[cfg(test)]
+    pub(crate) fn dequantize(&self) -> Result<Tensor> {
+        self.rows_f32(&(0..self.rows as u32).collect::<Vec<_>>())
+    }
+}
+
+impl CustomOp1 for QMatrix {
+    fn name(&self) -> &'static str {
+        "qmatmul"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = match (storage, layout.contiguous_offsets()) {
+            (CpuStorage::F32(v), Some((a, b))) => &v[a..b],
+            _ => candle_core::bail!("qmatmul: needs contiguous f32"),
+        };
+        let mut dims = layout.dims().to_vec();
+        match dims.last_mut() {
+            Some(k) if *k == self.cols => *k = self.rows,
+            _ => candle_core::bail!("qmatmul: input {dims:?} against a [{}, {}] matrix", self.rows, self.cols),
+        }
+        let y = self.matmul(x, x.len() / self.cols);
+        Ok((CpuStorage::F32(y), Shape::from_dims(&dims)))
+    }
+}
+
+/// The kernel set the quantized matrices run on this CPU: `avx2`, `neon-dotprod`, `neon` (arm64
+/// cores without the dotprod extension, e.g. Cortex-A53) or `portable`.
+pub fn quantized_kernels() -> &'static str {
+    qkernels::kernels().name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The threaded, tiled product equals a plain loop over the same kernel, for every shape
+    /// class (one row, a few rows, more rows than a tile, a GGUF-only format).
+    #[test]
+    fn matmul_matches_row_by_row_dots() {
+        let dev = Device::Cpu;
+        for (dtype, k) in [(GgmlDType::Q8_0, 96), (GgmlDType::Q4K, 512), (GgmlDType::Q4_1, 64), (GgmlDType::Q5_0, 64)] {
+            let w = Tensor::randn(0f32, 0.1, (300, k), &dev).unwrap();
+            let q = QMatrix::from_qtensor(&QTensor::quantize(&w, dtype).unwrap()).unwrap();
+            let wd = q.dequantize().unwrap();
+            for m in [1usize, 3, 37] {
+                let x = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap();
+                let got = Tensor::from_vec(q.matmul(&x.flatten_all().unwrap().to_vec1().unwrap(), m), (m, 300), &dev).unwrap();
+                let want = x.matmul(&wd.t().unwrap()).unwrap();
+                let scale = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let d = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(d / scale < 0.02, "{dtype:?} m={m}: {d} vs {scale}");
+            }
+        }
+        // Q5_0 has no kernel here: it became Q8_0.
+        let w = Tensor::randn(0f32, 0.1, (4, 64), &dev).unwrap();
+        let q = QMatrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q5_0).unwrap()).unwrap();
+        assert_eq!(q.format, QFormat::Q8_0);
+        assert!(q.rows_f32(&[4]).is_err());
+    }
+}
