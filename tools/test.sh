@@ -8,3 +8,6 @@ cargo test --workspace --locked
 # Kotlin (JVM) and Swift (XCTest, Swift 6 chroot) suites of the bindings; each prints N passed, N failed.
 # On a fresh machine the Swift chroot (.cache/swift-root) is made first: about 2 minutes.
 bash tools/test_bindings.sh
+# aarch64: the core's unit and quantized tests under qemu as cortex-a53 (no dotprod), cortex-a76
+# and max, plus type-checks for Android and iOS (tools/test_aarch64.sh).
+bash tools/test_aarch64.sh

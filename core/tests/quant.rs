@@ -71,8 +71,8 @@ fn run_case(model: &SmolVlmModel, dir: &Path, case: &Value) -> (f32, usize, usiz
     (err, agree, greedy.len())
 }
 
-#[test]
-fn quantized_formats_stay_close_to_f32() {
+/// `(format, worst logit error bound, minimum agreement fraction)` checked over every fixture case.
+fn check_formats(formats: &[(WeightFormat, f32, f64)]) {
     let mut cases: Vec<(PathBuf, Value)> = std::fs::read_dir(fixtures().join("cases"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -84,20 +84,13 @@ fn quantized_formats_stay_close_to_f32() {
         .collect();
     cases.sort_by(|a, b| a.0.cmp(&b.0));
     assert!(cases.len() >= 8);
-    // (format, worst logit error bound, minimum agreement fraction)
-    let formats = [
-        (WeightFormat::F32, 1e-4f32, 1.0f64),
-        (WeightFormat::F16, 0.1, 0.95),
-        (WeightFormat::Q8_0, 2.0, 0.85),
-        (WeightFormat::Q4K, 2.0, 0.85),
-    ];
     let scale = cases
         .iter()
         .map(|(d, c)| read_f32(&d.join(c["prefill_logits"]["file"].as_str().unwrap())).iter().fold(0f32, |m, x| m.max(x.abs())))
         .fold(0f32, f32::max);
     eprintln!("largest |reference logit| over the cases: {scale:.3}");
     let mut failures = vec![];
-    for (format, bound, min_agree) in formats {
+    for &(format, bound, min_agree) in formats {
         let mut models: HashMap<String, SmolVlmModel> = HashMap::new();
         let (mut worst, mut agree, mut total) = (0f32, 0usize, 0usize);
         for (dir, case) in &cases {
@@ -126,6 +119,24 @@ fn quantized_formats_stay_close_to_f32() {
         }
     }
     assert!(failures.is_empty(), "{failures:?}");
+}
+
+/// The quantized formats (this crate's kernels) with the same bounds on every CPU.
+#[test]
+fn quantized_formats_stay_close_to_f32() {
+    check_formats(&[(WeightFormat::F32, 1e-4, 1.0), (WeightFormat::Q8_0, 2.0, 0.85), (WeightFormat::Q4K, 2.0, 0.85)]);
+}
+
+/// f16 weights run on gemm's f16 matmul. Where the CPU has FP16 arithmetic (ARMv8.2 FP16:
+/// Cortex-A55/A75 and later, Apple A11 and later) gemm accumulates in half precision, which about
+/// triples the error (0.04 -> 0.13 on these fixtures); elsewhere it widens to f32 first.
+#[test]
+fn f16_weights_stay_close_to_f32() {
+    #[cfg(target_arch = "aarch64")]
+    let bound = if std::arch::is_aarch64_feature_detected!("fp16") { 0.25 } else { 0.1 };
+    #[cfg(not(target_arch = "aarch64"))]
+    let bound = 0.1;
+    check_formats(&[(WeightFormat::F16, bound, 0.95)]);
 }
 
 /// Q4_K on matrices wide enough for it (256): a random Llama-shaped text model of width 256,
