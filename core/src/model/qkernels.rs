@@ -10,37 +10,64 @@
 //!
 //! Activations are quantized per 32 elements with an f32 scale (finer than GGML's Q8_K), and each
 //! block also carries `d·Σq` for the formats whose weights have an offset (Q4_0, Q4_1, Q4_K).
+//!
+//! Rows of the 32-element formats are kept in a grouped layout (see [`regroup_row`]): for every
+//! 8 blocks, their 8 scales, then their 8 minimums (Q4_1), then their 8 quant arrays. It holds
+//! the same bytes as GGML's block order, so eight scales convert in one instruction.
 
-/// 32 activations quantized to `q · d`, with `s = d · Σq` for offset corrections.
-#[derive(Clone, Copy, Debug)]
-#[repr(C)]
-pub(crate) struct XBlock {
-    pub(crate) d: f32,
-    pub(crate) s: f32,
-    pub(crate) q: [i8; 32],
+/// Activation rows quantized per 32 values to `q · d`, with `s = d · Σq` for the offset terms;
+/// stored as separate arrays so a kernel loads eight scales at once.
+pub(crate) struct XRows {
+    d: Vec<f32>,
+    s: Vec<f32>,
+    q: Vec<[i8; 32]>,
+    /// Blocks per row.
+    nb: usize,
 }
 
-impl Default for XBlock {
-    fn default() -> Self {
-        Self { d: 0.0, s: 0.0, q: [0; 32] }
-    }
-}
-
-/// Quantizes `x` (a multiple of 32 long) into `out` (`x.len() / 32` blocks): scale `max|x| / 127`,
-/// values rounded half away from zero, so `|q| ≤ 127`.
-pub(crate) fn quantize_row(x: &[f32], out: &mut [XBlock]) {
-    debug_assert_eq!(x.len(), out.len() * 32);
-    for (chunk, b) in x.chunks_exact(32).zip(out.iter_mut()) {
+fn quantize_blocks(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[i8; 32]]) {
+    for (((chunk, d), s), q) in x.chunks_exact(32).zip(d).zip(s).zip(q) {
         let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        *d = amax / 127.0;
+        let id = if *d > 0.0 { 1.0 / *d } else { 0.0 };
         let mut sum = 0i32;
-        for (q, v) in b.q.iter_mut().zip(chunk) {
+        for (q, v) in q.iter_mut().zip(chunk) {
             *q = (v * id).round() as i8;
             sum += *q as i32;
         }
-        b.d = d;
-        b.s = d * sum as f32;
+        *s = *d * sum as f32;
+    }
+}
+
+/// One row of [`XRows`].
+#[derive(Clone, Copy)]
+pub(crate) struct X<'a> {
+    pub(crate) d: &'a [f32],
+    pub(crate) s: &'a [f32],
+    pub(crate) q: &'a [[i8; 32]],
+}
+
+impl XRows {
+    /// Quantizes `m` rows of `k` (a multiple of 32) values: scale `max|x| / 127`, values rounded
+    /// half away from zero, so `|q| ≤ 127`.
+    pub(crate) fn quantize(x: &[f32], m: usize, k: usize, parallel: bool) -> Self {
+        debug_assert_eq!(x.len(), m * k);
+        let nb = k / 32;
+        let mut r = Self { d: vec![0.0; m * nb], s: vec![0.0; m * nb], q: vec![[0; 32]; m * nb], nb };
+        let rows = r.d.chunks_mut(nb.max(1)).zip(r.s.chunks_mut(nb.max(1))).zip(r.q.chunks_mut(nb.max(1))).zip(x.chunks(k.max(1)));
+        if parallel {
+            use rayon::prelude::*;
+            rows.par_bridge().for_each(|(((d, s), q), x)| quantize_blocks(x, d, s, q));
+        } else {
+            rows.for_each(|(((d, s), q), x)| quantize_blocks(x, d, s, q));
+        }
+        r
+    }
+
+    /// Row `t`.
+    pub(crate) fn row(&self, t: usize) -> X<'_> {
+        let r = t * self.nb..(t + 1) * self.nb;
+        X { d: &self.d[r.clone()], s: &self.s[r.clone()], q: &self.q[r] }
     }
 }
 
@@ -53,6 +80,9 @@ pub(crate) enum QFormat {
     Q4K,
     Q6K,
 }
+
+/// Blocks per group in the grouped layout of the 32-element formats.
+const GROUP: usize = 8;
 
 impl QFormat {
     /// Every format, in [`Kernels::dot`] order.
@@ -78,13 +108,65 @@ impl QFormat {
         }
     }
 
+    /// Whether rows use the grouped layout (the 32-element formats).
+    fn grouped(self) -> bool {
+        self.block_len() == 32
+    }
+
+    /// In a group of `g` blocks: offsets of the minimums and of the quants, and quant bytes per
+    /// block.
+    fn group_layout(self, g: usize) -> (usize, usize, usize) {
+        match self {
+            QFormat::Q4_1 => (2 * g, 4 * g, 16),
+            QFormat::Q4_0 => (2 * g, 2 * g, 16),
+            _ => (2 * g, 2 * g, 32),
+        }
+    }
+
     fn index(self) -> usize {
         self as usize
     }
 }
 
-/// `Σ dequant(w)·x` for one weight row `w` (whole blocks) and its activation blocks.
-pub(crate) type DotFn = fn(&[u8], &[XBlock]) -> f32;
+/// Calls `f(block, d, m, quants)` for every block of a grouped row (`m` is 0 except for Q4_1).
+#[inline(always)]
+fn for_each_block(format: QFormat, w: &[u8], mut f: impl FnMut(usize, f32, f32, &[u8])) {
+    let bb = format.block_bytes();
+    let mut i = 0;
+    for group in w.chunks(GROUP * bb) {
+        let g = group.len() / bb;
+        let (mo, qo, qb) = format.group_layout(g);
+        for b in 0..g {
+            let m = if format == QFormat::Q4_1 { f16_at(group, mo + 2 * b) } else { 0.0 };
+            f(i + b, f16_at(group, 2 * b), m, &group[qo + qb * b..qo + qb * (b + 1)]);
+        }
+        i += g;
+    }
+}
+
+/// Rewrites one row of GGML blocks (`src`) into this module's layout (`dst`, same length):
+/// grouped for the 32-element formats, unchanged for the K formats.
+pub(crate) fn regroup_row(format: QFormat, src: &[u8], dst: &mut [u8]) {
+    let bb = format.block_bytes();
+    if !format.grouped() {
+        dst.copy_from_slice(src);
+        return;
+    }
+    for (sg, dg) in src.chunks(GROUP * bb).zip(dst.chunks_mut(GROUP * bb)) {
+        let g = sg.len() / bb;
+        let (mo, qo, qb) = format.group_layout(g);
+        for (b, blk) in sg.chunks_exact(bb).enumerate() {
+            dg[2 * b..2 * b + 2].copy_from_slice(&blk[..2]);
+            if format == QFormat::Q4_1 {
+                dg[mo + 2 * b..mo + 2 * b + 2].copy_from_slice(&blk[2..4]);
+            }
+            dg[qo + qb * b..qo + qb * (b + 1)].copy_from_slice(&blk[bb - qb..]);
+        }
+    }
+}
+
+/// `Σ dequant(w)·x` for one weight row `w` (this module's layout) and its activation row.
+pub(crate) type DotFn = fn(&[u8], X) -> f32;
 
 /// One kernel set: a name for reports and a dot product per [`QFormat`].
 pub(crate) struct Kernels {
@@ -150,7 +232,7 @@ fn f16_at(w: &[u8], at: usize) -> f32 {
 
 /// Q4_K's 6-bit scale and min of sub-block `j` (0..8) from the 12 packed bytes.
 #[inline(always)]
-pub(crate) fn q4k_scale_min(s: &[u8], j: usize) -> (u8, u8) {
+fn q4k_scale_min(s: &[u8], j: usize) -> (u8, u8) {
     if j < 4 {
         (s[j] & 63, s[j + 4] & 63)
     } else {
@@ -169,24 +251,21 @@ fn q6k_weight(b: &[u8], i: usize) -> i32 {
     (lo | (hi << 4)) as i32 - 32
 }
 
-/// Dequantizes one row (whole blocks) of `format` into `out`.
+/// Dequantizes one row (this module's layout) of `format` into `out`.
 pub(crate) fn dequantize_row(format: QFormat, w: &[u8], out: &mut [f32]) {
-    let (bl, bb) = (format.block_len(), format.block_bytes());
-    for (b, o) in w.chunks_exact(bb).zip(out.chunks_exact_mut(bl)) {
-        match format {
-            QFormat::Q8_0 => {
-                let d = f16_at(b, 0);
-                o.iter_mut().zip(&b[2..]).for_each(|(o, &q)| *o = d * q as i8 as f32);
+    match format {
+        QFormat::Q8_0 => for_each_block(format, w, |i, d, _, qs| {
+            out[32 * i..32 * i + 32].iter_mut().zip(qs).for_each(|(o, &q)| *o = d * q as i8 as f32);
+        }),
+        QFormat::Q4_0 | QFormat::Q4_1 => for_each_block(format, w, |i, d, m, qs| {
+            let m = if format == QFormat::Q4_1 { m } else { -8.0 * d };
+            for (l, &q) in qs.iter().enumerate() {
+                out[32 * i + l] = d * (q & 0xf) as f32 + m;
+                out[32 * i + l + 16] = d * (q >> 4) as f32 + m;
             }
-            QFormat::Q4_0 | QFormat::Q4_1 => {
-                let d = f16_at(b, 0);
-                let (m, qs) = if format == QFormat::Q4_1 { (f16_at(b, 2), &b[4..20]) } else { (-8.0 * d, &b[2..18]) };
-                for (i, &q) in qs.iter().enumerate() {
-                    o[i] = d * (q & 0xf) as f32 + m;
-                    o[i + 16] = d * (q >> 4) as f32 + m;
-                }
-            }
-            QFormat::Q4K => {
+        }),
+        QFormat::Q4K => {
+            for (b, o) in w.chunks_exact(144).zip(out.chunks_exact_mut(256)) {
                 let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
                 for j in 0..8 {
                     let (sc, m) = q4k_scale_min(&b[4..16], j);
@@ -197,7 +276,9 @@ pub(crate) fn dequantize_row(format: QFormat, w: &[u8], out: &mut [f32]) {
                     }
                 }
             }
-            QFormat::Q6K => {
+        }
+        QFormat::Q6K => {
+            for (b, o) in w.chunks_exact(210).zip(out.chunks_exact_mut(256)) {
                 let d = f16_at(b, 208);
                 for (i, o) in o.iter_mut().enumerate() {
                     *o = d * (b[192 + i / 16] as i8 as f32) * q6k_weight(b, i) as f32;
@@ -209,64 +290,62 @@ pub(crate) fn dequantize_row(format: QFormat, w: &[u8], out: &mut [f32]) {
 
 /// Portable kernels: integer sums per (sub-)block, one f32 multiply-add each.
 mod portable {
-    use super::{f16_at, q4k_scale_min, q6k_weight, XBlock};
+    use super::{f16_at, for_each_block, q4k_scale_min, q6k_weight, QFormat, X};
 
     fn idot(w: impl Iterator<Item = i32>, x: &[i8]) -> i32 {
         w.zip(x).map(|(w, &x)| w * x as i32).sum()
-    }
-
-    pub(super) fn q8_0(w: &[u8], x: &[XBlock]) -> f32 {
-        let mut acc = 0f32;
-        for (b, xb) in w.chunks_exact(34).zip(x) {
-            acc += f16_at(b, 0) * xb.d * idot(b[2..].iter().map(|&q| q as i8 as i32), &xb.q) as f32;
-        }
-        acc
     }
 
     fn nibble_dot(qs: &[u8], x: &[i8; 32]) -> i32 {
         idot(qs.iter().map(|&q| (q & 0xf) as i32), &x[..16]) + idot(qs.iter().map(|&q| (q >> 4) as i32), &x[16..])
     }
 
-    pub(super) fn q4_0(w: &[u8], x: &[XBlock]) -> f32 {
+    pub(super) fn q8_0(w: &[u8], x: X) -> f32 {
         let mut acc = 0f32;
-        for (b, xb) in w.chunks_exact(18).zip(x) {
-            acc += f16_at(b, 0) * (xb.d * nibble_dot(&b[2..18], &xb.q) as f32 - 8.0 * xb.s);
-        }
+        for_each_block(QFormat::Q8_0, w, |i, d, _, qs| {
+            acc += d * x.d[i] * idot(qs.iter().map(|&q| q as i8 as i32), &x.q[i]) as f32;
+        });
         acc
     }
 
-    pub(super) fn q4_1(w: &[u8], x: &[XBlock]) -> f32 {
+    pub(super) fn q4_0(w: &[u8], x: X) -> f32 {
         let mut acc = 0f32;
-        for (b, xb) in w.chunks_exact(20).zip(x) {
-            acc += f16_at(b, 0) * xb.d * nibble_dot(&b[4..20], &xb.q) as f32 + f16_at(b, 2) * xb.s;
-        }
+        for_each_block(QFormat::Q4_0, w, |i, d, _, qs| acc += d * (x.d[i] * nibble_dot(qs, &x.q[i]) as f32 - 8.0 * x.s[i]));
         acc
     }
 
-    pub(super) fn q4k(w: &[u8], x: &[XBlock]) -> f32 {
+    pub(super) fn q4_1(w: &[u8], x: X) -> f32 {
         let mut acc = 0f32;
-        for (b, xs) in w.chunks_exact(144).zip(x.chunks_exact(8)) {
+        for_each_block(QFormat::Q4_1, w, |i, d, m, qs| acc += d * x.d[i] * nibble_dot(qs, &x.q[i]) as f32 + m * x.s[i]);
+        acc
+    }
+
+    pub(super) fn q4k(w: &[u8], x: X) -> f32 {
+        let mut acc = 0f32;
+        for (sb, b) in w.chunks_exact(144).enumerate() {
             let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
-            for (j, xb) in xs.iter().enumerate() {
+            for j in 0..8 {
+                let i = 8 * sb + j;
                 let (sc, m) = q4k_scale_min(&b[4..16], j);
                 let qs = &b[16 + 32 * (j / 2)..16 + 32 * (j / 2) + 32];
-                let s = if j % 2 == 0 { idot(qs.iter().map(|&q| (q & 0xf) as i32), &xb.q) } else { idot(qs.iter().map(|&q| (q >> 4) as i32), &xb.q) };
-                acc += d * sc as f32 * xb.d * s as f32 - dmin * m as f32 * xb.s;
+                let s = if j % 2 == 0 { idot(qs.iter().map(|&q| (q & 0xf) as i32), &x.q[i]) } else { idot(qs.iter().map(|&q| (q >> 4) as i32), &x.q[i]) };
+                acc += d * sc as f32 * x.d[i] * s as f32 - dmin * m as f32 * x.s[i];
             }
         }
         acc
     }
 
-    pub(super) fn q6k(w: &[u8], x: &[XBlock]) -> f32 {
+    pub(super) fn q6k(w: &[u8], x: X) -> f32 {
         let mut acc = 0f32;
-        for (b, xs) in w.chunks_exact(210).zip(x.chunks_exact(8)) {
+        for (sb, b) in w.chunks_exact(210).enumerate() {
             let d = f16_at(b, 208);
-            for (k, xb) in xs.iter().enumerate() {
+            for k in 0..8 {
+                let i = 8 * sb + k;
                 // 32 weights in two halves of 16 with their own scales
                 for half in 0..2 {
                     let i0 = 32 * k + 16 * half;
-                    let s = idot((i0..i0 + 16).map(|i| q6k_weight(b, i)), &xb.q[16 * half..16 * half + 16]);
-                    acc += d * xb.d * (b[192 + i0 / 16] as i8 as f32) * s as f32;
+                    let s = idot((i0..i0 + 16).map(|e| q6k_weight(b, e)), &x.q[i][16 * half..16 * half + 16]);
+                    acc += d * x.d[i] * (b[192 + i0 / 16] as i8 as f32) * s as f32;
                 }
             }
         }
@@ -278,26 +357,26 @@ mod portable {
 mod x86 {
     //! AVX2: `vpmaddubsw` multiplies unsigned by signed bytes; signed weights go through the
     //! `vpsignb` trick. Lanes 0–3 of a 32-element integer sum hold elements 0–15.
-    use super::{f16_at, q4k_scale_min, Kernels, XBlock};
+    use super::{f16_at, q4k_scale_min, Kernels, QFormat, GROUP, X};
     use std::arch::x86_64::*;
 
     pub(super) static AVX2: Kernels = Kernels { name: "avx2", dot: [q8_0, q4_0, q4_1, q4k, q6k] };
 
     // Safe entry points: only reachable through `AVX2`, which is offered only when the CPU has
     // AVX2, FMA and F16C (`available`).
-    fn q8_0(w: &[u8], x: &[XBlock]) -> f32 {
-        unsafe { q8_0_avx2(w, x) }
+    fn q8_0(w: &[u8], x: X) -> f32 {
+        unsafe { grouped::<0>(w, x) }
     }
-    fn q4_0(w: &[u8], x: &[XBlock]) -> f32 {
-        unsafe { q4_avx2::<false>(w, x) }
+    fn q4_0(w: &[u8], x: X) -> f32 {
+        unsafe { grouped::<1>(w, x) }
     }
-    fn q4_1(w: &[u8], x: &[XBlock]) -> f32 {
-        unsafe { q4_avx2::<true>(w, x) }
+    fn q4_1(w: &[u8], x: X) -> f32 {
+        unsafe { grouped::<2>(w, x) }
     }
-    fn q4k(w: &[u8], x: &[XBlock]) -> f32 {
+    fn q4k(w: &[u8], x: X) -> f32 {
         unsafe { q4k_avx2(w, x) }
     }
-    fn q6k(w: &[u8], x: &[XBlock]) -> f32 {
+    fn q6k(w: &[u8], x: X) -> f32 {
         unsafe { q6k_avx2(w, x) }
     }
 
@@ -333,106 +412,93 @@ mod x86 {
         _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m))
     }
 
-    /// The f16 at `p`, by F16C.
+    /// The integer sums of one block's 32 products: `F` is 0 (Q8_0), 1 (Q4_0) or 2 (Q4_1).
     #[inline(always)]
-    unsafe fn f16(p: *const u8) -> f32 {
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((p as *const u16).read_unaligned() as i32)))
-    }
-
-    /// The two consecutive f16s at `p`.
-    #[inline(always)]
-    unsafe fn f16_pair(p: *const u8) -> (f32, f32) {
-        let v = _mm_cvtph_ps(_mm_cvtsi32_si128((p as *const i32).read_unaligned()));
-        (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
-    }
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q8_0_avx2(w: &[u8], x: &[XBlock]) -> f32 {
-        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let n = x.len().min(w.len() / 34);
-        let (mut p, mut xp) = (w.as_ptr(), x.as_ptr());
-        for _ in 0..n / 2 {
-            let (x0, x1) = (&*xp, &*xp.add(1));
-            let s0 = dot_i8(load(p.add(2)), load(x0.q.as_ptr() as *const u8));
-            let s1 = dot_i8(load(p.add(36)), load(x1.q.as_ptr() as *const u8));
-            a0 = _mm256_fmadd_ps(s0, _mm256_set1_ps(f16(p) * x0.d), a0);
-            a1 = _mm256_fmadd_ps(s1, _mm256_set1_ps(f16(p.add(34)) * x1.d), a1);
-            p = p.add(68);
-            xp = xp.add(2);
+    unsafe fn block<const F: u8>(q: *const u8, x: &[i8; 32]) -> __m256 {
+        if F == 0 {
+            dot_i8(load(q), load(x.as_ptr() as *const u8))
+        } else {
+            dot_u8(nibbles16(q), load(x.as_ptr() as *const u8))
         }
-        if n % 2 == 1 {
-            let s0 = dot_i8(load(p.add(2)), load((*xp).q.as_ptr() as *const u8));
-            a0 = _mm256_fmadd_ps(s0, _mm256_set1_ps(f16(p) * (*xp).d), a0);
-        }
-        hsum(_mm256_add_ps(a0, a1))
     }
 
-    /// Q4_0 (`q − 8`) and, with `MIN`, Q4_1 (`d·q + m`).
+    /// The grouped 32-element formats: `F` is 0 (Q8_0), 1 (Q4_0: `d·(q − 8)`) or 2 (Q4_1:
+    /// `d·q + m`). Eight scales (and minimums) at a time by F16C.
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q4_avx2<const MIN: bool>(w: &[u8], x: &[XBlock]) -> f32 {
-        let bb = if MIN { 20 } else { 18 };
-        let qo = if MIN { 4 } else { 2 };
-        let (mut a0, mut a1, mut o0, mut o1) = (_mm256_setzero_ps(), _mm256_setzero_ps(), 0f32, 0f32);
-        let n = x.len().min(w.len() / bb);
-        let (mut p, mut xp) = (w.as_ptr(), x.as_ptr());
-        // (scale, offset term) of the block at p against activation block xb
-        let coef = |p: *const u8, xb: &XBlock| {
-            if MIN {
-                let (d, m) = f16_pair(p);
-                (d * xb.d, m * xb.s)
-            } else {
-                let d = f16(p);
-                (d * xb.d, -8.0 * d * xb.s)
+    unsafe fn grouped<const F: u8>(w: &[u8], x: X) -> f32 {
+        let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][F as usize];
+        let bb = format.block_bytes();
+        let nb = x.d.len().min(w.len() / bb);
+        let (_, qo, qb) = format.group_layout(GROUP);
+        let (mut a0, mut a1, mut off) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut scale = [0f32; GROUP];
+        let (mut p, mut i) = (w.as_ptr(), 0);
+        while i + GROUP <= nb {
+            let d = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
+            _mm256_storeu_ps(scale.as_mut_ptr(), _mm256_mul_ps(d, _mm256_loadu_ps(x.d.as_ptr().add(i))));
+            let xs = _mm256_loadu_ps(x.s.as_ptr().add(i));
+            if F == 2 {
+                off = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(p.add(16) as *const __m128i)), xs, off);
+            } else if F == 1 {
+                off = _mm256_fmadd_ps(d, xs, off);
             }
-        };
-        for _ in 0..n / 2 {
-            let (x0, x1) = (&*xp, &*xp.add(1));
-            let s0 = dot_u8(nibbles16(p.add(qo)), load(x0.q.as_ptr() as *const u8));
-            let s1 = dot_u8(nibbles16(p.add(bb + qo)), load(x1.q.as_ptr() as *const u8));
-            let ((d0, m0), (d1, m1)) = (coef(p, x0), coef(p.add(bb), x1));
-            a0 = _mm256_fmadd_ps(s0, _mm256_set1_ps(d0), a0);
-            a1 = _mm256_fmadd_ps(s1, _mm256_set1_ps(d1), a1);
-            o0 += m0;
-            o1 += m1;
-            p = p.add(2 * bb);
-            xp = xp.add(2);
+            let q = p.add(qo);
+            for b in (0..GROUP).step_by(2) {
+                let s0 = block::<F>(q.add(qb * b), x.q.get_unchecked(i + b));
+                let s1 = block::<F>(q.add(qb * (b + 1)), x.q.get_unchecked(i + b + 1));
+                a0 = _mm256_fmadd_ps(s0, _mm256_set1_ps(scale[b]), a0);
+                a1 = _mm256_fmadd_ps(s1, _mm256_set1_ps(scale[b + 1]), a1);
+            }
+            p = p.add(GROUP * bb);
+            i += GROUP;
         }
-        if n % 2 == 1 {
-            let s0 = dot_u8(nibbles16(p.add(qo)), load((*xp).q.as_ptr() as *const u8));
-            let (d0, m0) = coef(p, &*xp);
-            a0 = _mm256_fmadd_ps(s0, _mm256_set1_ps(d0), a0);
-            o0 += m0;
+        let mut tail = 0f32;
+        let g = nb - i;
+        if g > 0 {
+            let rest = std::slice::from_raw_parts(p, g * bb);
+            let (mo, qo, qb) = format.group_layout(g);
+            for b in 0..g {
+                let d = f16_at(rest, 2 * b);
+                let s = block::<F>(p.add(qo + qb * b), &x.q[i + b]);
+                a0 = _mm256_fmadd_ps(s, _mm256_set1_ps(d * x.d[i + b]), a0);
+                tail += match F {
+                    2 => f16_at(rest, mo + 2 * b) * x.s[i + b],
+                    1 => -8.0 * d * x.s[i + b],
+                    _ => 0.0,
+                };
+            }
         }
-        hsum(_mm256_add_ps(a0, a1)) + o0 + o1
+        let off = if F == 1 { -8.0 * hsum(off) } else { hsum(off) };
+        hsum(_mm256_add_ps(a0, a1)) + off + tail
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q4k_avx2(w: &[u8], x: &[XBlock]) -> f32 {
+    unsafe fn q4k_avx2(w: &[u8], x: X) -> f32 {
         let (mut a0, mut a1, mut off) = (_mm256_setzero_ps(), _mm256_setzero_ps(), 0f32);
         let m = _mm256_set1_epi8(0xf);
-        for (b, xs) in w.chunks_exact(144).zip(x.chunks_exact(8)) {
+        for (sb, b) in w.chunks_exact(144).enumerate() {
             let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
             let sc = &b[4..16];
             for j in 0..4 {
                 let v = load(b.as_ptr().add(16 + 32 * j));
-                let (xl, xh) = (&xs[2 * j], &xs[2 * j + 1]);
+                let (il, ih) = (8 * sb + 2 * j, 8 * sb + 2 * j + 1);
                 let (scl, ml) = q4k_scale_min(sc, 2 * j);
                 let (sch, mh) = q4k_scale_min(sc, 2 * j + 1);
-                let sl = dot_u8(_mm256_and_si256(v, m), load(xl.q.as_ptr() as *const u8));
-                let sh = dot_u8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m), load(xh.q.as_ptr() as *const u8));
-                a0 = _mm256_fmadd_ps(sl, _mm256_set1_ps(d * scl as f32 * xl.d), a0);
-                a1 = _mm256_fmadd_ps(sh, _mm256_set1_ps(d * sch as f32 * xh.d), a1);
-                off -= dmin * (ml as f32 * xl.s + mh as f32 * xh.s);
+                let sl = dot_u8(_mm256_and_si256(v, m), load(x.q[il].as_ptr() as *const u8));
+                let sh = dot_u8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m), load(x.q[ih].as_ptr() as *const u8));
+                a0 = _mm256_fmadd_ps(sl, _mm256_set1_ps(d * scl as f32 * x.d[il]), a0);
+                a1 = _mm256_fmadd_ps(sh, _mm256_set1_ps(d * sch as f32 * x.d[ih]), a1);
+                off -= dmin * (ml as f32 * x.s[il] + mh as f32 * x.s[ih]);
             }
         }
         hsum(_mm256_add_ps(a0, a1)) + off
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q6k_avx2(w: &[u8], x: &[XBlock]) -> f32 {
+    unsafe fn q6k_avx2(w: &[u8], x: X) -> f32 {
         let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let (m4, m2, k32) = (_mm256_set1_epi8(0xf), _mm256_set1_epi8(0x30), _mm256_set1_epi8(32));
-        for (b, xs) in w.chunks_exact(210).zip(x.chunks_exact(8)) {
+        for (sb, b) in w.chunks_exact(210).enumerate() {
             let d = f16_at(b, 208);
             let p = b.as_ptr();
             for h in 0..2 {
@@ -446,9 +512,9 @@ mod x86 {
                     _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2)),
                 ];
                 for (k, g) in groups.into_iter().enumerate() {
-                    let xb = &xs[4 * h + k];
-                    let s = dot_i8(_mm256_sub_epi8(g, k32), load(xb.q.as_ptr() as *const u8));
-                    let dd = d * xb.d;
+                    let i = 8 * sb + 4 * h + k;
+                    let s = dot_i8(_mm256_sub_epi8(g, k32), load(x.q[i].as_ptr() as *const u8));
+                    let dd = d * x.d[i];
                     let (sa, sb) = (b[192 + 8 * h + 2 * k] as i8 as f32, b[193 + 8 * h + 2 * k] as i8 as f32);
                     let scale = _mm256_set_m128(_mm_set1_ps(dd * sb), _mm_set1_ps(dd * sa));
                     if k % 2 == 0 {
@@ -469,7 +535,7 @@ mod arm {
     //! ARMv8.0 instructions (`smull`, `smlal`, `sadalp`: 3 instructions per 16 products, where
     //! `sdot` needs 1), `Sdot` the `dotprod` extension (ARMv8.2+, e.g. Cortex-A55/A75 and later,
     //! Apple A11 and later).
-    use super::{f16_at, q4k_scale_min, Kernels, XBlock};
+    use super::{f16_at, for_each_block, q4k_scale_min, Kernels, QFormat, X};
     use std::arch::aarch64::*;
 
     /// Adds the sum of the 16 products `a[i]·b[i]` (|a|, |b| ≤ 127) into the lanes of `acc`.
@@ -505,41 +571,27 @@ mod arm {
     // Safe entry points, reachable only through the kernel sets above, which `available` offers
     // only when the CPU has NEON (and dotprod for the `_sdot` ones).
     macro_rules! entry_points {
-        ($($name:ident => $imp:ident;)*) => {$(
-            fn $name(w: &[u8], x: &[XBlock]) -> f32 {
-                unsafe { with_neon::$name(w, x) }
+        ($module:ident, $features:literal, $dot:ty, $($name:ident => $imp:ident;)*) => {$(
+            fn $name(w: &[u8], x: X) -> f32 {
+                unsafe { $module::$name(w, x) }
             }
         )*
-        mod with_neon {
+        mod $module {
             use super::*;
             $(
-                #[target_feature(enable = "neon")]
-                pub(super) unsafe fn $name(w: &[u8], x: &[XBlock]) -> f32 { $imp::<Mull>(w, x) }
+                #[target_feature(enable = $features)]
+                pub(super) unsafe fn $name(w: &[u8], x: X) -> f32 { $imp::<$dot>(w, x) }
             )*
         }};
     }
-    macro_rules! sdot_entry_points {
-        ($($name:ident => $imp:ident;)*) => {$(
-            fn $name(w: &[u8], x: &[XBlock]) -> f32 {
-                unsafe { with_dotprod::$name(w, x) }
-            }
-        )*
-        mod with_dotprod {
-            use super::*;
-            $(
-                #[target_feature(enable = "neon,dotprod")]
-                pub(super) unsafe fn $name(w: &[u8], x: &[XBlock]) -> f32 { $imp::<Sdot>(w, x) }
-            )*
-        }};
-    }
-    entry_points! {
+    entry_points! { with_neon, "neon", Mull,
         q8_0_neon => q8_0;
         q4_0_neon => q4_0;
         q4_1_neon => q4_1;
         q4k_neon => q4k;
         q6k_neon => q6k;
     }
-    sdot_entry_points! {
+    entry_points! { with_dotprod, "neon,dotprod", Sdot,
         q8_0_sdot => q8_0;
         q4_0_sdot => q4_0;
         q4_1_sdot => q4_1;
@@ -548,31 +600,8 @@ mod arm {
     }
 
     #[inline(always)]
-    unsafe fn xq(x: &XBlock, half: usize) -> int8x16_t {
-        vld1q_s8(x.q.as_ptr().add(16 * half))
-    }
-
-    #[inline(always)]
-    unsafe fn q8_0<D: Dot16>(w: &[u8], x: &[XBlock]) -> f32 {
-        let (mut a0, mut a1) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0));
-        let p = w.as_ptr() as *const i8;
-        let n = x.len().min(w.len() / 34);
-        let mut i = 0;
-        while i + 1 < n {
-            let (x0, x1) = (&x[i], &x[i + 1]);
-            let z = vdupq_n_s32(0);
-            let s0 = D::dot(D::dot(z, vld1q_s8(p.add(34 * i + 2)), xq(x0, 0)), vld1q_s8(p.add(34 * i + 18)), xq(x0, 1));
-            let s1 = D::dot(D::dot(z, vld1q_s8(p.add(34 * i + 36)), xq(x1, 0)), vld1q_s8(p.add(34 * i + 52)), xq(x1, 1));
-            a0 = vfmaq_n_f32(a0, vcvtq_f32_s32(s0), f16_at(w, 34 * i) * x0.d);
-            a1 = vfmaq_n_f32(a1, vcvtq_f32_s32(s1), f16_at(w, 34 * i + 34) * x1.d);
-            i += 2;
-        }
-        if i < n {
-            let z = vdupq_n_s32(0);
-            let s0 = D::dot(D::dot(z, vld1q_s8(p.add(34 * i + 2)), xq(&x[i], 0)), vld1q_s8(p.add(34 * i + 18)), xq(&x[i], 1));
-            a0 = vfmaq_n_f32(a0, vcvtq_f32_s32(s0), f16_at(w, 34 * i) * x[i].d);
-        }
-        vaddvq_f32(vaddq_f32(a0, a1))
+    unsafe fn xq(x: &[i8; 32], half: usize) -> int8x16_t {
+        vld1q_s8(x.as_ptr().add(16 * half))
     }
 
     /// Low and high nibbles of 16 bytes, as signed bytes 0..15.
@@ -583,59 +612,67 @@ mod arm {
     }
 
     #[inline(always)]
-    unsafe fn q4<D: Dot16, const MIN: bool>(w: &[u8], x: &[XBlock]) -> f32 {
-        let bb = if MIN { 20 } else { 18 };
-        let qo = if MIN { 4 } else { 2 };
-        let (mut a0, mut off) = (vdupq_n_f32(0.0), 0f32);
-        let p = w.as_ptr();
-        for (i, xb) in x.iter().enumerate().take(w.len() / bb) {
-            let (lo, hi) = nibbles(p.add(bb * i + qo));
-            let s = D::dot(D::dot(vdupq_n_s32(0), lo, xq(xb, 0)), hi, xq(xb, 1));
-            let d = f16_at(w, bb * i);
-            a0 = vfmaq_n_f32(a0, vcvtq_f32_s32(s), d * xb.d);
-            off += if MIN { f16_at(w, bb * i + 2) * xb.s } else { -8.0 * d * xb.s };
-        }
-        vaddvq_f32(a0) + off
+    unsafe fn q8_0<D: Dot16>(w: &[u8], x: X) -> f32 {
+        let mut acc = vdupq_n_f32(0.0);
+        for_each_block(QFormat::Q8_0, w, |i, d, _, qs| {
+            let p = qs.as_ptr() as *const i8;
+            let s = D::dot(D::dot(vdupq_n_s32(0), vld1q_s8(p), xq(&x.q[i], 0)), vld1q_s8(p.add(16)), xq(&x.q[i], 1));
+            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(s), d * x.d[i]);
+        });
+        vaddvq_f32(acc)
     }
 
     #[inline(always)]
-    unsafe fn q4_0<D: Dot16>(w: &[u8], x: &[XBlock]) -> f32 {
+    unsafe fn q4<D: Dot16, const MIN: bool>(w: &[u8], x: X) -> f32 {
+        let (mut acc, mut off) = (vdupq_n_f32(0.0), 0f32);
+        let format = if MIN { QFormat::Q4_1 } else { QFormat::Q4_0 };
+        for_each_block(format, w, |i, d, m, qs| {
+            let (lo, hi) = nibbles(qs.as_ptr());
+            let s = D::dot(D::dot(vdupq_n_s32(0), lo, xq(&x.q[i], 0)), hi, xq(&x.q[i], 1));
+            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(s), d * x.d[i]);
+            off += if MIN { m * x.s[i] } else { -8.0 * d * x.s[i] };
+        });
+        vaddvq_f32(acc) + off
+    }
+
+    #[inline(always)]
+    unsafe fn q4_0<D: Dot16>(w: &[u8], x: X) -> f32 {
         q4::<D, false>(w, x)
     }
 
     #[inline(always)]
-    unsafe fn q4_1<D: Dot16>(w: &[u8], x: &[XBlock]) -> f32 {
+    unsafe fn q4_1<D: Dot16>(w: &[u8], x: X) -> f32 {
         q4::<D, true>(w, x)
     }
 
     #[inline(always)]
-    unsafe fn q4k<D: Dot16>(w: &[u8], x: &[XBlock]) -> f32 {
-        let (mut a0, mut off) = (vdupq_n_f32(0.0), 0f32);
-        for (b, xs) in w.chunks_exact(144).zip(x.chunks_exact(8)) {
+    unsafe fn q4k<D: Dot16>(w: &[u8], x: X) -> f32 {
+        let (mut acc, mut off) = (vdupq_n_f32(0.0), 0f32);
+        for (sb, b) in w.chunks_exact(144).enumerate() {
             let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
             let sc = &b[4..16];
             for j in 0..4 {
                 let (l0, h0) = nibbles(b.as_ptr().add(16 + 32 * j));
                 let (l1, h1) = nibbles(b.as_ptr().add(32 + 32 * j));
-                let (xl, xh) = (&xs[2 * j], &xs[2 * j + 1]);
+                let (il, ih) = (8 * sb + 2 * j, 8 * sb + 2 * j + 1);
                 let (scl, ml) = q4k_scale_min(sc, 2 * j);
                 let (sch, mh) = q4k_scale_min(sc, 2 * j + 1);
                 let z = vdupq_n_s32(0);
-                let sl = D::dot(D::dot(z, l0, xq(xl, 0)), l1, xq(xl, 1));
-                let sh = D::dot(D::dot(z, h0, xq(xh, 0)), h1, xq(xh, 1));
-                a0 = vfmaq_n_f32(a0, vcvtq_f32_s32(sl), d * scl as f32 * xl.d);
-                a0 = vfmaq_n_f32(a0, vcvtq_f32_s32(sh), d * sch as f32 * xh.d);
-                off -= dmin * (ml as f32 * xl.s + mh as f32 * xh.s);
+                let sl = D::dot(D::dot(z, l0, xq(&x.q[il], 0)), l1, xq(&x.q[il], 1));
+                let sh = D::dot(D::dot(z, h0, xq(&x.q[ih], 0)), h1, xq(&x.q[ih], 1));
+                acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sl), d * scl as f32 * x.d[il]);
+                acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sh), d * sch as f32 * x.d[ih]);
+                off -= dmin * (ml as f32 * x.s[il] + mh as f32 * x.s[ih]);
             }
         }
-        vaddvq_f32(a0) + off
+        vaddvq_f32(acc) + off
     }
 
     #[inline(always)]
-    unsafe fn q6k<D: Dot16>(w: &[u8], x: &[XBlock]) -> f32 {
-        let mut a0 = vdupq_n_f32(0.0);
+    unsafe fn q6k<D: Dot16>(w: &[u8], x: X) -> f32 {
+        let mut acc = vdupq_n_f32(0.0);
         let (m4, m2, k32) = (vdupq_n_u8(0xf), vdupq_n_u8(0x30), vdupq_n_s8(32));
-        for (b, xs) in w.chunks_exact(210).zip(x.chunks_exact(8)) {
+        for (sb, b) in w.chunks_exact(210).enumerate() {
             let d = f16_at(b, 208);
             let p = b.as_ptr();
             for h in 0..2 {
@@ -650,16 +687,16 @@ mod arm {
                         vorrq_u8(vshrq_n_u8(ql1, 4), vandq_u8(vshrq_n_u8(qh, 2), m2)),
                     ];
                     for (k, g) in groups.into_iter().enumerate() {
-                        let xb = &xs[4 * h + k];
+                        let i = 8 * sb + 4 * h + k;
                         let q = vsubq_s8(vreinterpretq_s8_u8(g), k32);
-                        let s = D::dot(vdupq_n_s32(0), q, xq(xb, c));
+                        let s = D::dot(vdupq_n_s32(0), q, xq(&x.q[i], c));
                         let sc = b[192 + 8 * h + 2 * k + c] as i8 as f32;
-                        a0 = vfmaq_n_f32(a0, vcvtq_f32_s32(s), d * xb.d * sc);
+                        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(s), d * x.d[i] * sc);
                     }
                 }
             }
         }
-        vaddvq_f32(a0)
+        vaddvq_f32(acc)
     }
 }
 
@@ -682,43 +719,41 @@ mod tests {
     #[test]
     fn f16_conversion_is_exact() {
         for h in 0..=u16::MAX {
-            let (a, b) = (f16_to_f32(h), half_ref(h));
-            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{h:#x}: {a} vs {b}");
+            let t = Tensor::from_raw_buffer(&h.to_le_bytes(), candle_core::DType::F16, &[1], &Device::Cpu).unwrap();
+            let want = t.to_dtype(candle_core::DType::F32).unwrap().to_vec1::<f32>().unwrap()[0];
+            let got = f16_to_f32(h);
+            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{h:#x}: {got} vs {want}");
         }
     }
 
-    fn half_ref(h: u16) -> f32 {
-        let t = Tensor::from_raw_buffer(&h.to_le_bytes(), candle_core::DType::F16, &[1], &Device::Cpu).unwrap();
-        t.to_dtype(candle_core::DType::F32).unwrap().to_vec1::<f32>().unwrap()[0]
-    }
-
     /// Every kernel set this CPU runs, for every format, agrees with dequantize-then-dot on the
-    /// same quantized activations, and the dequantization agrees with candle's.
+    /// same quantized activations, and the dequantization agrees with candle's. The width (1056 =
+    /// 33 blocks of 32) leaves a partial group at the end of each grouped row.
     #[test]
     fn kernels_match_dequantized_dot() {
         let dev = Device::Cpu;
-        let k = 1024;
-        let w = Tensor::randn(0f32, 0.05, (3, k), &dev).unwrap();
-        let x: Vec<f32> = Tensor::randn(0f32, 1.0, k, &dev).unwrap().to_vec1().unwrap();
-        let mut xb = vec![XBlock::default(); k / 32];
-        quantize_row(&x, &mut xb);
-        let xd: Vec<f32> = xb.iter().flat_map(|b| b.q.iter().map(move |&q| q as f32 * b.d)).collect();
         let sets = available();
         assert_eq!(sets[0].name, "portable");
         assert_eq!(kernels().name, sets.last().unwrap().name);
         for format in QFormat::ALL {
+            let k = if format.grouped() { 1056 } else { 1024 };
+            let w = Tensor::randn(0f32, 0.05, (3, k), &dev).unwrap();
+            let x: Vec<f32> = Tensor::randn(0f32, 1.0, k, &dev).unwrap().to_vec1().unwrap();
+            let xr = XRows::quantize(&x, 1, k, false);
+            let xd: Vec<f32> = xr.q.iter().zip(&xr.d).flat_map(|(q, d)| q.iter().map(move |&q| q as f32 * d)).collect();
             let q = QTensor::quantize(&w, ggml(format)).unwrap();
             let data = q.data().unwrap();
             let candle: Vec<f32> = q.dequantize(&dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
             let row_bytes = k / format.block_len() * format.block_bytes();
             for r in 0..3 {
-                let row = &data[r * row_bytes..(r + 1) * row_bytes];
+                let mut row = vec![0u8; row_bytes];
+                regroup_row(format, &data[r * row_bytes..(r + 1) * row_bytes], &mut row);
                 let mut deq = vec![0f32; k];
-                dequantize_row(format, row, &mut deq);
+                dequantize_row(format, &row, &mut deq);
                 assert_eq!(deq, candle[r * k..(r + 1) * k], "{format:?} dequantization");
                 let want: f64 = deq.iter().zip(&xd).map(|(a, b)| *a as f64 * *b as f64).sum();
                 for set in &sets {
-                    let got = set.dot(format)(row, &xb);
+                    let got = set.dot(format)(&row, xr.row(0));
                     assert!((got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{} {format:?}: {got} vs {want}", set.name);
                 }
             }
@@ -728,14 +763,14 @@ mod tests {
     #[test]
     fn activation_quantization_is_close() {
         let x: Vec<f32> = (0..64).map(|i| ((i * 37 % 17) as f32 - 8.0) * 0.3).collect();
-        let mut b = vec![XBlock::default(); 2];
-        quantize_row(&x, &mut b);
+        let r = XRows::quantize(&x, 2, 32, true);
         for (i, v) in x.iter().enumerate() {
-            let bl = &b[i / 32];
-            assert!((bl.q[i % 32] as f32 * bl.d - v).abs() <= bl.d / 2.0 + 1e-6);
+            let row = r.row(i / 32);
+            assert!((row.q[0][i % 32] as f32 * row.d[0] - v).abs() <= row.d[0] / 2.0 + 1e-6);
         }
-        let s: i32 = b[0].q.iter().map(|&q| q as i32).sum();
-        assert_eq!(b[0].s, b[0].d * s as f32);
-        assert!(b.iter().all(|bl| bl.q.iter().all(|&q| q > -128)));
+        let row = r.row(0);
+        let s: i32 = row.q[0].iter().map(|&q| q as i32).sum();
+        assert_eq!(row.s[0], row.d[0] * s as f32);
+        assert!(r.q.iter().all(|b| b.iter().all(|&q| q > -128)));
     }
 }

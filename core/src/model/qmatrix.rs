@@ -3,7 +3,7 @@
 //! time. candle's quantized matmul is not used: on aarch64 it executes `sdot` without checking for
 //! it (SIGILL on Cortex-A53/A72-class cores), and its Q4_1 kernel is scalar.
 
-use super::qkernels::{self, QFormat, XBlock};
+use super::qkernels::{self, QFormat, XRows};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -29,7 +29,8 @@ impl QMatrix {
     }
 
     /// Takes a quantized `[rows, cols]` tensor (e.g. read from a GGUF file). Formats with kernels
-    /// here (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K) are kept bit for bit; the rarer ones (Q5_0, Q5_1,
+    /// here (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K) keep their bytes (regrouped within each row for the
+    /// kernels); the rarer ones (Q5_0, Q5_1,
     /// Q2_K, Q3_K, Q5_K, …) are dequantized and re-quantized to Q8_0, which is at least as precise.
     pub(crate) fn from_qtensor(q: &QTensor) -> Result<Self> {
         let (rows, cols) = q.shape().dims2()?;
@@ -43,9 +44,14 @@ impl QMatrix {
         };
         match format {
             Some(format) if cols % format.block_len() == 0 => {
-                let data = q.data()?.into_owned();
-                if data.len() != rows * cols / format.block_len() * format.block_bytes() {
-                    candle_core::bail!("{format:?} tensor [{rows}, {cols}] has {} bytes", data.len())
+                let src = q.data()?;
+                let row_bytes = cols / format.block_len() * format.block_bytes();
+                if src.len() != rows * row_bytes {
+                    candle_core::bail!("{format:?} tensor [{rows}, {cols}] has {} bytes", src.len())
+                }
+                let mut data = vec![0u8; src.len()];
+                for (s, d) in src.chunks_exact(row_bytes.max(1)).zip(data.chunks_exact_mut(row_bytes.max(1))) {
+                    qkernels::regroup_row(format, s, d);
                 }
                 Ok(Self { format, rows, cols, data })
             }
@@ -78,14 +84,8 @@ impl QMatrix {
     pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let (n, k) = (self.rows, self.cols);
         debug_assert_eq!(x.len(), m * k);
-        let nb = k / 32;
-        let mut xq = vec![XBlock::default(); m * nb];
         let parallel = rayon::current_num_threads() > 1 && m * n * k >= 2 * PAR_MIN_WORK;
-        if parallel && m > 1 {
-            xq.par_chunks_mut(nb).zip(x.par_chunks(k)).for_each(|(o, x)| qkernels::quantize_row(x, o));
-        } else {
-            xq.chunks_mut(nb).zip(x.chunks(k)).for_each(|(o, x)| qkernels::quantize_row(x, o));
-        }
+        let xq = XRows::quantize(x, m, k, parallel && m > 1);
         let dot = qkernels::kernels().dot(self.format);
         // Output transposed, `[n, m]`, so each task owns whole rows of it.
         let mut out_t = vec![0f32; n * m];
@@ -96,7 +96,7 @@ impl QMatrix {
                 for r in 0..rows {
                     let w = self.row(first + r);
                     for t in t0..t1 {
-                        o[r * m + t] = dot(w, &xq[t * nb..(t + 1) * nb]);
+                        o[r * m + t] = dot(w, xq.row(t));
                     }
                 }
             }
