@@ -139,6 +139,19 @@ fn f16_weights_stay_close_to_f32() {
     check_formats(&[(WeightFormat::F16, bound, 0.95)]);
 }
 
+/// Deterministic N(0, std²) values for `shape`, seeded by `name` (candle cannot seed its CPU RNG).
+fn gaussian(shape: &candle_core::Shape, std: f32, name: &str) -> Tensor {
+    let mut state = name.bytes().fold(0x9E37_79B9_7F4A_7C15u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01B3));
+    let mut uniform = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let v: Vec<f32> = (0..shape.elem_count())
+        .map(|_| ((-2.0 * uniform().ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos()) as f32 * std)
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
 /// Q4_K on matrices wide enough for it (256): a random Llama-shaped text model of width 256,
 /// quantized vs f32, relative logit error and next-token agreement along an f32-greedy path.
 #[test]
@@ -167,7 +180,7 @@ fn q4k_on_wide_matrices() {
             let t = if k.ends_with("norm.weight") || k.contains("layernorm") {
                 Tensor::ones(v.shape(), DType::F32, &Device::Cpu).unwrap()
             } else {
-                Tensor::randn(0f32, 0.08, v.shape(), &Device::Cpu).unwrap()
+                gaussian(v.shape(), 0.08, k)
             };
             (k.clone(), t)
         })
@@ -186,8 +199,8 @@ fn q4k_on_wide_matrices() {
             rel = rel.max(a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale);
             let t = argmax(&a);
             agree += usize::from(argmax(&b) == t);
-            a = f32m.forward(&[t], None, &mut c1).unwrap().to_vec1().unwrap();
-            b = qm.forward(&[t], None, &mut c2).unwrap().to_vec1().unwrap();
+            a = f32m.forward(&[t], None, &mut c1).unwrap_or_else(|e| panic!("f32 step: {e}")).to_vec1().unwrap();
+            b = qm.forward(&[t], None, &mut c2).unwrap_or_else(|e| panic!("{format:?} step: {e}")).to_vec1().unwrap();
         }
         eprintln!("{format:?} on a 256-wide random model: max relative logit error {rel:.3}, next-token agreement {agree}/{steps}");
         // Random Gaussian weights are the worst case for 4-bit blocks and the error compounds

@@ -15,27 +15,39 @@
 //! 8 blocks, their 8 scales, then their 8 minimums (Q4_1), then their 8 quant arrays. It holds
 //! the same bytes as GGML's block order, so eight scales convert in one instruction.
 
-/// Activation rows quantized per 32 values to `q · d`, with `s = d · Σq` for the offset terms;
-/// stored as separate arrays so a kernel loads eight scales at once.
+/// Activation rows quantized per 32 values in two 8-bit levels, `x ≈ d·(q₀ + q₁/254)` (`q₁`
+/// quantizes what `q₀` rounded away, so the error is at most `max|x| / 64516` — close to f32 for
+/// the sums that follow, where one level alone would let every rounding flip move an output by
+/// `d·w`), with `s = d·Σ(q₀ + q₁/254)` for the offset terms; stored as separate arrays so a
+/// kernel loads eight scales at once.
 pub(crate) struct XRows {
     d: Vec<f32>,
     s: Vec<f32>,
-    q: Vec<[i8; 32]>,
+    q: Vec<[[i8; 32]; 2]>,
     /// Blocks per row.
     nb: usize,
 }
 
-fn quantize_blocks(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[i8; 32]]) {
+/// The second level's weight: `q₁` counts 254ths of `d`.
+pub(crate) const LEVEL2: f32 = 1.0 / 254.0;
+
+fn quantize_blocks(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[[i8; 32]; 2]]) {
     for (((chunk, d), s), q) in x.chunks_exact(32).zip(d).zip(s).zip(q) {
         let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
         *d = amax / 127.0;
         let id = if *d > 0.0 { 1.0 / *d } else { 0.0 };
-        let mut sum = 0i32;
-        for (q, v) in q.iter_mut().zip(chunk) {
-            *q = (v * id).round() as i8;
-            sum += *q as i32;
+        let (mut s0, mut s1) = (0i32, 0i32);
+        for (l, v) in chunk.iter().enumerate() {
+            let t = v * id;
+            let q0 = t.round();
+            // |t − q0| ≤ 1/2, so |q1| ≤ 127
+            let q1 = ((t - q0) * 254.0).round();
+            q[0][l] = q0 as i8;
+            q[1][l] = q1 as i8;
+            s0 += q0 as i32;
+            s1 += q1 as i32;
         }
-        *s = *d * sum as f32;
+        *s = *d * (s0 as f32 + s1 as f32 * LEVEL2);
     }
 }
 
@@ -44,7 +56,7 @@ fn quantize_blocks(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[i8; 32]]) 
 pub(crate) struct X<'a> {
     pub(crate) d: &'a [f32],
     pub(crate) s: &'a [f32],
-    pub(crate) q: &'a [[i8; 32]],
+    pub(crate) q: &'a [[[i8; 32]; 2]],
 }
 
 impl XRows {
@@ -53,7 +65,7 @@ impl XRows {
     pub(crate) fn quantize(x: &[f32], m: usize, k: usize, parallel: bool) -> Self {
         debug_assert_eq!(x.len(), m * k);
         let nb = k / 32;
-        let mut r = Self { d: vec![0.0; m * nb], s: vec![0.0; m * nb], q: vec![[0; 32]; m * nb], nb };
+        let mut r = Self { d: vec![0.0; m * nb], s: vec![0.0; m * nb], q: vec![[[0; 32]; 2]; m * nb], nb };
         let rows = r.d.chunks_mut(nb.max(1)).zip(r.s.chunks_mut(nb.max(1))).zip(r.q.chunks_mut(nb.max(1))).zip(x.chunks(k.max(1)));
         if parallel {
             use rayon::prelude::*;
@@ -290,33 +302,38 @@ pub(crate) fn dequantize_row(format: QFormat, w: &[u8], out: &mut [f32]) {
 
 /// Portable kernels: integer sums per (sub-)block, one f32 multiply-add each.
 mod portable {
-    use super::{f16_at, for_each_block, q4k_scale_min, q6k_weight, QFormat, X};
+    use super::{f16_at, for_each_block, q4k_scale_min, q6k_weight, QFormat, LEVEL2, X};
 
     fn idot(w: impl Iterator<Item = i32>, x: &[i8]) -> i32 {
         w.zip(x).map(|(w, &x)| w * x as i32).sum()
     }
 
-    fn nibble_dot(qs: &[u8], x: &[i8; 32]) -> i32 {
-        idot(qs.iter().map(|&q| (q & 0xf) as i32), &x[..16]) + idot(qs.iter().map(|&q| (q >> 4) as i32), &x[16..])
+    /// `Σ w·(q₀ + q₁/254)` over the elements `range` of a two-level block.
+    fn xdot(w: impl Iterator<Item = i32> + Clone, x: &[[i8; 32]; 2], range: std::ops::Range<usize>) -> f32 {
+        idot(w.clone(), &x[0][range.clone()]) as f32 + idot(w, &x[1][range]) as f32 * LEVEL2
+    }
+
+    fn nibble_dot(qs: &[u8], x: &[[i8; 32]; 2]) -> f32 {
+        xdot(qs.iter().map(|&q| (q & 0xf) as i32), x, 0..16) + xdot(qs.iter().map(|&q| (q >> 4) as i32), x, 16..32)
     }
 
     pub(super) fn q8_0(w: &[u8], x: X) -> f32 {
         let mut acc = 0f32;
         for_each_block(QFormat::Q8_0, w, |i, d, _, qs| {
-            acc += d * x.d[i] * idot(qs.iter().map(|&q| q as i8 as i32), &x.q[i]) as f32;
+            acc += d * x.d[i] * xdot(qs.iter().map(|&q| q as i8 as i32), &x.q[i], 0..32);
         });
         acc
     }
 
     pub(super) fn q4_0(w: &[u8], x: X) -> f32 {
         let mut acc = 0f32;
-        for_each_block(QFormat::Q4_0, w, |i, d, _, qs| acc += d * (x.d[i] * nibble_dot(qs, &x.q[i]) as f32 - 8.0 * x.s[i]));
+        for_each_block(QFormat::Q4_0, w, |i, d, _, qs| acc += d * (x.d[i] * nibble_dot(qs, &x.q[i]) - 8.0 * x.s[i]));
         acc
     }
 
     pub(super) fn q4_1(w: &[u8], x: X) -> f32 {
         let mut acc = 0f32;
-        for_each_block(QFormat::Q4_1, w, |i, d, m, qs| acc += d * x.d[i] * nibble_dot(qs, &x.q[i]) as f32 + m * x.s[i]);
+        for_each_block(QFormat::Q4_1, w, |i, d, m, qs| acc += d * x.d[i] * nibble_dot(qs, &x.q[i]) + m * x.s[i]);
         acc
     }
 
@@ -328,8 +345,8 @@ mod portable {
                 let i = 8 * sb + j;
                 let (sc, m) = q4k_scale_min(&b[4..16], j);
                 let qs = &b[16 + 32 * (j / 2)..16 + 32 * (j / 2) + 32];
-                let s = if j % 2 == 0 { idot(qs.iter().map(|&q| (q & 0xf) as i32), &x.q[i]) } else { idot(qs.iter().map(|&q| (q >> 4) as i32), &x.q[i]) };
-                acc += d * sc as f32 * x.d[i] * s as f32 - dmin * m as f32 * x.s[i];
+                let s = if j % 2 == 0 { xdot(qs.iter().map(|&q| (q & 0xf) as i32), &x.q[i], 0..32) } else { xdot(qs.iter().map(|&q| (q >> 4) as i32), &x.q[i], 0..32) };
+                acc += d * sc as f32 * x.d[i] * s - dmin * m as f32 * x.s[i];
             }
         }
         acc
@@ -344,8 +361,8 @@ mod portable {
                 // 32 weights in two halves of 16 with their own scales
                 for half in 0..2 {
                     let i0 = 32 * k + 16 * half;
-                    let s = idot((i0..i0 + 16).map(|e| q6k_weight(b, e)), &x.q[i][16 * half..16 * half + 16]);
-                    acc += d * x.d[i] * (b[192 + i0 / 16] as i8 as f32) * s as f32;
+                    let s = xdot((i0..i0 + 16).map(|e| q6k_weight(b, e)), &x.q[i], 16 * half..16 * half + 16);
+                    acc += d * x.d[i] * (b[192 + i0 / 16] as i8 as f32) * s;
                 }
             }
         }
@@ -357,7 +374,7 @@ mod portable {
 mod x86 {
     //! AVX2: `vpmaddubsw` multiplies unsigned by signed bytes; signed weights go through the
     //! `vpsignb` trick. Lanes 0–3 of a 32-element integer sum hold elements 0–15.
-    use super::{f16_at, q4k_scale_min, Kernels, QFormat, GROUP, X};
+    use super::{f16_at, q4k_scale_min, Kernels, QFormat, GROUP, LEVEL2, X};
     use std::arch::x86_64::*;
 
     pub(super) static AVX2: Kernels = Kernels { name: "avx2", dot: [q8_0, q4_0, q4_1, q4k, q6k] };
@@ -393,15 +410,29 @@ mod x86 {
         _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)))
     }
 
-    /// Products of 32 signed by 32 signed bytes (|a|, |b| ≤ 127), summed in 8 i32 lanes of 4.
-    #[inline(always)]
-    unsafe fn dot_i8(a: __m256i, b: __m256i) -> __m256 {
-        dot_u8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a))
-    }
-
     #[inline(always)]
     unsafe fn load(p: *const u8) -> __m256i {
         _mm256_loadu_si256(p as *const __m256i)
+    }
+
+    #[inline(always)]
+    unsafe fn level(x: &[[i8; 32]; 2], l: usize) -> __m256i {
+        load(x[l].as_ptr() as *const u8)
+    }
+
+    /// `dot_u8` against both levels of an activation block, combined in f32.
+    #[inline(always)]
+    unsafe fn dot_u8x(a: __m256i, x: &[[i8; 32]; 2]) -> __m256 {
+        _mm256_fmadd_ps(dot_u8(a, level(x, 1)), _mm256_set1_ps(LEVEL2), dot_u8(a, level(x, 0)))
+    }
+
+    /// Signed by signed bytes (|a| ≤ 127, via `vpsignb`) against both levels of an activation
+    /// block, combined in f32.
+    #[inline(always)]
+    unsafe fn dot_i8x(a: __m256i, x: &[[i8; 32]; 2]) -> __m256 {
+        let ua = _mm256_sign_epi8(a, a);
+        let lo = dot_u8(ua, _mm256_sign_epi8(level(x, 0), a));
+        _mm256_fmadd_ps(dot_u8(ua, _mm256_sign_epi8(level(x, 1), a)), _mm256_set1_ps(LEVEL2), lo)
     }
 
     /// 16 bytes of packed nibbles: low nibbles in bytes 0–15, high nibbles in bytes 16–31.
@@ -414,11 +445,11 @@ mod x86 {
 
     /// The integer sums of one block's 32 products: `F` is 0 (Q8_0), 1 (Q4_0) or 2 (Q4_1).
     #[inline(always)]
-    unsafe fn block<const F: u8>(q: *const u8, x: &[i8; 32]) -> __m256 {
+    unsafe fn block<const F: u8>(q: *const u8, x: &[[i8; 32]; 2]) -> __m256 {
         if F == 0 {
-            dot_i8(load(q), load(x.as_ptr() as *const u8))
+            dot_i8x(load(q), x)
         } else {
-            dot_u8(nibbles16(q), load(x.as_ptr() as *const u8))
+            dot_u8x(nibbles16(q), x)
         }
     }
 
@@ -484,8 +515,8 @@ mod x86 {
                 let (il, ih) = (8 * sb + 2 * j, 8 * sb + 2 * j + 1);
                 let (scl, ml) = q4k_scale_min(sc, 2 * j);
                 let (sch, mh) = q4k_scale_min(sc, 2 * j + 1);
-                let sl = dot_u8(_mm256_and_si256(v, m), load(x.q[il].as_ptr() as *const u8));
-                let sh = dot_u8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m), load(x.q[ih].as_ptr() as *const u8));
+                let sl = dot_u8x(_mm256_and_si256(v, m), &x.q[il]);
+                let sh = dot_u8x(_mm256_and_si256(_mm256_srli_epi16(v, 4), m), &x.q[ih]);
                 a0 = _mm256_fmadd_ps(sl, _mm256_set1_ps(d * scl as f32 * x.d[il]), a0);
                 a1 = _mm256_fmadd_ps(sh, _mm256_set1_ps(d * sch as f32 * x.d[ih]), a1);
                 off -= dmin * (ml as f32 * x.s[il] + mh as f32 * x.s[ih]);
@@ -513,7 +544,7 @@ mod x86 {
                 ];
                 for (k, g) in groups.into_iter().enumerate() {
                     let i = 8 * sb + 4 * h + k;
-                    let s = dot_i8(_mm256_sub_epi8(g, k32), load(x.q[i].as_ptr() as *const u8));
+                    let s = dot_i8x(_mm256_sub_epi8(g, k32), &x.q[i]);
                     let dd = d * x.d[i];
                     let (sa, sb) = (b[192 + 8 * h + 2 * k] as i8 as f32, b[193 + 8 * h + 2 * k] as i8 as f32);
                     let scale = _mm256_set_m128(_mm_set1_ps(dd * sb), _mm_set1_ps(dd * sa));
@@ -535,7 +566,7 @@ mod arm {
     //! ARMv8.0 instructions (`smull`, `smlal`, `sadalp`: 3 instructions per 16 products, where
     //! `sdot` needs 1), `Sdot` the `dotprod` extension (ARMv8.2+, e.g. Cortex-A55/A75 and later,
     //! Apple A11 and later).
-    use super::{f16_at, for_each_block, q4k_scale_min, Kernels, QFormat, X};
+    use super::{f16_at, for_each_block, q4k_scale_min, Kernels, QFormat, LEVEL2, X};
     use std::arch::aarch64::*;
 
     /// Adds the sum of the 16 products `a[i]·b[i]` (|a|, |b| ≤ 127) into the lanes of `acc`.
@@ -600,8 +631,24 @@ mod arm {
     }
 
     #[inline(always)]
-    unsafe fn xq(x: &[i8; 32], half: usize) -> int8x16_t {
-        vld1q_s8(x.as_ptr().add(16 * half))
+    unsafe fn xq(x: &[[i8; 32]; 2], l: usize, half: usize) -> int8x16_t {
+        vld1q_s8(x[l].as_ptr().add(16 * half))
+    }
+
+    /// `Σ a·x` over a 32-element block given as two 16-byte halves, both levels combined in f32.
+    #[inline(always)]
+    unsafe fn dot32<D: Dot16>(a0: int8x16_t, a1: int8x16_t, x: &[[i8; 32]; 2]) -> float32x4_t {
+        let z = vdupq_n_s32(0);
+        let s0 = D::dot(D::dot(z, a0, xq(x, 0, 0)), a1, xq(x, 0, 1));
+        let s1 = D::dot(D::dot(z, a0, xq(x, 1, 0)), a1, xq(x, 1, 1));
+        vfmaq_n_f32(vcvtq_f32_s32(s0), vcvtq_f32_s32(s1), LEVEL2)
+    }
+
+    /// `Σ a·x` over the 16 elements `half` of a block, both levels combined in f32.
+    #[inline(always)]
+    unsafe fn dot16<D: Dot16>(a: int8x16_t, x: &[[i8; 32]; 2], half: usize) -> float32x4_t {
+        let z = vdupq_n_s32(0);
+        vfmaq_n_f32(vcvtq_f32_s32(D::dot(z, a, xq(x, 0, half))), vcvtq_f32_s32(D::dot(z, a, xq(x, 1, half))), LEVEL2)
     }
 
     /// Low and high nibbles of 16 bytes, as signed bytes 0..15.
@@ -616,8 +663,8 @@ mod arm {
         let mut acc = vdupq_n_f32(0.0);
         for_each_block(QFormat::Q8_0, w, |i, d, _, qs| {
             let p = qs.as_ptr() as *const i8;
-            let s = D::dot(D::dot(vdupq_n_s32(0), vld1q_s8(p), xq(&x.q[i], 0)), vld1q_s8(p.add(16)), xq(&x.q[i], 1));
-            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(s), d * x.d[i]);
+            let s = dot32::<D>(vld1q_s8(p), vld1q_s8(p.add(16)), &x.q[i]);
+            acc = vfmaq_n_f32(acc, s, d * x.d[i]);
         });
         vaddvq_f32(acc)
     }
@@ -628,8 +675,8 @@ mod arm {
         let format = if MIN { QFormat::Q4_1 } else { QFormat::Q4_0 };
         for_each_block(format, w, |i, d, m, qs| {
             let (lo, hi) = nibbles(qs.as_ptr());
-            let s = D::dot(D::dot(vdupq_n_s32(0), lo, xq(&x.q[i], 0)), hi, xq(&x.q[i], 1));
-            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(s), d * x.d[i]);
+            let s = dot32::<D>(lo, hi, &x.q[i]);
+            acc = vfmaq_n_f32(acc, s, d * x.d[i]);
             off += if MIN { m * x.s[i] } else { -8.0 * d * x.s[i] };
         });
         vaddvq_f32(acc) + off
@@ -657,11 +704,10 @@ mod arm {
                 let (il, ih) = (8 * sb + 2 * j, 8 * sb + 2 * j + 1);
                 let (scl, ml) = q4k_scale_min(sc, 2 * j);
                 let (sch, mh) = q4k_scale_min(sc, 2 * j + 1);
-                let z = vdupq_n_s32(0);
-                let sl = D::dot(D::dot(z, l0, xq(&x.q[il], 0)), l1, xq(&x.q[il], 1));
-                let sh = D::dot(D::dot(z, h0, xq(&x.q[ih], 0)), h1, xq(&x.q[ih], 1));
-                acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sl), d * scl as f32 * x.d[il]);
-                acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sh), d * sch as f32 * x.d[ih]);
+                let sl = dot32::<D>(l0, l1, &x.q[il]);
+                let sh = dot32::<D>(h0, h1, &x.q[ih]);
+                acc = vfmaq_n_f32(acc, sl, d * scl as f32 * x.d[il]);
+                acc = vfmaq_n_f32(acc, sh, d * sch as f32 * x.d[ih]);
                 off -= dmin * (ml as f32 * x.s[il] + mh as f32 * x.s[ih]);
             }
         }
@@ -689,9 +735,9 @@ mod arm {
                     for (k, g) in groups.into_iter().enumerate() {
                         let i = 8 * sb + 4 * h + k;
                         let q = vsubq_s8(vreinterpretq_s8_u8(g), k32);
-                        let s = D::dot(vdupq_n_s32(0), q, xq(&x.q[i], c));
+                        let s = dot16::<D>(q, &x.q[i], c);
                         let sc = b[192 + 8 * h + 2 * k + c] as i8 as f32;
-                        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(s), d * x.d[i] * sc);
+                        acc = vfmaq_n_f32(acc, s, d * x.d[i] * sc);
                     }
                 }
             }
@@ -740,7 +786,7 @@ mod tests {
             let w = Tensor::randn(0f32, 0.05, (3, k), &dev).unwrap();
             let x: Vec<f32> = Tensor::randn(0f32, 1.0, k, &dev).unwrap().to_vec1().unwrap();
             let xr = XRows::quantize(&x, 1, k, false);
-            let xd: Vec<f32> = xr.q.iter().zip(&xr.d).flat_map(|(q, d)| q.iter().map(move |&q| q as f32 * d)).collect();
+            let xd: Vec<f32> = xr.q.iter().zip(&xr.d).flat_map(|(q, d)| (0..32).map(move |l| (q[0][l] as f32 + q[1][l] as f32 * LEVEL2) * d)).collect();
             let q = QTensor::quantize(&w, ggml(format)).unwrap();
             let data = q.data().unwrap();
             let candle: Vec<f32> = q.dequantize(&dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
@@ -766,11 +812,13 @@ mod tests {
         let r = XRows::quantize(&x, 2, 32, true);
         for (i, v) in x.iter().enumerate() {
             let row = r.row(i / 32);
-            assert!((row.q[0][i % 32] as f32 * row.d[0] - v).abs() <= row.d[0] / 2.0 + 1e-6);
+            let (q0, q1) = (row.q[0][0][i % 32] as f32, row.q[0][1][i % 32] as f32);
+            assert!((q0 * row.d[0] - v).abs() <= row.d[0] / 2.0 + 1e-6);
+            assert!(((q0 + q1 * LEVEL2) * row.d[0] - v).abs() <= row.d[0] / 508.0 + 1e-6);
         }
         let row = r.row(0);
-        let s: i32 = row.q[0].iter().map(|&q| q as i32).sum();
-        assert_eq!(row.s[0], row.d[0] * s as f32);
-        assert!(r.q.iter().all(|b| b.iter().all(|&q| q > -128)));
+        let (s0, s1): (i32, i32) = (row.q[0][0].iter().map(|&q| q as i32).sum(), row.q[0][1].iter().map(|&q| q as i32).sum());
+        assert_eq!(row.s[0], row.d[0] * (s0 as f32 + s1 as f32 * LEVEL2));
+        assert!(r.q.iter().all(|b| b.iter().flatten().all(|&q| q > -128)));
     }
 }

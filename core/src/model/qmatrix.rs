@@ -168,22 +168,26 @@ pub fn quantized_kernels() -> &'static str {
 mod tests {
     use super::*;
 
-    /// The threaded, tiled product equals a plain loop over the same kernel, for every shape
-    /// class (one row, a few rows, more rows than a tile, a GGUF-only format).
+    /// The threaded, tiled product equals the f32 product with the dequantized weights (the
+    /// two-level activations keep it within ~1e-5 even with SmolLM2-like outlier channels), for
+    /// every shape class (one row, a few rows, more rows than a tile, a partial group, a GGUF-only
+    /// format).
     #[test]
-    fn matmul_matches_row_by_row_dots() {
+    fn matmul_matches_f32_product_with_dequantized_weights() {
         let dev = Device::Cpu;
-        for (dtype, k) in [(GgmlDType::Q8_0, 96), (GgmlDType::Q4K, 512), (GgmlDType::Q4_1, 64), (GgmlDType::Q5_0, 64)] {
+        for (dtype, k) in [(GgmlDType::Q8_0, 96), (GgmlDType::Q4K, 512), (GgmlDType::Q4_1, 64), (GgmlDType::Q4_1, 576), (GgmlDType::Q8_0, 576), (GgmlDType::Q5_0, 64)] {
             let w = Tensor::randn(0f32, 0.1, (300, k), &dev).unwrap();
             let q = QMatrix::from_qtensor(&QTensor::quantize(&w, dtype).unwrap()).unwrap();
             let wd = q.dequantize().unwrap();
             for m in [1usize, 3, 37] {
-                let x = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap();
+                let mut xv: Vec<f32> = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+                xv.iter_mut().step_by(37).for_each(|v| *v *= 300.0);
+                let x = Tensor::from_vec(xv, (m, k), &dev).unwrap();
                 let got = Tensor::from_vec(q.matmul(&x.flatten_all().unwrap().to_vec1().unwrap(), m), (m, 300), &dev).unwrap();
                 let want = x.matmul(&wd.t().unwrap()).unwrap();
                 let scale = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
                 let d = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                assert!(d / scale < 0.02, "{dtype:?} m={m}: {d} vs {scale}");
+                assert!(d / scale < 1e-4, "{dtype:?} m={m}: {d} vs {scale}");
             }
         }
         // Q5_0 has no kernel here: it became Q8_0.
