@@ -131,6 +131,18 @@ impl Linear {
         Self::build(Weight::Quant(weight), out_dim, bias)
     }
 
+    /// With quantized weights: quantize the activations in one 8-bit level instead of two
+    /// ([`QMatrix::single_level_activations`]); other weights are unchanged.
+    pub(crate) fn single_level_activations(self) -> Self {
+        match self.weight {
+            Weight::Quant(q) => {
+                let q = Arc::try_unwrap(q).map(|m| Arc::new(m.single_level_activations())).unwrap_or_else(|q| q);
+                Self { weight: Weight::Quant(q), ..self }
+            }
+            _ => self,
+        }
+    }
+
     /// `lm_head` tied to the token embedding: shares its storage.
     pub(crate) fn tied(emb: &Embedding) -> Result<Self> {
         match emb {

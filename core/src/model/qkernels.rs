@@ -15,23 +15,26 @@
 //! 8 blocks, their 8 scales, then their 8 minimums (Q4_1), then their 8 quant arrays. It holds
 //! the same bytes as GGML's block order, so eight scales convert in one instruction.
 
-/// Activation rows quantized per 32 values in two 8-bit levels, `x ≈ d·(q₀ + q₁/254)` (`q₁`
-/// quantizes what `q₀` rounded away, so the error is at most `max|x| / 64516` — close to f32 for
-/// the sums that follow, where one level alone would let every rounding flip move an output by
-/// `d·w`), with `s = d·Σ(q₀ + q₁/254)` for the offset terms; stored as separate arrays so a
-/// kernel loads eight scales at once.
+/// Activation rows quantized per 32 values to 8 bits, `x ≈ d·q₀`, or in two 8-bit levels,
+/// `x ≈ d·(q₀ + q₁/254)` (`q₁` quantizes what `q₀` rounded away, so the error is at most
+/// `max|x| / 64516` — close to f32 for the sums that follow, where one level alone lets every
+/// rounding flip move an output by `d·w`: the decoder's outlier channels make that visible in
+/// its answers, while the vision encoder's activations do not need it), with `s = d·Σq` for the
+/// offset terms; stored as separate arrays so a kernel loads eight scales at once.
 pub(crate) struct XRows {
     d: Vec<f32>,
     s: Vec<f32>,
     q: Vec<[[i8; 32]; 2]>,
     /// Blocks per row.
     nb: usize,
+    /// Whether the second level is used.
+    two: bool,
 }
 
 /// The second level's weight: `q₁` counts 254ths of `d`.
 pub(crate) const LEVEL2: f32 = 1.0 / 254.0;
 
-fn quantize_blocks(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[[i8; 32]; 2]]) {
+fn quantize_blocks(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[[i8; 32]; 2]], two: bool) {
     for (((chunk, d), s), q) in x.chunks_exact(32).zip(d).zip(s).zip(q) {
         let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
         *d = amax / 127.0;
@@ -39,9 +42,9 @@ fn quantize_blocks(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[[i8; 32]; 
         let (mut s0, mut s1) = (0i32, 0i32);
         for (l, v) in chunk.iter().enumerate() {
             let t = v * id;
-            let q0 = t.round();
+            let q0 = round(t);
             // |t − q0| ≤ 1/2, so |q1| ≤ 127
-            let q1 = ((t - q0) * 254.0).round();
+            let q1 = if two { round((t - q0) * 254.0) } else { 0.0 };
             q[0][l] = q0 as i8;
             q[1][l] = q1 as i8;
             s0 += q0 as i32;
@@ -51,27 +54,39 @@ fn quantize_blocks(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[[i8; 32]; 
     }
 }
 
+/// Rounds half away from zero (like `f32::round`, without a libm call on baseline x86_64).
+#[inline(always)]
+fn round(t: f32) -> f32 {
+    // (|t| ≤ 127·254 here; the integer part and the exact remainder decide)
+    let a = t.abs();
+    let i = a as i32 as f32;
+    let r = if a - i >= 0.5 { i + 1.0 } else { i };
+    r.copysign(t)
+}
+
 /// One row of [`XRows`].
 #[derive(Clone, Copy)]
 pub(crate) struct X<'a> {
     pub(crate) d: &'a [f32],
     pub(crate) s: &'a [f32],
     pub(crate) q: &'a [[[i8; 32]; 2]],
+    /// Whether `q[..][1]` holds a second level.
+    pub(crate) two: bool,
 }
 
 impl XRows {
     /// Quantizes `m` rows of `k` (a multiple of 32) values: scale `max|x| / 127`, values rounded
     /// half away from zero, so `|q| ≤ 127`.
-    pub(crate) fn quantize(x: &[f32], m: usize, k: usize, parallel: bool) -> Self {
+    pub(crate) fn quantize(x: &[f32], m: usize, k: usize, two: bool, parallel: bool) -> Self {
         debug_assert_eq!(x.len(), m * k);
         let nb = k / 32;
-        let mut r = Self { d: vec![0.0; m * nb], s: vec![0.0; m * nb], q: vec![[[0; 32]; 2]; m * nb], nb };
+        let mut r = Self { d: vec![0.0; m * nb], s: vec![0.0; m * nb], q: vec![[[0; 32]; 2]; m * nb], nb, two };
         let rows = r.d.chunks_mut(nb.max(1)).zip(r.s.chunks_mut(nb.max(1))).zip(r.q.chunks_mut(nb.max(1))).zip(x.chunks(k.max(1)));
         if parallel {
             use rayon::prelude::*;
-            rows.par_bridge().for_each(|(((d, s), q), x)| quantize_blocks(x, d, s, q));
+            rows.par_bridge().for_each(|(((d, s), q), x)| quantize_blocks(x, d, s, q, two));
         } else {
-            rows.for_each(|(((d, s), q), x)| quantize_blocks(x, d, s, q));
+            rows.for_each(|(((d, s), q), x)| quantize_blocks(x, d, s, q, two));
         }
         r
     }
@@ -79,7 +94,7 @@ impl XRows {
     /// Row `t`.
     pub(crate) fn row(&self, t: usize) -> X<'_> {
         let r = t * self.nb..(t + 1) * self.nb;
-        X { d: &self.d[r.clone()], s: &self.s[r.clone()], q: &self.q[r] }
+        X { d: &self.d[r.clone()], s: &self.s[r.clone()], q: &self.q[r], two: self.two }
     }
 }
 
@@ -180,11 +195,16 @@ pub(crate) fn regroup_row(format: QFormat, src: &[u8], dst: &mut [u8]) {
 /// `Σ dequant(w)·x` for one weight row `w` (this module's layout) and its activation row.
 pub(crate) type DotFn = fn(&[u8], X) -> f32;
 
-/// One kernel set: a name for reports and a dot product per [`QFormat`].
+/// Four dot products of one weight row with four activation rows.
+pub(crate) type Dot4Fn = fn(&[u8], [X; 4]) -> [f32; 4];
+
+/// One kernel set: a name for reports, a dot product per [`QFormat`], and optionally 4-row
+/// versions (`None`: four single dots).
 pub(crate) struct Kernels {
     /// `avx2`, `neon`, `neon-dotprod` or `portable`.
     pub(crate) name: &'static str,
     dot: [DotFn; 5],
+    dot4: [Option<Dot4Fn>; 5],
 }
 
 impl Kernels {
@@ -192,11 +212,17 @@ impl Kernels {
     pub(crate) fn dot(&self, format: QFormat) -> DotFn {
         self.dot[format.index()]
     }
+
+    /// The 4-row dot product for `format`, where the set has one.
+    pub(crate) fn dot4(&self, format: QFormat) -> Option<Dot4Fn> {
+        self.dot4[format.index()]
+    }
 }
 
 static PORTABLE: Kernels = Kernels {
     name: "portable",
     dot: [portable::q8_0, portable::q4_0, portable::q4_1, portable::q4k, portable::q6k],
+    dot4: [None; 5],
 };
 
 /// The fastest kernel set this CPU can run, detected once.
@@ -309,31 +335,32 @@ mod portable {
     }
 
     /// `Σ w·(q₀ + q₁/254)` over the elements `range` of a two-level block.
-    fn xdot(w: impl Iterator<Item = i32> + Clone, x: &[[i8; 32]; 2], range: std::ops::Range<usize>) -> f32 {
-        idot(w.clone(), &x[0][range.clone()]) as f32 + idot(w, &x[1][range]) as f32 * LEVEL2
+    fn xdot(w: impl Iterator<Item = i32> + Clone, x: &[[i8; 32]; 2], range: std::ops::Range<usize>, two: bool) -> f32 {
+        let s = idot(w.clone(), &x[0][range.clone()]) as f32;
+        if two { s + idot(w, &x[1][range]) as f32 * LEVEL2 } else { s }
     }
 
-    fn nibble_dot(qs: &[u8], x: &[[i8; 32]; 2]) -> f32 {
-        xdot(qs.iter().map(|&q| (q & 0xf) as i32), x, 0..16) + xdot(qs.iter().map(|&q| (q >> 4) as i32), x, 16..32)
+    fn nibble_dot(qs: &[u8], x: &[[i8; 32]; 2], two: bool) -> f32 {
+        xdot(qs.iter().map(|&q| (q & 0xf) as i32), x, 0..16, two) + xdot(qs.iter().map(|&q| (q >> 4) as i32), x, 16..32, two)
     }
 
     pub(super) fn q8_0(w: &[u8], x: X) -> f32 {
         let mut acc = 0f32;
         for_each_block(QFormat::Q8_0, w, |i, d, _, qs| {
-            acc += d * x.d[i] * xdot(qs.iter().map(|&q| q as i8 as i32), &x.q[i], 0..32);
+            acc += d * x.d[i] * xdot(qs.iter().map(|&q| q as i8 as i32), &x.q[i], 0..32, x.two);
         });
         acc
     }
 
     pub(super) fn q4_0(w: &[u8], x: X) -> f32 {
         let mut acc = 0f32;
-        for_each_block(QFormat::Q4_0, w, |i, d, _, qs| acc += d * (x.d[i] * nibble_dot(qs, &x.q[i]) - 8.0 * x.s[i]));
+        for_each_block(QFormat::Q4_0, w, |i, d, _, qs| acc += d * (x.d[i] * nibble_dot(qs, &x.q[i], x.two) - 8.0 * x.s[i]));
         acc
     }
 
     pub(super) fn q4_1(w: &[u8], x: X) -> f32 {
         let mut acc = 0f32;
-        for_each_block(QFormat::Q4_1, w, |i, d, m, qs| acc += d * x.d[i] * nibble_dot(qs, &x.q[i]) + m * x.s[i]);
+        for_each_block(QFormat::Q4_1, w, |i, d, m, qs| acc += d * x.d[i] * nibble_dot(qs, &x.q[i], x.two) + m * x.s[i]);
         acc
     }
 
@@ -345,7 +372,7 @@ mod portable {
                 let i = 8 * sb + j;
                 let (sc, m) = q4k_scale_min(&b[4..16], j);
                 let qs = &b[16 + 32 * (j / 2)..16 + 32 * (j / 2) + 32];
-                let s = if j % 2 == 0 { xdot(qs.iter().map(|&q| (q & 0xf) as i32), &x.q[i], 0..32) } else { xdot(qs.iter().map(|&q| (q >> 4) as i32), &x.q[i], 0..32) };
+                let s = if j % 2 == 0 { xdot(qs.iter().map(|&q| (q & 0xf) as i32), &x.q[i], 0..32, x.two) } else { xdot(qs.iter().map(|&q| (q >> 4) as i32), &x.q[i], 0..32, x.two) };
                 acc += d * sc as f32 * x.d[i] * s - dmin * m as f32 * x.s[i];
             }
         }
@@ -361,7 +388,7 @@ mod portable {
                 // 32 weights in two halves of 16 with their own scales
                 for half in 0..2 {
                     let i0 = 32 * k + 16 * half;
-                    let s = xdot((i0..i0 + 16).map(|e| q6k_weight(b, e)), &x.q[i], 16 * half..16 * half + 16);
+                    let s = xdot((i0..i0 + 16).map(|e| q6k_weight(b, e)), &x.q[i], 16 * half..16 * half + 16, x.two);
                     acc += d * x.d[i] * (b[192 + i0 / 16] as i8 as f32) * s;
                 }
             }
@@ -377,7 +404,8 @@ mod x86 {
     use super::{f16_at, q4k_scale_min, Kernels, QFormat, GROUP, LEVEL2, X};
     use std::arch::x86_64::*;
 
-    pub(super) static AVX2: Kernels = Kernels { name: "avx2", dot: [q8_0, q4_0, q4_1, q4k, q6k] };
+    pub(super) static AVX2: Kernels =
+        Kernels { name: "avx2", dot: [q8_0, q4_0, q4_1, q4k, q6k], dot4: [Some(q8_0x4), Some(q4_0x4), Some(q4_1x4), None, None] };
 
     // Safe entry points: only reachable through `AVX2`, which is offered only when the CPU has
     // AVX2, FMA and F16C (`available`).
@@ -392,6 +420,15 @@ mod x86 {
     }
     fn q4k(w: &[u8], x: X) -> f32 {
         unsafe { q4k_avx2(w, x) }
+    }
+    fn q8_0x4(w: &[u8], x: [X; 4]) -> [f32; 4] {
+        unsafe { grouped4::<0>(w, x) }
+    }
+    fn q4_0x4(w: &[u8], x: [X; 4]) -> [f32; 4] {
+        unsafe { grouped4::<1>(w, x) }
+    }
+    fn q4_1x4(w: &[u8], x: [X; 4]) -> [f32; 4] {
+        unsafe { grouped4::<2>(w, x) }
     }
     fn q6k(w: &[u8], x: X) -> f32 {
         unsafe { q6k_avx2(w, x) }
@@ -422,17 +459,9 @@ mod x86 {
 
     /// `dot_u8` against both levels of an activation block, combined in f32.
     #[inline(always)]
-    unsafe fn dot_u8x(a: __m256i, x: &[[i8; 32]; 2]) -> __m256 {
-        _mm256_fmadd_ps(dot_u8(a, level(x, 1)), _mm256_set1_ps(LEVEL2), dot_u8(a, level(x, 0)))
-    }
-
-    /// Signed by signed bytes (|a| ≤ 127, via `vpsignb`) against both levels of an activation
-    /// block, combined in f32.
-    #[inline(always)]
-    unsafe fn dot_i8x(a: __m256i, x: &[[i8; 32]; 2]) -> __m256 {
-        let ua = _mm256_sign_epi8(a, a);
-        let lo = dot_u8(ua, _mm256_sign_epi8(level(x, 0), a));
-        _mm256_fmadd_ps(dot_u8(ua, _mm256_sign_epi8(level(x, 1), a)), _mm256_set1_ps(LEVEL2), lo)
+    unsafe fn dot_u8x(a: __m256i, x: &[[i8; 32]; 2], two: bool) -> __m256 {
+        let s = dot_u8(a, level(x, 0));
+        if two { _mm256_fmadd_ps(dot_u8(a, level(x, 1)), _mm256_set1_ps(LEVEL2), s) } else { s }
     }
 
     /// 16 bytes of packed nibbles: low nibbles in bytes 0–15, high nibbles in bytes 16–31.
@@ -445,12 +474,29 @@ mod x86 {
 
     /// The integer sums of one block's 32 products: `F` is 0 (Q8_0), 1 (Q4_0) or 2 (Q4_1).
     #[inline(always)]
-    unsafe fn block<const F: u8>(q: *const u8, x: &[[i8; 32]; 2]) -> __m256 {
+    unsafe fn block<const F: u8>(q: *const u8, x: &[[i8; 32]; 2], two: bool) -> __m256 {
+        let (a, w) = prepare::<F>(q);
+        apply::<F>(a, w, x, two)
+    }
+
+    /// One block's weights ready for [`apply`]: `(|w|, w)` for Q8_0, `(nibbles, _)` for Q4_*.
+    #[inline(always)]
+    unsafe fn prepare<const F: u8>(q: *const u8) -> (__m256i, __m256i) {
         if F == 0 {
-            dot_i8x(load(q), x)
+            let w = load(q);
+            (_mm256_sign_epi8(w, w), w)
         } else {
-            dot_u8x(nibbles16(q), x)
+            let n = nibbles16(q);
+            (n, n)
         }
+    }
+
+    /// The integer sums of a prepared block against both levels of one activation block.
+    #[inline(always)]
+    unsafe fn apply<const F: u8>(a: __m256i, w: __m256i, x: &[[i8; 32]; 2], two: bool) -> __m256 {
+        let lv = |l| if F == 0 { _mm256_sign_epi8(level(x, l), w) } else { level(x, l) };
+        let s = dot_u8(a, lv(0));
+        if two { _mm256_fmadd_ps(dot_u8(a, lv(1)), _mm256_set1_ps(LEVEL2), s) } else { s }
     }
 
     /// The grouped 32-element formats: `F` is 0 (Q8_0), 1 (Q4_0: `d·(q − 8)`) or 2 (Q4_1:
@@ -475,32 +521,79 @@ mod x86 {
             }
             let q = p.add(qo);
             for b in (0..GROUP).step_by(2) {
-                let s0 = block::<F>(q.add(qb * b), x.q.get_unchecked(i + b));
-                let s1 = block::<F>(q.add(qb * (b + 1)), x.q.get_unchecked(i + b + 1));
+                let s0 = block::<F>(q.add(qb * b), x.q.get_unchecked(i + b), x.two);
+                let s1 = block::<F>(q.add(qb * (b + 1)), x.q.get_unchecked(i + b + 1), x.two);
                 a0 = _mm256_fmadd_ps(s0, _mm256_set1_ps(scale[b]), a0);
                 a1 = _mm256_fmadd_ps(s1, _mm256_set1_ps(scale[b + 1]), a1);
             }
             p = p.add(GROUP * bb);
             i += GROUP;
         }
-        let mut tail = 0f32;
-        let g = nb - i;
-        if g > 0 {
-            let rest = std::slice::from_raw_parts(p, g * bb);
-            let (mo, qo, qb) = format.group_layout(g);
-            for b in 0..g {
-                let d = f16_at(rest, 2 * b);
-                let s = block::<F>(p.add(qo + qb * b), &x.q[i + b]);
-                a0 = _mm256_fmadd_ps(s, _mm256_set1_ps(d * x.d[i + b]), a0);
-                tail += match F {
-                    2 => f16_at(rest, mo + 2 * b) * x.s[i + b],
-                    1 => -8.0 * d * x.s[i + b],
-                    _ => 0.0,
-                };
-            }
-        }
         let off = if F == 1 { -8.0 * hsum(off) } else { hsum(off) };
-        hsum(_mm256_add_ps(a0, a1)) + off + tail
+        hsum(_mm256_add_ps(a0, a1)) + off + grouped_tail::<F>(p, nb - i, x, i)
+    }
+
+    /// The partial last group (`g` < 8 blocks at `p`, activation blocks from `i`) of a row.
+    #[inline(always)]
+    unsafe fn grouped_tail<const F: u8>(p: *const u8, g: usize, x: X, i: usize) -> f32 {
+        if g == 0 {
+            return 0.0;
+        }
+        let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][F as usize];
+        let rest = std::slice::from_raw_parts(p, g * format.block_bytes());
+        let (mo, qo, qb) = format.group_layout(g);
+        let (mut acc, mut tail) = (_mm256_setzero_ps(), 0f32);
+        for b in 0..g {
+            let d = f16_at(rest, 2 * b);
+            let s = block::<F>(p.add(qo + qb * b), &x.q[i + b], x.two);
+            acc = _mm256_fmadd_ps(s, _mm256_set1_ps(d * x.d[i + b]), acc);
+            tail += match F {
+                2 => f16_at(rest, mo + 2 * b) * x.s[i + b],
+                1 => -8.0 * d * x.s[i + b],
+                _ => 0.0,
+            };
+        }
+        hsum(acc) + tail
+    }
+
+    /// [`grouped`] for four activation rows at once: each weight block is loaded and unpacked
+    /// once for the four (batched products: prefill, vision).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn grouped4<const F: u8>(w: &[u8], x: [X; 4]) -> [f32; 4] {
+        let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][F as usize];
+        let bb = format.block_bytes();
+        let nb = x[0].d.len().min(w.len() / bb);
+        let (_, qo, qb) = format.group_layout(GROUP);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut off = [_mm256_setzero_ps(); 4];
+        let mut scale = [[0f32; GROUP]; 4];
+        let (mut p, mut i) = (w.as_ptr(), 0);
+        while i + GROUP <= nb {
+            let d = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
+            let m = if F == 2 { _mm256_cvtph_ps(_mm_loadu_si128(p.add(16) as *const __m128i)) } else { d };
+            for r in 0..4 {
+                _mm256_storeu_ps(scale[r].as_mut_ptr(), _mm256_mul_ps(d, _mm256_loadu_ps(x[r].d.as_ptr().add(i))));
+                if F != 0 {
+                    off[r] = _mm256_fmadd_ps(m, _mm256_loadu_ps(x[r].s.as_ptr().add(i)), off[r]);
+                }
+            }
+            let q = p.add(qo);
+            for b in 0..GROUP {
+                let (a, wv) = prepare::<F>(q.add(qb * b));
+                for r in 0..4 {
+                    let s = apply::<F>(a, wv, x[r].q.get_unchecked(i + b), x[r].two);
+                    acc[r] = _mm256_fmadd_ps(s, _mm256_set1_ps(scale[r][b]), acc[r]);
+                }
+            }
+            p = p.add(GROUP * bb);
+            i += GROUP;
+        }
+        let mut out = [0f32; 4];
+        for r in 0..4 {
+            let o = if F == 1 { -8.0 * hsum(off[r]) } else { hsum(off[r]) };
+            out[r] = hsum(acc[r]) + o + grouped_tail::<F>(p, nb - i, x[r], i);
+        }
+        out
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -515,8 +608,8 @@ mod x86 {
                 let (il, ih) = (8 * sb + 2 * j, 8 * sb + 2 * j + 1);
                 let (scl, ml) = q4k_scale_min(sc, 2 * j);
                 let (sch, mh) = q4k_scale_min(sc, 2 * j + 1);
-                let sl = dot_u8x(_mm256_and_si256(v, m), &x.q[il]);
-                let sh = dot_u8x(_mm256_and_si256(_mm256_srli_epi16(v, 4), m), &x.q[ih]);
+                let sl = dot_u8x(_mm256_and_si256(v, m), &x.q[il], x.two);
+                let sh = dot_u8x(_mm256_and_si256(_mm256_srli_epi16(v, 4), m), &x.q[ih], x.two);
                 a0 = _mm256_fmadd_ps(sl, _mm256_set1_ps(d * scl as f32 * x.d[il]), a0);
                 a1 = _mm256_fmadd_ps(sh, _mm256_set1_ps(d * sch as f32 * x.d[ih]), a1);
                 off -= dmin * (ml as f32 * x.s[il] + mh as f32 * x.s[ih]);
@@ -544,7 +637,8 @@ mod x86 {
                 ];
                 for (k, g) in groups.into_iter().enumerate() {
                     let i = 8 * sb + 4 * h + k;
-                    let s = dot_i8x(_mm256_sub_epi8(g, k32), &x.q[i]);
+                    let v = _mm256_sub_epi8(g, k32);
+                    let s = apply::<0>(_mm256_sign_epi8(v, v), v, &x.q[i], x.two);
                     let dd = d * x.d[i];
                     let (sa, sb) = (b[192 + 8 * h + 2 * k] as i8 as f32, b[193 + 8 * h + 2 * k] as i8 as f32);
                     let scale = _mm256_set_m128(_mm_set1_ps(dd * sb), _mm_set1_ps(dd * sa));
@@ -595,9 +689,10 @@ mod arm {
         }
     }
 
-    pub(super) static NEON: Kernels = Kernels { name: "neon", dot: [q8_0_neon, q4_0_neon, q4_1_neon, q4k_neon, q6k_neon] };
+    pub(super) static NEON: Kernels =
+        Kernels { name: "neon", dot: [q8_0_neon, q4_0_neon, q4_1_neon, q4k_neon, q6k_neon], dot4: [None; 5] };
     pub(super) static NEON_DOTPROD: Kernels =
-        Kernels { name: "neon-dotprod", dot: [q8_0_sdot, q4_0_sdot, q4_1_sdot, q4k_sdot, q6k_sdot] };
+        Kernels { name: "neon-dotprod", dot: [q8_0_sdot, q4_0_sdot, q4_1_sdot, q4k_sdot, q6k_sdot], dot4: [None; 5] };
 
     // Safe entry points, reachable only through the kernel sets above, which `available` offers
     // only when the CPU has NEON (and dotprod for the `_sdot` ones).
@@ -637,18 +732,22 @@ mod arm {
 
     /// `Σ a·x` over a 32-element block given as two 16-byte halves, both levels combined in f32.
     #[inline(always)]
-    unsafe fn dot32<D: Dot16>(a0: int8x16_t, a1: int8x16_t, x: &[[i8; 32]; 2]) -> float32x4_t {
+    unsafe fn dot32<D: Dot16>(a0: int8x16_t, a1: int8x16_t, x: &[[i8; 32]; 2], two: bool) -> float32x4_t {
         let z = vdupq_n_s32(0);
-        let s0 = D::dot(D::dot(z, a0, xq(x, 0, 0)), a1, xq(x, 0, 1));
+        let s0 = vcvtq_f32_s32(D::dot(D::dot(z, a0, xq(x, 0, 0)), a1, xq(x, 0, 1)));
+        if !two {
+            return s0;
+        }
         let s1 = D::dot(D::dot(z, a0, xq(x, 1, 0)), a1, xq(x, 1, 1));
-        vfmaq_n_f32(vcvtq_f32_s32(s0), vcvtq_f32_s32(s1), LEVEL2)
+        vfmaq_n_f32(s0, vcvtq_f32_s32(s1), LEVEL2)
     }
 
     /// `Σ a·x` over the 16 elements `half` of a block, both levels combined in f32.
     #[inline(always)]
-    unsafe fn dot16<D: Dot16>(a: int8x16_t, x: &[[i8; 32]; 2], half: usize) -> float32x4_t {
+    unsafe fn dot16<D: Dot16>(a: int8x16_t, x: &[[i8; 32]; 2], half: usize, two: bool) -> float32x4_t {
         let z = vdupq_n_s32(0);
-        vfmaq_n_f32(vcvtq_f32_s32(D::dot(z, a, xq(x, 0, half))), vcvtq_f32_s32(D::dot(z, a, xq(x, 1, half))), LEVEL2)
+        let s0 = vcvtq_f32_s32(D::dot(z, a, xq(x, 0, half)));
+        if two { vfmaq_n_f32(s0, vcvtq_f32_s32(D::dot(z, a, xq(x, 1, half))), LEVEL2) } else { s0 }
     }
 
     /// Low and high nibbles of 16 bytes, as signed bytes 0..15.
@@ -663,7 +762,7 @@ mod arm {
         let mut acc = vdupq_n_f32(0.0);
         for_each_block(QFormat::Q8_0, w, |i, d, _, qs| {
             let p = qs.as_ptr() as *const i8;
-            let s = dot32::<D>(vld1q_s8(p), vld1q_s8(p.add(16)), &x.q[i]);
+            let s = dot32::<D>(vld1q_s8(p), vld1q_s8(p.add(16)), &x.q[i], x.two);
             acc = vfmaq_n_f32(acc, s, d * x.d[i]);
         });
         vaddvq_f32(acc)
@@ -675,7 +774,7 @@ mod arm {
         let format = if MIN { QFormat::Q4_1 } else { QFormat::Q4_0 };
         for_each_block(format, w, |i, d, m, qs| {
             let (lo, hi) = nibbles(qs.as_ptr());
-            let s = dot32::<D>(lo, hi, &x.q[i]);
+            let s = dot32::<D>(lo, hi, &x.q[i], x.two);
             acc = vfmaq_n_f32(acc, s, d * x.d[i]);
             off += if MIN { m * x.s[i] } else { -8.0 * d * x.s[i] };
         });
@@ -704,8 +803,8 @@ mod arm {
                 let (il, ih) = (8 * sb + 2 * j, 8 * sb + 2 * j + 1);
                 let (scl, ml) = q4k_scale_min(sc, 2 * j);
                 let (sch, mh) = q4k_scale_min(sc, 2 * j + 1);
-                let sl = dot32::<D>(l0, l1, &x.q[il]);
-                let sh = dot32::<D>(h0, h1, &x.q[ih]);
+                let sl = dot32::<D>(l0, l1, &x.q[il], x.two);
+                let sh = dot32::<D>(h0, h1, &x.q[ih], x.two);
                 acc = vfmaq_n_f32(acc, sl, d * scl as f32 * x.d[il]);
                 acc = vfmaq_n_f32(acc, sh, d * sch as f32 * x.d[ih]);
                 off -= dmin * (ml as f32 * x.s[il] + mh as f32 * x.s[ih]);
@@ -735,7 +834,7 @@ mod arm {
                     for (k, g) in groups.into_iter().enumerate() {
                         let i = 8 * sb + 4 * h + k;
                         let q = vsubq_s8(vreinterpretq_s8_u8(g), k32);
-                        let s = dot16::<D>(q, &x.q[i], c);
+                        let s = dot16::<D>(q, &x.q[i], c, x.two);
                         let sc = b[192 + 8 * h + 2 * k + c] as i8 as f32;
                         acc = vfmaq_n_f32(acc, s, d * x.d[i] * sc);
                     }
@@ -785,7 +884,8 @@ mod tests {
             let k = if format.grouped() { 1056 } else { 1024 };
             let w = Tensor::randn(0f32, 0.05, (3, k), &dev).unwrap();
             let x: Vec<f32> = Tensor::randn(0f32, 1.0, k, &dev).unwrap().to_vec1().unwrap();
-            let xr = XRows::quantize(&x, 1, k, false);
+            for two in [false, true] {
+            let xr = XRows::quantize(&x, 1, k, two, false);
             let xd: Vec<f32> = xr.q.iter().zip(&xr.d).flat_map(|(q, d)| (0..32).map(move |l| (q[0][l] as f32 + q[1][l] as f32 * LEVEL2) * d)).collect();
             let q = QTensor::quantize(&w, ggml(format)).unwrap();
             let data = q.data().unwrap();
@@ -799,17 +899,29 @@ mod tests {
                 assert_eq!(deq, candle[r * k..(r + 1) * k], "{format:?} dequantization");
                 let want: f64 = deq.iter().zip(&xd).map(|(a, b)| *a as f64 * *b as f64).sum();
                 for set in &sets {
+                    if let Some(dot4) = set.dot4(format) {
+                        let got = dot4(&row, [xr.row(0); 4]);
+                        assert!(got.iter().all(|g| (*g as f64 - want).abs() < 1e-4 * (1.0 + want.abs())), "{} {format:?} x4: {got:?} vs {want}", set.name);
+                    }
                     let got = set.dot(format)(&row, xr.row(0));
-                    assert!((got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{} {format:?}: {got} vs {want}", set.name);
+                    assert!((got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{} {format:?} two={two}: {got} vs {want}", set.name);
                 }
             }
+            }
+        }
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero() {
+        for t in [0.0f32, 0.5, 1.5, 2.5, -0.5, -2.5, 0.49999997, -0.49999997, 126.5, 126.49999, -127.0, 3.2, -3.7, 1e-9] {
+            assert_eq!(round(t), t.round(), "{t}");
         }
     }
 
     #[test]
     fn activation_quantization_is_close() {
         let x: Vec<f32> = (0..64).map(|i| ((i * 37 % 17) as f32 - 8.0) * 0.3).collect();
-        let r = XRows::quantize(&x, 2, 32, true);
+        let r = XRows::quantize(&x, 2, 32, true, true);
         for (i, v) in x.iter().enumerate() {
             let row = r.row(i / 32);
             let (q0, q1) = (row.q[0][0][i % 32] as f32, row.q[0][1][i % 32] as f32);

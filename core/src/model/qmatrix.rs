@@ -19,6 +19,8 @@ pub(crate) struct QMatrix {
     rows: usize,
     cols: usize,
     data: Vec<u8>,
+    /// Quantize the activations in two levels (see [`XRows`]); true unless turned off.
+    precise: bool,
 }
 
 impl QMatrix {
@@ -53,11 +55,19 @@ impl QMatrix {
                 for (s, d) in src.chunks_exact(row_bytes.max(1)).zip(data.chunks_exact_mut(row_bytes.max(1))) {
                     qkernels::regroup_row(format, s, d);
                 }
-                Ok(Self { format, rows, cols, data })
+                Ok(Self { format, rows, cols, data, precise: true })
             }
             _ if cols % 32 == 0 => Self::quantize(&q.dequantize(&Device::Cpu)?, GgmlDType::Q8_0),
             _ => candle_core::bail!("cannot run a {:?} matrix of width {cols}", q.dtype()),
         }
+    }
+
+    /// Quantizes the activations of this matrix's products in one 8-bit level instead of two:
+    /// half the integer work, for layers whose activations have no outlier channels (the vision
+    /// encoder).
+    pub(crate) fn single_level_activations(mut self) -> Self {
+        self.precise = false;
+        self
     }
 
     /// Rows (output width).
@@ -85,8 +95,9 @@ impl QMatrix {
         let (n, k) = (self.rows, self.cols);
         debug_assert_eq!(x.len(), m * k);
         let parallel = rayon::current_num_threads() > 1 && m * n * k >= 2 * PAR_MIN_WORK;
-        let xq = XRows::quantize(x, m, k, parallel && m > 1);
+        let xq = XRows::quantize(x, m, k, self.precise, parallel && m > 1);
         let dot = qkernels::kernels().dot(self.format);
+        let dot4 = qkernels::kernels().dot4(self.format);
         // Output transposed, `[n, m]`, so each task owns whole rows of it.
         let mut out_t = vec![0f32; n * m];
         let task = |first: usize, o: &mut [f32]| {
@@ -95,7 +106,15 @@ impl QMatrix {
                 let t1 = (t0 + ROW_TILE).min(m);
                 for r in 0..rows {
                     let w = self.row(first + r);
-                    for t in t0..t1 {
+                    let mut t = t0;
+                    if let Some(dot4) = dot4 {
+                        while t + 4 <= t1 {
+                            let y = dot4(w, [xq.row(t), xq.row(t + 1), xq.row(t + 2), xq.row(t + 3)]);
+                            o[r * m + t..r * m + t + 4].copy_from_slice(&y);
+                            t += 4;
+                        }
+                    }
+                    for t in t..t1 {
                         o[r * m + t] = dot(w, xq.row(t));
                     }
                 }

@@ -152,12 +152,16 @@ impl<'a> Loader<'a> {
 
     /// A linear layer from `weight` `[out, in]` and, when `bias`, `bias` `[out]`, stored in the
     /// loader's format (the dense copy is dropped once quantized).
+    /// Quantized layers of the vision encoder and connector quantize their activations in one
+    /// 8-bit level; the decoder's in two (its outlier channels need them; see `qkernels::XRows`).
     pub(crate) fn linear(&self, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
         let b = if bias { Some(self.tensor(out_dim, "bias")?) } else { None };
-        match self.matrix(out_dim, in_dim)? {
+        let lin = match self.matrix(out_dim, in_dim)? {
             MatrixData::Quant(q) => Linear::quantized(q, b),
             MatrixData::Dense(w) => Linear::with_format(w, b, self.dense_target(in_dim, false)),
-        }
+        }?;
+        let vision = ["model.vision_model", "model.connector"].iter().any(|p| self.prefix.starts_with(p));
+        Ok(if vision { lin.single_level_activations() } else { lin })
     }
 
     /// The token embedding `weight` `[vocab, d]`.
