@@ -81,11 +81,13 @@ impl XRows {
         debug_assert_eq!(x.len(), m * k);
         let nb = k / 32;
         let mut r = Self { d: vec![0.0; m * nb], s: vec![0.0; m * nb], q: vec![[[0; 32]; 2]; m * nb], nb, two };
-        let rows = r.d.chunks_mut(nb.max(1)).zip(r.s.chunks_mut(nb.max(1))).zip(r.q.chunks_mut(nb.max(1))).zip(x.chunks(k.max(1)));
+        let (nb1, k1) = (nb.max(1), k.max(1));
         if parallel {
             use rayon::prelude::*;
-            rows.par_bridge().for_each(|(((d, s), q), x)| quantize_blocks(x, d, s, q, two));
+            let rows = r.d.par_chunks_mut(nb1).zip(r.s.par_chunks_mut(nb1)).zip(r.q.par_chunks_mut(nb1)).zip(x.par_chunks(k1));
+            rows.for_each(|(((d, s), q), x)| quantize_blocks(x, d, s, q, two));
         } else {
+            let rows = r.d.chunks_mut(nb1).zip(r.s.chunks_mut(nb1)).zip(r.q.chunks_mut(nb1)).zip(x.chunks(k1));
             rows.for_each(|(((d, s), q), x)| quantize_blocks(x, d, s, q, two));
         }
         r
