@@ -221,14 +221,11 @@ fn kernel_choice_follows_the_cpu() {
     #[cfg(target_arch = "aarch64")]
     assert_eq!(kernels, if std::arch::is_aarch64_feature_detected!("dotprod") { "neon-dotprod" } else { "neon" });
     #[cfg(target_arch = "x86_64")]
-    assert_eq!(
-        kernels,
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c") {
-            "avx2"
-        } else {
-            "portable"
-        }
-    );
+    {
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
+        let vnni = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("avx512vnni");
+        assert_eq!(kernels, if avx2 && vnni { "avx512vnni" } else if avx2 { "avx2" } else { "portable" });
+    }
     if let Ok(want) = std::env::var("SMOLVLM_EXPECT_KERNELS") {
         assert_eq!(kernels, want, "the CPU model in use should select {want}");
     }

@@ -203,7 +203,7 @@ pub(crate) type Dot4Fn = fn(&[u8], [X; 4]) -> [f32; 4];
 /// One kernel set: a name for reports, a dot product per [`QFormat`], and optionally 4-row
 /// versions (`None`: four single dots).
 pub(crate) struct Kernels {
-    /// `avx2`, `neon`, `neon-dotprod` or `portable`.
+    /// `avx512vnni`, `avx2`, `neon`, `neon-dotprod` or `portable`.
     pub(crate) name: &'static str,
     dot: [DotFn; 5],
     dot4: [Option<Dot4Fn>; 5],
@@ -243,6 +243,12 @@ pub(crate) fn available() -> Vec<&'static Kernels> {
         && std::arch::is_x86_feature_detected!("f16c")
     {
         v.push(&x86::AVX2);
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+        {
+            v.push(&x86::AVX512_VNNI);
+        }
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -406,47 +412,93 @@ mod x86 {
     use super::{f16_at, q4k_scale_min, Kernels, QFormat, GROUP, LEVEL2, X};
     use std::arch::x86_64::*;
 
-    pub(super) static AVX2: Kernels =
-        Kernels { name: "avx2", dot: [q8_0, q4_0, q4_1, q4k, q6k], dot4: [Some(q8_0x4), Some(q4_0x4), Some(q4_1x4), None, None] };
+    /// How 32 unsigned-by-signed byte products become 8 i32 lane sums (lanes 0–3: bytes 0–15).
+    trait Isa {
+        unsafe fn dot_u8(a: __m256i, b: __m256i) -> __m256;
+    }
 
-    // Safe entry points: only reachable through `AVX2`, which is offered only when the CPU has
-    // AVX2, FMA and F16C (`available`).
-    fn q8_0(w: &[u8], x: X) -> f32 {
-        unsafe { grouped::<0>(w, x) }
+    /// `vpmaddubsw` + `vpmaddwd` (AVX2).
+    struct Avx2;
+    impl Isa for Avx2 {
+        #[inline(always)]
+        unsafe fn dot_u8(a: __m256i, b: __m256i) -> __m256 {
+            // pairs of products of a ≤ 127 (or a nibble) by b: no i16 saturation
+            _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)))
+        }
     }
-    fn q4_0(w: &[u8], x: X) -> f32 {
-        unsafe { grouped::<1>(w, x) }
+
+    /// `vpdpbusd` (AVX-512 VNNI on 256-bit vectors): one instruction.
+    struct Vnni;
+    impl Isa for Vnni {
+        #[inline(always)]
+        unsafe fn dot_u8(a: __m256i, b: __m256i) -> __m256 {
+            _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b))
+        }
     }
-    fn q4_1(w: &[u8], x: X) -> f32 {
-        unsafe { grouped::<2>(w, x) }
+
+    /// A kernel set over one [`Isa`], compiled with `$features`. Its entry points are safe
+    /// functions, reachable only through the set, which `available` offers only when the CPU has
+    /// those features.
+    macro_rules! kernel_set {
+        ($set:ident, $name:literal, $features:literal, $isa:ident, $module:ident) => {
+            pub(super) static $set: Kernels = Kernels {
+                name: $name,
+                dot: [$module::q8_0, $module::q4_0, $module::q4_1, $module::q4k, $module::q6k],
+                dot4: [Some($module::q8_0x4), Some($module::q4_0x4), Some($module::q4_1x4), None, None],
+            };
+            mod $module {
+                use super::{$isa, X};
+                pub(super) fn q8_0(w: &[u8], x: X) -> f32 {
+                    unsafe { grouped::<0>(w, x) }
+                }
+                pub(super) fn q4_0(w: &[u8], x: X) -> f32 {
+                    unsafe { grouped::<1>(w, x) }
+                }
+                pub(super) fn q4_1(w: &[u8], x: X) -> f32 {
+                    unsafe { grouped::<2>(w, x) }
+                }
+                pub(super) fn q8_0x4(w: &[u8], x: [X; 4]) -> [f32; 4] {
+                    unsafe { grouped4::<0>(w, x) }
+                }
+                pub(super) fn q4_0x4(w: &[u8], x: [X; 4]) -> [f32; 4] {
+                    unsafe { grouped4::<1>(w, x) }
+                }
+                pub(super) fn q4_1x4(w: &[u8], x: [X; 4]) -> [f32; 4] {
+                    unsafe { grouped4::<2>(w, x) }
+                }
+                pub(super) fn q4k(w: &[u8], x: X) -> f32 {
+                    unsafe { q4k_imp(w, x) }
+                }
+                pub(super) fn q6k(w: &[u8], x: X) -> f32 {
+                    unsafe { q6k_imp(w, x) }
+                }
+                #[target_feature(enable = $features)]
+                unsafe fn grouped<const F: u8>(w: &[u8], x: X) -> f32 {
+                    super::grouped::<$isa, F>(w, x)
+                }
+                #[target_feature(enable = $features)]
+                unsafe fn grouped4<const F: u8>(w: &[u8], x: [X; 4]) -> [f32; 4] {
+                    super::grouped4::<$isa, F>(w, x)
+                }
+                #[target_feature(enable = $features)]
+                unsafe fn q4k_imp(w: &[u8], x: X) -> f32 {
+                    super::q4k::<$isa>(w, x)
+                }
+                #[target_feature(enable = $features)]
+                unsafe fn q6k_imp(w: &[u8], x: X) -> f32 {
+                    super::q6k::<$isa>(w, x)
+                }
+            }
+        };
     }
-    fn q4k(w: &[u8], x: X) -> f32 {
-        unsafe { q4k_avx2(w, x) }
-    }
-    fn q8_0x4(w: &[u8], x: [X; 4]) -> [f32; 4] {
-        unsafe { grouped4::<0>(w, x) }
-    }
-    fn q4_0x4(w: &[u8], x: [X; 4]) -> [f32; 4] {
-        unsafe { grouped4::<1>(w, x) }
-    }
-    fn q4_1x4(w: &[u8], x: [X; 4]) -> [f32; 4] {
-        unsafe { grouped4::<2>(w, x) }
-    }
-    fn q6k(w: &[u8], x: X) -> f32 {
-        unsafe { q6k_avx2(w, x) }
-    }
+    kernel_set!(AVX2, "avx2", "avx2,fma,f16c", Avx2, avx2);
+    kernel_set!(AVX512_VNNI, "avx512vnni", "avx2,fma,f16c,avx512f,avx512vl,avx512vnni", Vnni, avx512_vnni);
 
     #[inline(always)]
     unsafe fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
-    }
-
-    /// Products of 32 unsigned (≤ 127) by 32 signed bytes, summed in 8 i32 lanes of 4.
-    #[inline(always)]
-    unsafe fn dot_u8(a: __m256i, b: __m256i) -> __m256 {
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)))
     }
 
     #[inline(always)]
@@ -461,9 +513,9 @@ mod x86 {
 
     /// `dot_u8` against both levels of an activation block, combined in f32.
     #[inline(always)]
-    unsafe fn dot_u8x(a: __m256i, x: &[[i8; 32]; 2], two: bool) -> __m256 {
-        let s = dot_u8(a, level(x, 0));
-        if two { _mm256_fmadd_ps(dot_u8(a, level(x, 1)), _mm256_set1_ps(LEVEL2), s) } else { s }
+    unsafe fn dot_u8x<I: Isa>(a: __m256i, x: &[[i8; 32]; 2], two: bool) -> __m256 {
+        let s = I::dot_u8(a, level(x, 0));
+        if two { _mm256_fmadd_ps(I::dot_u8(a, level(x, 1)), _mm256_set1_ps(LEVEL2), s) } else { s }
     }
 
     /// 16 bytes of packed nibbles: low nibbles in bytes 0–15, high nibbles in bytes 16–31.
@@ -476,9 +528,9 @@ mod x86 {
 
     /// The integer sums of one block's 32 products: `F` is 0 (Q8_0), 1 (Q4_0) or 2 (Q4_1).
     #[inline(always)]
-    unsafe fn block<const F: u8>(q: *const u8, x: &[[i8; 32]; 2], two: bool) -> __m256 {
+    unsafe fn block<I: Isa, const F: u8>(q: *const u8, x: &[[i8; 32]; 2], two: bool) -> __m256 {
         let (a, w) = prepare::<F>(q);
-        apply::<F>(a, w, x, two)
+        apply::<I, F>(a, w, x, two)
     }
 
     /// One block's weights ready for [`apply`]: `(|w|, w)` for Q8_0, `(nibbles, _)` for Q4_*.
@@ -495,16 +547,16 @@ mod x86 {
 
     /// The integer sums of a prepared block against both levels of one activation block.
     #[inline(always)]
-    unsafe fn apply<const F: u8>(a: __m256i, w: __m256i, x: &[[i8; 32]; 2], two: bool) -> __m256 {
+    unsafe fn apply<I: Isa, const F: u8>(a: __m256i, w: __m256i, x: &[[i8; 32]; 2], two: bool) -> __m256 {
         let lv = |l| if F == 0 { _mm256_sign_epi8(level(x, l), w) } else { level(x, l) };
-        let s = dot_u8(a, lv(0));
-        if two { _mm256_fmadd_ps(dot_u8(a, lv(1)), _mm256_set1_ps(LEVEL2), s) } else { s }
+        let s = I::dot_u8(a, lv(0));
+        if two { _mm256_fmadd_ps(I::dot_u8(a, lv(1)), _mm256_set1_ps(LEVEL2), s) } else { s }
     }
 
     /// The grouped 32-element formats: `F` is 0 (Q8_0), 1 (Q4_0: `d·(q − 8)`) or 2 (Q4_1:
     /// `d·q + m`). Eight scales (and minimums) at a time by F16C.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn grouped<const F: u8>(w: &[u8], x: X) -> f32 {
+    #[inline(always)]
+    unsafe fn grouped<I: Isa, const F: u8>(w: &[u8], x: X) -> f32 {
         let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][F as usize];
         let bb = format.block_bytes();
         let nb = x.d.len().min(w.len() / bb);
@@ -523,8 +575,8 @@ mod x86 {
             }
             let q = p.add(qo);
             for b in (0..GROUP).step_by(2) {
-                let s0 = block::<F>(q.add(qb * b), x.q.get_unchecked(i + b), x.two);
-                let s1 = block::<F>(q.add(qb * (b + 1)), x.q.get_unchecked(i + b + 1), x.two);
+                let s0 = block::<I, F>(q.add(qb * b), x.q.get_unchecked(i + b), x.two);
+                let s1 = block::<I, F>(q.add(qb * (b + 1)), x.q.get_unchecked(i + b + 1), x.two);
                 a0 = _mm256_fmadd_ps(s0, _mm256_set1_ps(scale[b]), a0);
                 a1 = _mm256_fmadd_ps(s1, _mm256_set1_ps(scale[b + 1]), a1);
             }
@@ -532,12 +584,12 @@ mod x86 {
             i += GROUP;
         }
         let off = if F == 1 { -8.0 * hsum(off) } else { hsum(off) };
-        hsum(_mm256_add_ps(a0, a1)) + off + grouped_tail::<F>(p, nb - i, x, i)
+        hsum(_mm256_add_ps(a0, a1)) + off + grouped_tail::<I, F>(p, nb - i, x, i)
     }
 
     /// The partial last group (`g` < 8 blocks at `p`, activation blocks from `i`) of a row.
     #[inline(always)]
-    unsafe fn grouped_tail<const F: u8>(p: *const u8, g: usize, x: X, i: usize) -> f32 {
+    unsafe fn grouped_tail<I: Isa, const F: u8>(p: *const u8, g: usize, x: X, i: usize) -> f32 {
         if g == 0 {
             return 0.0;
         }
@@ -547,7 +599,7 @@ mod x86 {
         let (mut acc, mut tail) = (_mm256_setzero_ps(), 0f32);
         for b in 0..g {
             let d = f16_at(rest, 2 * b);
-            let s = block::<F>(p.add(qo + qb * b), &x.q[i + b], x.two);
+            let s = block::<I, F>(p.add(qo + qb * b), &x.q[i + b], x.two);
             acc = _mm256_fmadd_ps(s, _mm256_set1_ps(d * x.d[i + b]), acc);
             tail += match F {
                 2 => f16_at(rest, mo + 2 * b) * x.s[i + b],
@@ -560,8 +612,8 @@ mod x86 {
 
     /// [`grouped`] for four activation rows at once: each weight block is loaded and unpacked
     /// once for the four (batched products: prefill, vision).
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn grouped4<const F: u8>(w: &[u8], x: [X; 4]) -> [f32; 4] {
+    #[inline(always)]
+    unsafe fn grouped4<I: Isa, const F: u8>(w: &[u8], x: [X; 4]) -> [f32; 4] {
         let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][F as usize];
         let bb = format.block_bytes();
         let nb = x[0].d.len().min(w.len() / bb);
@@ -583,7 +635,7 @@ mod x86 {
             for b in 0..GROUP {
                 let (a, wv) = prepare::<F>(q.add(qb * b));
                 for r in 0..4 {
-                    let s = apply::<F>(a, wv, x[r].q.get_unchecked(i + b), x[r].two);
+                    let s = apply::<I, F>(a, wv, x[r].q.get_unchecked(i + b), x[r].two);
                     acc[r] = _mm256_fmadd_ps(s, _mm256_set1_ps(scale[r][b]), acc[r]);
                 }
             }
@@ -593,13 +645,13 @@ mod x86 {
         let mut out = [0f32; 4];
         for r in 0..4 {
             let o = if F == 1 { -8.0 * hsum(off[r]) } else { hsum(off[r]) };
-            out[r] = hsum(acc[r]) + o + grouped_tail::<F>(p, nb - i, x[r], i);
+            out[r] = hsum(acc[r]) + o + grouped_tail::<I, F>(p, nb - i, x[r], i);
         }
         out
     }
 
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q4k_avx2(w: &[u8], x: X) -> f32 {
+    #[inline(always)]
+    unsafe fn q4k<I: Isa>(w: &[u8], x: X) -> f32 {
         let (mut a0, mut a1, mut off) = (_mm256_setzero_ps(), _mm256_setzero_ps(), 0f32);
         let m = _mm256_set1_epi8(0xf);
         for (sb, b) in w.chunks_exact(144).enumerate() {
@@ -610,8 +662,8 @@ mod x86 {
                 let (il, ih) = (8 * sb + 2 * j, 8 * sb + 2 * j + 1);
                 let (scl, ml) = q4k_scale_min(sc, 2 * j);
                 let (sch, mh) = q4k_scale_min(sc, 2 * j + 1);
-                let sl = dot_u8x(_mm256_and_si256(v, m), &x.q[il], x.two);
-                let sh = dot_u8x(_mm256_and_si256(_mm256_srli_epi16(v, 4), m), &x.q[ih], x.two);
+                let sl = dot_u8x::<I>(_mm256_and_si256(v, m), &x.q[il], x.two);
+                let sh = dot_u8x::<I>(_mm256_and_si256(_mm256_srli_epi16(v, 4), m), &x.q[ih], x.two);
                 a0 = _mm256_fmadd_ps(sl, _mm256_set1_ps(d * scl as f32 * x.d[il]), a0);
                 a1 = _mm256_fmadd_ps(sh, _mm256_set1_ps(d * sch as f32 * x.d[ih]), a1);
                 off -= dmin * (ml as f32 * x.s[il] + mh as f32 * x.s[ih]);
@@ -620,8 +672,8 @@ mod x86 {
         hsum(_mm256_add_ps(a0, a1)) + off
     }
 
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q6k_avx2(w: &[u8], x: X) -> f32 {
+    #[inline(always)]
+    unsafe fn q6k<I: Isa>(w: &[u8], x: X) -> f32 {
         let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let (m4, m2, k32) = (_mm256_set1_epi8(0xf), _mm256_set1_epi8(0x30), _mm256_set1_epi8(32));
         for (sb, b) in w.chunks_exact(210).enumerate() {
@@ -640,7 +692,7 @@ mod x86 {
                 for (k, g) in groups.into_iter().enumerate() {
                     let i = 8 * sb + 4 * h + k;
                     let v = _mm256_sub_epi8(g, k32);
-                    let s = apply::<0>(_mm256_sign_epi8(v, v), v, &x.q[i], x.two);
+                    let s = apply::<I, 0>(_mm256_sign_epi8(v, v), v, &x.q[i], x.two);
                     let dd = d * x.d[i];
                     let (sa, sb) = (b[192 + 8 * h + 2 * k] as i8 as f32, b[193 + 8 * h + 2 * k] as i8 as f32);
                     let scale = _mm256_set_m128(_mm_set1_ps(dd * sb), _mm_set1_ps(dd * sa));

@@ -12,6 +12,12 @@ use rayon::prelude::*;
 const PAR_MIN_WORK: usize = 1 << 15;
 /// Activation rows multiplied against one weight row while it is hot in L1.
 const ROW_TILE: usize = 16;
+/// From this many activation rows on (prefill, vision) a product dequantizes the weights, a
+/// chunk of rows at a time, and runs gemm in f32: compute-bound there, gemm's blocked f32 kernels
+/// beat per-row integer dot products, and the activations stay exact.
+const GEMM_MIN_ROWS: usize = 16;
+/// Weights dequantized at a time for the gemm path (4 MB of f32).
+const GEMM_CHUNK: usize = 1 << 20;
 
 /// A `[rows, cols]` weight matrix in one GGML block format, row after row.
 pub(crate) struct QMatrix {
@@ -89,11 +95,15 @@ impl QMatrix {
         &self.data[r * rb..(r + 1) * rb]
     }
 
-    /// `x · selfᵀ` for `x` `[m, cols]` (row-major): `[m, rows]`. The activations are quantized to
-    /// 8-bit blocks of 32; weight rows are split over rayon's pool.
-    pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+    /// `x · selfᵀ` for `x` `[m, cols]` (row-major): `[m, rows]`. Below [`GEMM_MIN_ROWS`] rows
+    /// (decode) the activations are quantized to 8-bit blocks of 32 and weight rows are split over
+    /// rayon's pool; from there on the weights are dequantized for gemm.
+    pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
         let (n, k) = (self.rows, self.cols);
         debug_assert_eq!(x.len(), m * k);
+        if m >= GEMM_MIN_ROWS {
+            return self.matmul_dequantized(x, m);
+        }
         let parallel = rayon::current_num_threads() > 1 && m * n * k >= 2 * PAR_MIN_WORK;
         let xq = XRows::quantize(x, m, k, self.precise, parallel && m > 1);
         let dot = qkernels::kernels().dot(self.format);
@@ -127,7 +137,7 @@ impl QMatrix {
             task(0, &mut out_t);
         }
         if m == 1 {
-            return out_t;
+            return Ok(out_t);
         }
         let mut out = vec![0f32; m * n];
         for (r, col) in out_t.chunks_exact(m).enumerate() {
@@ -135,7 +145,26 @@ impl QMatrix {
                 out[t * n + r] = *v;
             }
         }
-        out
+        Ok(out)
+    }
+
+    /// [`Self::matmul`] by gemm over dequantized chunks of weight rows.
+    fn matmul_dequantized(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
+        let (n, k) = (self.rows, self.cols);
+        let xt = Tensor::from_slice(x, (m, k), &Device::Cpu)?;
+        let chunk = (GEMM_CHUNK / k.max(1)).clamp(1, n.max(1));
+        let mut wbuf = vec![0f32; chunk * k];
+        let mut out = vec![0f32; m * n];
+        for r0 in (0..n).step_by(chunk) {
+            let c = chunk.min(n - r0);
+            wbuf[..c * k].par_chunks_mut(k).enumerate().for_each(|(i, o)| qkernels::dequantize_row(self.format, self.row(r0 + i), o));
+            let w = Tensor::from_slice(&wbuf[..c * k], (c, k), &Device::Cpu)?;
+            let y: Vec<f32> = xt.matmul(&w.t()?)?.flatten_all()?.to_vec1()?;
+            for (t, yr) in y.chunks_exact(c).enumerate() {
+                out[t * n + r0..t * n + r0 + c].copy_from_slice(yr);
+            }
+        }
+        Ok(out)
     }
 
     /// Rows `ids`, dequantized to f32 `[ids.len(), cols]`.
@@ -172,7 +201,7 @@ impl CustomOp1 for QMatrix {
             Some(k) if *k == self.cols => *k = self.rows,
             _ => candle_core::bail!("qmatmul: input {dims:?} against a [{}, {}] matrix", self.rows, self.cols),
         }
-        let y = self.matmul(x, x.len() / self.cols);
+        let y = self.matmul(x, x.len() / self.cols)?;
         Ok((CpuStorage::F32(y), Shape::from_dims(&dims)))
     }
 }
@@ -198,11 +227,11 @@ mod tests {
             let w = Tensor::randn(0f32, 0.1, (300, k), &dev).unwrap();
             let q = QMatrix::from_qtensor(&QTensor::quantize(&w, dtype).unwrap()).unwrap();
             let wd = q.dequantize().unwrap();
-            for m in [1usize, 3, 37] {
+            for m in [1usize, 3, 7, 15, 37] {
                 let mut xv: Vec<f32> = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
                 xv.iter_mut().step_by(37).for_each(|v| *v *= 300.0);
                 let x = Tensor::from_vec(xv, (m, k), &dev).unwrap();
-                let got = Tensor::from_vec(q.matmul(&x.flatten_all().unwrap().to_vec1().unwrap(), m), (m, 300), &dev).unwrap();
+                let got = Tensor::from_vec(q.matmul(&x.flatten_all().unwrap().to_vec1().unwrap(), m).unwrap(), (m, 300), &dev).unwrap();
                 let want = x.matmul(&wd.t().unwrap()).unwrap();
                 let scale = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
                 let d = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
