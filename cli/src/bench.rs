@@ -135,6 +135,7 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
         "preset": args.preset,
         "split": !args.no_split,
         "threads": args.threads.unwrap_or_else(rayon_threads),
+        "quantized_kernels": smolvlm::quantized_kernels(),
         "load_ms": round(load_ms),
         "vision_tiles": st.vision_tiles,
         "vision_encode_ms": round(st.vision_encode_ms),
