@@ -10,8 +10,6 @@ use rayon::prelude::*;
 
 /// Below this many multiply-adds a product runs on the calling thread.
 const PAR_MIN_WORK: usize = 1 << 15;
-/// Activation rows multiplied against one weight row while it is hot in L1.
-const ROW_TILE: usize = 16;
 /// From this many activation rows on (prefill, vision) a product dequantizes the weights, a
 /// chunk of rows at a time, and runs gemm in f32: compute-bound there, gemm's blocked f32 kernels
 /// beat per-row integer dot products, and the activations stay exact.
@@ -111,22 +109,18 @@ impl QMatrix {
         // Output transposed, `[n, m]`, so each task owns whole rows of it.
         let mut out_t = vec![0f32; n * m];
         let task = |first: usize, o: &mut [f32]| {
-            let rows = o.len() / m;
-            for t0 in (0..m).step_by(ROW_TILE) {
-                let t1 = (t0 + ROW_TILE).min(m);
-                for r in 0..rows {
-                    let w = self.row(first + r);
-                    let mut t = t0;
-                    if let Some(dot4) = dot4 {
-                        while t + 4 <= t1 {
-                            let y = dot4(w, [xq.row(t), xq.row(t + 1), xq.row(t + 2), xq.row(t + 3)]);
-                            o[r * m + t..r * m + t + 4].copy_from_slice(&y);
-                            t += 4;
-                        }
+            // (m < GEMM_MIN_ROWS: all activation rows stay in L1 while a weight row is used)
+            for (r, o) in o.chunks_exact_mut(m).enumerate() {
+                let w = self.row(first + r);
+                let mut t = 0;
+                if let Some(dot4) = dot4 {
+                    while t + 4 <= m {
+                        o[t..t + 4].copy_from_slice(&dot4(w, [xq.row(t), xq.row(t + 1), xq.row(t + 2), xq.row(t + 3)]));
+                        t += 4;
                     }
-                    for t in t..t1 {
-                        o[r * m + t] = dot(w, xq.row(t));
-                    }
+                }
+                for t in t..m {
+                    o[t] = dot(w, xq.row(t));
                 }
             }
         };
