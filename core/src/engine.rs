@@ -249,22 +249,22 @@ impl Engine {
                 format!("<image> is token {image_token:?}, config.json says {}", ckpt.config.image_token_id),
             ));
         }
-        let weights_err = |e: candle_core::Error| Error::file(&ckpt.weights[0], e);
-        // SAFETY: the weight files are memory-mapped read-only; like every mmap-based loader we
-        // rely on them not being modified while the engine lives.
-        let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&ckpt.weights, DType::F32, &device) }
-            .map_err(weights_err)?;
-        // Name the file at fault: the weights file, or the shard index of a sharded checkpoint.
+        // Name the file at fault: an unreadable or malformed file names itself; a missing or
+        // mis-shaped tensor names the weights file, or the shard index of a sharded checkpoint.
         let weights_name = match ckpt.weights.as_slice() {
             [single] => single.clone(),
             _ => ckpt.file("model.safetensors.index.json"),
         };
-        let model = SmolVlmModel::with_format_reporting(&ckpt.config, vb, options.weights, on_step).map_err(|e| {
-            match e {
-                Error::Internal(reason) | Error::ModelFile { reason, .. } => Error::file(&weights_name, reason),
-                other => other,
-            }
-        })?;
+        // The files are read tensor by tensor (not memory-mapped), so a quantized model never
+        // holds the full-precision file in memory.
+        let model = SmolVlmModel::from_safetensors_reporting(
+            &ckpt.config,
+            &ckpt.weights,
+            &weights_name,
+            options.weights,
+            &device,
+            on_step,
+        )?;
         let preset = options.preset;
         Ok(Engine { config: ckpt.config, preprocessor, eos, model, tokenizer, template, device, preset, context_length })
     }

@@ -348,3 +348,120 @@ fn bench_256m_shape() {
         ids.len()
     );
 }
+
+/// Prefill logits of `case` (images encoded tile by tile), as raw f32 values.
+fn prefill(model: &SmolVlmModel, case: &Case) -> Vec<f32> {
+    let feats = case.pixels.as_ref().map(|p| encode(model, p));
+    let mut cache = model.new_cache();
+    model.forward(&case.input_ids, feats.as_ref(), &mut cache).unwrap().to_vec1().unwrap()
+}
+
+/// A folder holding the fixture model `name` with its weights split over two shards and a
+/// `model.safetensors.index.json`, plus the shard paths.
+fn sharded_copy(name: &str, tag: &str) -> (PathBuf, Vec<PathBuf>) {
+    let src = fixtures_root().join("models").join(name);
+    let dir = std::env::temp_dir().join(format!("smolvlm-shards-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap() != "model.safetensors" {
+            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let tensors = candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let shard_names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
+    let mut shards: [HashMap<String, Tensor>; 2] = Default::default();
+    let mut weight_map = serde_json::Map::new();
+    for (i, n) in names.into_iter().enumerate() {
+        shards[i % 2].insert(n.clone(), tensors[n].clone());
+        weight_map.insert(n.clone(), Value::from(shard_names[i % 2]));
+    }
+    for (shard, file) in shards.iter().zip(shard_names) {
+        candle_core::safetensors::save(shard, dir.join(file)).unwrap();
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    let paths = shard_names.iter().map(|f| dir.join(f)).collect();
+    (dir, paths)
+}
+
+/// Reading the files tensor by tensor (what the engine does) gives bit for bit the model of the
+/// memory-mapped VarBuilder, in every weight format, from one file or from shards.
+#[test]
+fn files_read_tensor_by_tensor_match_the_varbuilder_exactly() {
+    use smolvlm::WeightFormat;
+    let cases = cases();
+    let mut seen = std::collections::HashSet::new();
+    for case in cases.iter().filter(|c| c.pixels.is_some()) {
+        if !seen.insert(case.model.clone()) {
+            continue;
+        }
+        let dir = fixtures_root().join("models").join(&case.model);
+        let cfg = ModelConfig::load(&dir.join("config.json")).unwrap();
+        let (shard_dir, shards) = sharded_copy(&case.model, "exact");
+        for format in [WeightFormat::F32, WeightFormat::F16, WeightFormat::Q8_0, WeightFormat::Q4K] {
+            // SAFETY: the fixture files are not modified while mapped.
+            let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, &Device::Cpu) }
+                .unwrap();
+            let want = prefill(&SmolVlmModel::with_format(&cfg, vb, format).unwrap(), case);
+            let single = [dir.join("model.safetensors")];
+            let got = prefill(&SmolVlmModel::from_safetensors(&cfg, &single, format, &Device::Cpu).unwrap(), case);
+            assert!(want == got, "{} {format:?}: one file differs (max {:e})", case.name, max_abs_diff(&want, &got));
+            let got = prefill(&SmolVlmModel::from_safetensors(&cfg, &shards, format, &Device::Cpu).unwrap(), case);
+            assert!(want == got, "{} {format:?}: shards differ (max {:e})", case.name, max_abs_diff(&want, &got));
+        }
+        std::fs::remove_dir_all(&shard_dir).ok();
+    }
+}
+
+/// A sharded folder loads through the engine like the single file; a broken shard is named, and
+/// a tensor missing from every shard names the index.
+#[test]
+fn sharded_checkpoints_load_and_name_the_file_at_fault() {
+    use smolvlm::{CancelToken, Engine, EngineOptions, Error, GenerationOptions, Message, Session};
+    use std::sync::Arc;
+    let name = "tiny-smolvlm2";
+    let answer = |dir: &Path| {
+        let engine = Arc::new(Engine::load(dir, &EngineOptions::default()).unwrap());
+        let mut s = Session::new(engine);
+        let opts = GenerationOptions { max_tokens: 6, ..GenerationOptions::default() };
+        s.ask(Message::user("What is this?", vec![]), &opts, &CancelToken::new(), &mut |_| {}).unwrap().token_ids
+    };
+    let (dir, shards) = sharded_copy(name, "engine");
+    assert_eq!(answer(&dir), answer(&fixtures_root().join("models").join(name)));
+
+    // A truncated second shard: its header promises more data than the file holds.
+    let bytes = std::fs::read(&shards[1]).unwrap();
+    std::fs::write(&shards[1], &bytes[..bytes.len() - 1]).unwrap();
+    match Engine::load(&dir, &EngineOptions::default()) {
+        Err(Error::ModelFile { path, .. }) => assert_eq!(path, shards[1]),
+        other => panic!("expected ModelFile naming the shard, got {:?}", other.map(|_| ())),
+    }
+    // Not safetensors at all.
+    std::fs::write(&shards[1], b"not safetensors").unwrap();
+    match Engine::load(&dir, &EngineOptions::default()) {
+        Err(Error::ModelFile { path, .. }) => assert_eq!(path, shards[1]),
+        other => panic!("expected ModelFile naming the shard, got {:?}", other.map(|_| ())),
+    }
+    // Both shards valid again, but a norm weight removed from the one holding it.
+    std::fs::write(&shards[1], &bytes).unwrap();
+    let holder = shards.iter().find(|s| {
+        candle_core::safetensors::load(s, &Device::Cpu).unwrap().keys().any(|k| k.contains("text_model.norm"))
+    });
+    let holder = holder.unwrap();
+    let mut tensors = candle_core::safetensors::load(holder, &Device::Cpu).unwrap();
+    let victim = tensors.keys().find(|k| k.contains("text_model.norm")).unwrap().clone();
+    tensors.remove(&victim);
+    candle_core::safetensors::save(&tensors, holder).unwrap();
+    match Engine::load(&dir, &EngineOptions::default()) {
+        Err(Error::ModelFile { path, reason }) => {
+            assert_eq!(path, dir.join("model.safetensors.index.json"));
+            assert!(reason.contains(&victim), "{reason}");
+        }
+        other => panic!("expected ModelFile naming the index, got {:?}", other.map(|_| ())),
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -11,6 +11,7 @@ mod connector;
 mod ops;
 mod qkernels;
 mod qmatrix;
+mod safetensors_files;
 mod text;
 mod vision;
 mod weights;
@@ -25,6 +26,8 @@ use crate::gguf::GgufModel;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use connector::Connector;
+use safetensors_files::SafetensorsFiles;
+use std::path::{Path, PathBuf};
 use text::TextModel;
 use vision::VisionModel;
 use weights::{Loader, Source};
@@ -61,22 +64,44 @@ impl SmolVlmModel {
     /// [`ModelConfig::parameter_count`]). Each matrix is read, converted and its f32 copy dropped
     /// before the next is read, so no full-precision copy of the model is ever held.
     pub fn with_format(cfg: &ModelConfig, vb: VarBuilder, format: WeightFormat) -> Result<Self> {
-        Self::with_format_reporting(cfg, vb, format, &mut |_, _, _| {})
-    }
-
-    /// [`with_format`](Self::with_format), calling `on_step(stage, done, steps)` after each
-    /// building step (see [`build`](Self::build)).
-    pub(crate) fn with_format_reporting(
-        cfg: &ModelConfig,
-        vb: VarBuilder,
-        format: WeightFormat,
-        on_step: &mut dyn FnMut(LoadStage, usize, usize),
-    ) -> Result<Self> {
         let device = vb.device().clone();
         let dtype = vb.dtype();
         let format = format.resolve(cfg.parameter_count());
-        Self::build(cfg, Loader::new(Source::Safetensors(vb), format), dtype, device, format, on_step)
+        Self::build(cfg, Loader::new(Source::Safetensors(vb), format), dtype, device, format, &mut |_, _, _| {})
             .map_err(|(_, e)| Error::file("model weights (safetensors)", e))
+    }
+
+    /// Builds the model from safetensors files (`model.safetensors`, or every shard of a sharded
+    /// checkpoint; names as for [`new`](Self::new)) onto `device`, storing the weight matrices as
+    /// `format`. Unlike a memory-mapped [`VarBuilder`], the files are read one tensor at a time
+    /// and a matrix to be quantized a few rows at a time, so loading holds little more than the
+    /// finished model; the values are bit for bit those of the VarBuilder path with f32.
+    ///
+    /// A file that cannot be read or has an invalid header gives [`Error::ModelFile`] naming it;
+    /// a missing or mis-shaped tensor gives [`Error::ModelFile`] naming the first file.
+    pub fn from_safetensors(cfg: &ModelConfig, paths: &[PathBuf], format: WeightFormat, device: &Device) -> Result<Self> {
+        let Some(first) = paths.first() else {
+            return Err(Error::InvalidArgument("no safetensors file to load".into()));
+        };
+        Self::from_safetensors_reporting(cfg, paths, first, format, device, &mut |_, _, _| {})
+    }
+
+    /// [`from_safetensors`](Self::from_safetensors), naming `tensors_file` in the errors about
+    /// missing or mis-shaped tensors and calling `on_step(stage, done, steps)` after each
+    /// building step (see [`build`](Self::build)).
+    pub(crate) fn from_safetensors_reporting(
+        cfg: &ModelConfig,
+        paths: &[PathBuf],
+        tensors_file: &Path,
+        format: WeightFormat,
+        device: &Device,
+        on_step: &mut dyn FnMut(LoadStage, usize, usize),
+    ) -> Result<Self> {
+        let files = SafetensorsFiles::open(paths).map_err(|(path, e)| Error::file(path, e))?;
+        let format = format.resolve(cfg.parameter_count());
+        let loader = Loader::new(Source::Files(&files, device.clone()), format);
+        Self::build(cfg, loader, DType::F32, device.clone(), format, on_step)
+            .map_err(|(_, e)| Error::file(tensors_file, e))
     }
 
     /// Builds the model from llama.cpp GGUF files (see [`crate::gguf`]); `cfg` is

@@ -1,13 +1,15 @@
-//! Where the weights come from (a safetensors [`VarBuilder`] or llama.cpp GGUF files) and how
-//! the weight matrices are kept in memory ([`WeightFormat`]).
+//! Where the weights come from (safetensors files read tensor by tensor, a safetensors
+//! [`VarBuilder`], or llama.cpp GGUF files) and how the weight matrices are kept in memory
+//! ([`WeightFormat`]).
 //!
 //! The model code asks a [`Loader`] for tensors by their Hugging Face names
 //! (`model.text_model.layers.3.self_attn.q_proj.weight`, …); the GGUF source translates those
 //! names to llama.cpp's (`blk.3.attn_q.weight`, …), see [`crate::gguf`].
 
 use super::ops::{Embedding, Linear};
-use crate::gguf::GgufModel;
 use super::qmatrix::QMatrix;
+use super::safetensors_files::SafetensorsFiles;
+use crate::gguf::GgufModel;
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
@@ -73,6 +75,9 @@ impl WeightFormat {
 /// Where tensors are read from.
 #[derive(Clone)]
 pub(crate) enum Source<'a> {
+    /// Safetensors files read one tensor at a time (Hugging Face names), placed on the device as
+    /// f32; matrices to be quantized are converted a few rows at a time.
+    Files(&'a SafetensorsFiles, Device),
     /// Safetensors (or any VarBuilder backend), Hugging Face names, converted to f32 on read.
     Safetensors(VarBuilder<'a>),
     /// llama.cpp GGUF files (text, and optionally the mmproj vision file).
@@ -108,6 +113,7 @@ impl<'a> Loader<'a> {
     pub(crate) fn contains(&self, name: &str) -> bool {
         let full = self.full(name);
         match &self.src {
+            Source::Files(f, _) => f.contains(&full),
             Source::Safetensors(vb) => vb.contains_tensor(&full),
             Source::Gguf(g) => g.contains(&full),
         }
@@ -117,6 +123,7 @@ impl<'a> Loader<'a> {
     pub(crate) fn tensor(&self, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
         let shape = shape.into();
         match &self.src {
+            Source::Files(f, device) => f.tensor_f32(&self.full(name), &shape, device),
             Source::Safetensors(vb) => vb.get(shape, &self.full(name))?.to_dtype(DType::F32),
             Source::Gguf(g) => {
                 let full = self.full(name);
@@ -129,10 +136,18 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// The weight matrix `weight` `[out, in]` (quantized tensors of a GGUF file as stored),
-    /// checked for shape.
-    fn matrix(&self, out_dim: usize, in_dim: usize) -> Result<MatrixData> {
+    /// The weight matrix `weight` `[out, in]`, checked for shape: quantized tensors of a GGUF
+    /// file as stored, a matrix of safetensors files that `target` quantizes already quantized,
+    /// otherwise dense f32 (for the caller to convert to `target`).
+    fn matrix(&self, out_dim: usize, in_dim: usize, target: Target) -> Result<MatrixData> {
         match &self.src {
+            Source::Files(f, _) => match target {
+                Target::Quant(dt) => {
+                    let q = f.quantized(&self.full("weight"), out_dim, in_dim, dt)?;
+                    Ok(MatrixData::Quant(Arc::new(QMatrix::from_qtensor(&q)?)))
+                }
+                Target::F32 | Target::F16 => Ok(MatrixData::Dense(self.tensor((out_dim, in_dim), "weight")?)),
+            },
             Source::Safetensors(_) => Ok(MatrixData::Dense(self.tensor((out_dim, in_dim), "weight")?)),
             Source::Gguf(g) => {
                 let full = self.full("weight");
@@ -156,9 +171,10 @@ impl<'a> Loader<'a> {
     /// 8-bit level; the decoder's in two (its outlier channels need them; see `qkernels::XRows`).
     pub(crate) fn linear(&self, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
         let b = if bias { Some(self.tensor(out_dim, "bias")?) } else { None };
-        let lin = match self.matrix(out_dim, in_dim)? {
+        let target = self.dense_target(in_dim, false);
+        let lin = match self.matrix(out_dim, in_dim, target)? {
             MatrixData::Quant(q) => Linear::quantized(q, b),
-            MatrixData::Dense(w) => Linear::with_format(w, b, self.dense_target(in_dim, false)),
+            MatrixData::Dense(w) => Linear::with_format(w, b, target),
         }?;
         let vision = ["model.vision_model", "model.connector"].iter().any(|p| self.prefix.starts_with(p));
         Ok(if vision { lin.single_level_activations() } else { lin })
@@ -166,9 +182,10 @@ impl<'a> Loader<'a> {
 
     /// The token embedding `weight` `[vocab, d]`.
     pub(crate) fn embedding(&self, vocab: usize, d: usize) -> Result<Embedding> {
-        match self.matrix(vocab, d)? {
+        let target = self.dense_target(d, true);
+        match self.matrix(vocab, d, target)? {
             MatrixData::Quant(q) => Ok(Embedding::Quant(q)),
-            MatrixData::Dense(w) => match self.dense_target(d, true) {
+            MatrixData::Dense(w) => match target {
                 Target::F32 => Ok(Embedding::Dense(w)),
                 Target::F16 => Ok(Embedding::Dense(w.to_dtype(DType::F16)?)),
                 Target::Quant(dt) => Ok(Embedding::Quant(Arc::new(QMatrix::quantize(&w, dt)?))),
@@ -178,9 +195,10 @@ impl<'a> Loader<'a> {
 
     /// `lm_head` `weight` `[vocab, d]` (untied).
     pub(crate) fn head(&self, vocab: usize, d: usize) -> Result<Linear> {
-        match self.matrix(vocab, d)? {
+        let target = self.dense_target(d, true);
+        match self.matrix(vocab, d, target)? {
             MatrixData::Quant(q) => Linear::quantized(q, None),
-            MatrixData::Dense(w) => Linear::with_format(w, None, self.dense_target(d, true)),
+            MatrixData::Dense(w) => Linear::with_format(w, None, target),
         }
     }
 
