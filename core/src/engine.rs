@@ -7,7 +7,7 @@ use crate::config::{ModelConfig, PreprocessorConfig};
 use crate::error::{Error, Result};
 use crate::generation::{top_logprobs, GenerationOptions, Sampler, TextStream, TokenLogprob};
 use crate::model::{KvCache, SmolVlmModel, WeightFormat};
-use crate::processor::preprocess::{image_grid, preprocess, preset_config};
+use crate::processor::preprocess::{frames as image_frames, image_grid, preset_config};
 pub use crate::processor::preprocess::ImagePreset;
 use crate::prompt::{expand_images, ChatTemplate};
 use candle_core::{DType, Device, Tensor};
@@ -543,19 +543,23 @@ impl Session {
         }
         self.cache.truncate(keep);
         self.cached.truncate(keep);
+        // The prompt and the longest answer: the KV buffers are sized for both at once.
+        self.cache.reserve(ids.len().saturating_add(options.max_tokens));
 
-        // Vision: one tile at a time so a cancel is honoured between tiles.
+        // Vision: one tile at a time so a cancel is honoured between tiles; each tile's pixels
+        // are made just before it is encoded and dropped after, so only one exists at a time.
         let vision_start = Instant::now();
         let mut features = Vec::new();
         let mut tiles = 0;
         for img in &images[first_new_image..] {
             cancel.check()?;
-            let p = preprocess(img, &engine.image_config(img.width, img.height))?;
-            let m = p.tile_size;
-            let pixels = Tensor::from_vec(p.pixel_values, (p.frames, 3, m, m), &engine.device)?;
-            for f in 0..p.frames {
+            let frames = image_frames(img, &engine.image_config(img.width, img.height))?;
+            let m = frames.tile_size;
+            for f in 0..frames.frames {
                 cancel.check()?;
-                let tile = pixels.narrow(0, f, 1)?;
+                let mut pixels = vec![0f32; frames.frame_len()];
+                frames.write(f, &mut pixels)?;
+                let tile = Tensor::from_vec(pixels, (1, 3, m, m), &engine.device)?;
                 let feats = engine.model.encode_images(&tile)?;
                 features.push(feats.squeeze(0)?);
                 tiles += 1;

@@ -336,6 +336,16 @@ impl KvCache {
     pub fn capacity(&self) -> usize {
         self.layers.first().map_or(0, LayerKv::capacity)
     }
+
+    /// Announces that the cache will hold up to `positions` positions (capped at the cache's
+    /// limit): the next time the buffers grow within that, they grow to exactly that size at once,
+    /// instead of doubling (a 1141-token prompt plus its answer then never moves to 2304
+    /// positions, nor holds the old and the new buffers together while it copies).
+    pub fn reserve(&mut self, positions: usize) {
+        for layer in &mut self.layers {
+            layer.planned = positions.min(layer.limit);
+        }
+    }
 }
 
 /// One layer's K and V buffers, `[kv_heads, capacity, head_dim]` each.
@@ -344,11 +354,13 @@ pub(crate) struct LayerKv {
     v: Option<Tensor>,
     /// Most positions the buffers grow to (unless a single append needs more).
     limit: usize,
+    /// Positions announced by [`KvCache::reserve`]: a growth that fits grows to this at once.
+    planned: usize,
 }
 
 impl LayerKv {
     fn new(limit: usize) -> Self {
-        Self { k: None, v: None, limit }
+        Self { k: None, v: None, limit, planned: 0 }
     }
 
     fn capacity(&self) -> usize {
@@ -362,7 +374,11 @@ impl LayerKv {
         let need = offset + t;
         let cap = self.capacity();
         if need > cap {
-            let new_cap = need.max(cap * 2).max(256).next_multiple_of(64).min(self.limit).max(need);
+            let new_cap = if need <= self.planned {
+                self.planned
+            } else {
+                need.max(cap * 2).max(256).next_multiple_of(64).min(self.limit).max(need)
+            };
             let grow = |old: &Option<Tensor>| -> candle_core::Result<Tensor> {
                 let buf = Tensor::zeros((kvh, new_cap, hd), k.dtype(), k.device())?;
                 if let Some(old) = old {
@@ -412,5 +428,23 @@ mod tests {
         let (k, _) = limited.append(261, &kv(50), &kv(50)).unwrap();
         assert_eq!((limited.capacity(), k.dims()[1]), (311, 311));
         assert_eq!(k.sum_all().unwrap().to_scalar::<f32>().unwrap(), (2 * 311 * 4) as f32);
+    }
+
+    /// A reservation makes the next growth exactly that size (capped at the limit); growing past
+    /// it is geometric again.
+    #[test]
+    fn reserved_positions_are_allocated_at_once() {
+        let kv = |t: usize| Tensor::ones((2, t, 4), DType::F32, &Device::Cpu).unwrap();
+        let mut layer = LayerKv::new(2000);
+        layer.planned = 1150;
+        layer.append(0, &kv(1141), &kv(1141)).unwrap();
+        assert_eq!(layer.capacity(), 1150);
+        layer.append(1141, &kv(9), &kv(9)).unwrap();
+        assert_eq!(layer.capacity(), 1150, "no growth within the reservation");
+        let (k, _) = layer.append(1150, &kv(1), &kv(1)).unwrap();
+        assert_eq!((layer.capacity(), k.dims()[1]), (2000, 1151), "doubling, capped at the limit");
+        let mut cache = KvCache { layers: vec![LayerKv::new(300)], len: 0 };
+        cache.reserve(5000);
+        assert_eq!(cache.layers[0].planned, 300);
     }
 }

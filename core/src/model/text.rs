@@ -3,7 +3,7 @@
 //!
 //! Activations are kept 2-D (`[tokens, hidden]`): the engine runs one sequence at a time.
 
-use super::ops::{attn_softmax, Embedding, Linear};
+use super::ops::{attention, Embedding, Linear};
 use super::LayerKv;
 use crate::config::TextConfig;
 use candle_core::{DType, Device, Result, Tensor, D};
@@ -112,10 +112,9 @@ impl Attention {
         // Query head j uses kv head j / n_rep: group the n_rep query heads of a kv head as rows
         // of one matrix, so K/V are never repeated. q: [kv, n_rep·t, hd].
         let q = q.reshape((kvh, n_rep * t, hd))?;
-        let scores = q.matmul(&k.t()?)?; // [kv, n_rep·t, L]
+        // Scores [kv, n_rep·t, L], computed a kv group at a time when large.
         let causal = if t > 1 { Some((t, offset)) } else { None };
-        let probs = attn_softmax(scores, self.scale, causal)?;
-        let o = probs.matmul(&v)?; // [kv, n_rep·t, hd] = [heads, t, hd]
+        let o = attention(&q, &k, &v, self.scale, causal)?; // [kv, n_rep·t, hd] = [heads, t, hd]
         let o = o.reshape((h, t, hd))?.transpose(0, 1)?.reshape((t, h * hd))?;
         self.o.forward(&o)
     }

@@ -1,7 +1,7 @@
 //! The SigLIP-style vision encoder (spec §4): patch embedding, learned position embedding,
 //! pre-LN transformer layers and a final LayerNorm.
 
-use super::ops::{attn_softmax, Linear};
+use super::ops::{attention, Linear};
 use crate::config::VisionConfig;
 use candle_core::{DType, Result, Tensor, D};
 use super::weights::Loader;
@@ -117,15 +117,20 @@ impl Attention {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, s, d) = x.dims3()?;
+        // [b, s, d] -> [b·heads, s, head_dim]
         let split = |t: Tensor| -> Result<Tensor> {
-            t.reshape((b, s, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+            t.reshape((b, s, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()?.reshape((
+                b * self.heads,
+                s,
+                self.head_dim,
+            ))
         };
         let q = split(self.q.forward(x)?)?;
         let k = split(self.k.forward(x)?)?;
         let v = split(self.v.forward(x)?)?;
-        // eager path: softmax((q @ kᵀ) * scale) in f32, no mask for full tiles.
-        let probs = attn_softmax(q.matmul(&k.t()?)?, self.scale, None)?;
-        let o = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, d))?;
+        // eager path: softmax((q @ kᵀ) * scale) @ v in f32, no mask for full tiles.
+        let o = attention(&q, &k, &v, self.scale, None)?;
+        let o = o.reshape((b, self.heads, s, self.head_dim))?.transpose(1, 2)?.reshape((b, s, d))?;
         self.out.forward(&o)
     }
 }

@@ -14,6 +14,7 @@
 
 use crate::config::PreprocessorConfig;
 use crate::{Error, Result};
+use std::borrow::Cow;
 
 use super::image::RgbImage;
 use super::resize::resize_lanczos;
@@ -195,20 +196,69 @@ fn write_frame(img: &RgbImage, x0: usize, y0: usize, m: usize, lut: &[[f32; 256]
     }
 }
 
-/// Resizes unless the size already matches (Pillow returns a copy then; we skip the copy).
-fn resized<'a>(img: &'a RgbImage, w: u32, h: u32, slot: &'a mut Option<RgbImage>) -> &'a RgbImage {
+/// `img` resized to `w`×`h`, or `img` itself when the size already matches (Pillow returns a copy
+/// then; we skip the copy).
+fn resized(img: Cow<'_, RgbImage>, w: u32, h: u32) -> Cow<'_, RgbImage> {
     if (img.width, img.height) == (w, h) {
         img
     } else {
-        slot.insert(resize_lanczos(img, w, h))
+        Cow::Owned(resize_lanczos(&img, w, h))
     }
 }
 
-/// Turns one decoded image into model input exactly as transformers' PIL image processor does:
-/// returns the tile grid and `frames × 3 × M × M` float32 pixels (tiles row-major, then the global
-/// image). Fails with [`Error::InvalidImage`] on an inconsistent image and
-/// [`Error::InvalidArgument`] on a configuration with a zero size.
-pub fn preprocess(img: &RgbImage, cfg: &PreprocessorConfig) -> Result<ProcessedImage> {
+/// One image resized and ready to be cut into the model's frames, which [`Frames::write`] turns
+/// into floats one at a time: the float pixels of all frames (3 MiB per 512×512 frame, 17 frames
+/// for a 512×512 image at the 256M model's sizes) never need to exist together.
+#[derive(Debug, Clone)]
+pub struct Frames<'a> {
+    /// Tile grid (0, 0 when not split).
+    pub rows: usize,
+    /// Tile grid (0, 0 when not split).
+    pub cols: usize,
+    /// Number of frames: rows*cols tiles then the global image (or 1 when not split).
+    pub frames: usize,
+    /// Tile side M.
+    pub tile_size: usize,
+    /// The image the tiles are cut from, or the single M×M frame.
+    tiles: Cow<'a, RgbImage>,
+    /// The global image (M×M) that follows the tiles; `None` for a single frame.
+    global: Option<RgbImage>,
+    lut: [[f32; 256]; 3],
+}
+
+impl Frames<'_> {
+    /// Floats in one frame: `3 · M · M`.
+    pub fn frame_len(&self) -> usize {
+        3 * self.tile_size * self.tile_size
+    }
+
+    /// Writes frame `i` (tiles row-major, then the global image) as CHW float32 into `out`
+    /// ([`frame_len`](Self::frame_len) values). Fails with [`Error::InvalidArgument`] for a frame
+    /// number or buffer length out of range.
+    pub fn write(&self, i: usize, out: &mut [f32]) -> Result<()> {
+        if i >= self.frames || out.len() != self.frame_len() {
+            return Err(Error::InvalidArgument(format!(
+                "frame {i} into {} floats: the image has {} frames of {} floats",
+                out.len(),
+                self.frames,
+                self.frame_len()
+            )));
+        }
+        let m = self.tile_size;
+        match &self.global {
+            Some(g) if i == self.frames - 1 => write_frame(g, 0, 0, m, &self.lut, out),
+            Some(_) => write_frame(&self.tiles, (i % self.cols) * m, (i / self.cols) * m, m, &self.lut, out),
+            None => write_frame(&self.tiles, 0, 0, m, &self.lut, out),
+        }
+        Ok(())
+    }
+}
+
+/// Resizes one decoded image exactly as transformers' PIL image processor does and returns its
+/// frames (tile grid, then each frame's pixels on demand through [`Frames::write`]). Fails with
+/// [`Error::InvalidImage`] on an inconsistent image and [`Error::InvalidArgument`] on a
+/// configuration with a zero size.
+pub fn frames<'a>(img: &'a RgbImage, cfg: &PreprocessorConfig) -> Result<Frames<'a>> {
     if img.width == 0 || img.height == 0 || img.data.len() as u64 != img.width as u64 * img.height as u64 * 3 {
         return Err(Error::InvalidImage(format!(
             "{}x{} image with {} bytes of RGB data",
@@ -223,52 +273,49 @@ pub fn preprocess(img: &RgbImage, cfg: &PreprocessorConfig) -> Result<ProcessedI
     let m = cfg.max_image_size;
     let mu = m as usize;
     let lut = normalize_lut(cfg);
+    let single = |tiles| Frames { rows: 0, cols: 0, frames: 1, tile_size: mu, tiles, global: None, lut };
 
     // Step 1: longest edge.
-    let mut slot_a = None;
+    let a = Cow::Borrowed(img);
     let a = if cfg.do_resize {
         let (w, h) = longest_edge_size(img.width, img.height, cfg.longest_edge);
-        resized(img, w, h, &mut slot_a)
+        resized(a, w, h)
     } else {
-        img
+        a
     };
 
     if !cfg.do_image_splitting {
-        let mut slot = None;
-        let g = resized(a, m, m, &mut slot);
-        let mut pixel_values = vec![0f32; 3 * mu * mu];
-        write_frame(g, 0, 0, mu, &lut, &mut pixel_values);
-        return Ok(ProcessedImage { rows: 0, cols: 0, frames: 1, tile_size: mu, pixel_values });
+        return Ok(single(resized(a, m, m)));
     }
 
     // Step 2: multiples of M, then tiles + global image.
     let (bw, bh) = tile_multiple_size(a.width, a.height, m);
-    let mut slot_b = None;
-    let b = resized(a, bw, bh, &mut slot_b);
+    let b = resized(a, bw, bh);
     let (rows, cols) = tile_grid(b.width, b.height, m);
-    let frames = if rows == 0 { 1 } else { rows * cols + 1 };
-    let frame_len = 3 * mu * mu;
-    let mut pixel_values = vec![0f32; frames * frame_len];
     if rows == 0 {
         // Fits one tile; only reachable without the longest-edge resize. The image is kept as is
         // (it is exactly M×M here, since step 2 rounds both sides up to M).
         if (b.width, b.height) != (m, m) {
             return Err(Error::InvalidImage(format!("unexpected {}x{} single frame", b.width, b.height)));
         }
-        write_frame(b, 0, 0, mu, &lut, &mut pixel_values);
-    } else {
-        let mut chunks = pixel_values.chunks_exact_mut(frame_len);
-        for r in 0..rows {
-            for c in 0..cols {
-                let out = chunks.next().expect("frame count");
-                write_frame(b, c * mu, r * mu, mu, &lut, out);
-            }
-        }
-        let mut slot_g = None;
-        let g = resized(b, m, m, &mut slot_g);
-        write_frame(g, 0, 0, mu, &lut, chunks.next().expect("frame count"));
+        return Ok(single(b));
     }
-    Ok(ProcessedImage { rows, cols, frames, tile_size: mu, pixel_values })
+    let global = resized(Cow::Borrowed(&*b), m, m).into_owned();
+    Ok(Frames { rows, cols, frames: rows * cols + 1, tile_size: mu, tiles: b, global: Some(global), lut })
+}
+
+/// Turns one decoded image into model input exactly as transformers' PIL image processor does:
+/// returns the tile grid and `frames × 3 × M × M` float32 pixels (tiles row-major, then the global
+/// image). Fails with [`Error::InvalidImage`] on an inconsistent image and
+/// [`Error::InvalidArgument`] on a configuration with a zero size. [`frames()`] gives the same
+/// pixels a frame at a time.
+pub fn preprocess(img: &RgbImage, cfg: &PreprocessorConfig) -> Result<ProcessedImage> {
+    let f = frames(img, cfg)?;
+    let mut pixel_values = vec![0f32; f.frames * f.frame_len()];
+    for (i, out) in pixel_values.chunks_exact_mut(f.frame_len()).enumerate() {
+        f.write(i, out)?;
+    }
+    Ok(ProcessedImage { rows: f.rows, cols: f.cols, frames: f.frames, tile_size: f.tile_size, pixel_values })
 }
 
 #[cfg(test)]
@@ -346,6 +393,30 @@ mod tests {
         let p = preprocess(&black, &cfg(1536, 384, true)).unwrap();
         assert_eq!((p.rows, p.cols, p.frames), (4, 3, 13));
         assert!(p.pixel_values.iter().all(|&v| v == -1.0));
+    }
+
+    /// Frames come one at a time in the model's order: tiles row-major, the global image last.
+    #[test]
+    fn frames_are_written_one_at_a_time() {
+        // 2×2 tiles of 4 px whose columns and rows differ, so every tile has its own pixels.
+        let (w, h) = (8u32, 8u32);
+        let data: Vec<u8> = (0..h).flat_map(|y| (0..w).flat_map(move |x| [(x * 30) as u8, (y * 30) as u8, 7])).collect();
+        let img = RgbImage::new(w, h, data).unwrap();
+        let mut c = cfg(8, 4, true);
+        c.do_resize = false;
+        let f = frames(&img, &c).unwrap();
+        assert_eq!((f.rows, f.cols, f.frames, f.frame_len()), (2, 2, 5, 48));
+        let all = preprocess(&img, &c).unwrap().pixel_values;
+        let mut out = vec![0f32; 48];
+        for i in 0..5 {
+            f.write(i, &mut out).unwrap();
+            assert_eq!(out, all[i * 48..(i + 1) * 48], "frame {i}");
+        }
+        // Tile 1 is the top-right one: its first red value is column 4's.
+        f.write(1, &mut out).unwrap();
+        assert_eq!(out[0], (120.0 / 255.0 - 0.5) / 0.5);
+        assert!(matches!(f.write(5, &mut out), Err(Error::InvalidArgument(_))));
+        assert!(matches!(f.write(0, &mut out[..47]), Err(Error::InvalidArgument(_))));
     }
 
     #[test]
