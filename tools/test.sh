@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The real-weight test (core/tests/real_weights.rs) needs the SmolLM2 GGUF in .cache/.
 bash tools/fetch_smollm2.sh
-cargo test --workspace --locked
+# No incremental state: CI builds once, and it would double the size of target/.
+CARGO_INCREMENTAL=0 cargo test --workspace --locked
 # Kotlin (JVM) and Swift (XCTest, Swift 6 chroot) suites of the bindings; each prints N passed, N failed.
 # On a fresh machine the Swift chroot (.cache/swift-root) is made first: about 2 minutes.
 bash tools/test_bindings.sh
