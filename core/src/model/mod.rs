@@ -396,6 +396,24 @@ impl LayerKv {
         vb.slice_set(&v.contiguous()?, 1, offset)?;
         Ok((kb.narrow(1, 0, need)?, vb.narrow(1, 0, need)?))
     }
+
+    /// Calls `f(keys, values, head_stride)` with the host f32 buffers (head `h`, position `p` at
+    /// `h·head_stride + p·head_dim`), once they hold at least `len` positions.
+    pub(crate) fn with_host<R>(&self, len: usize, f: impl FnOnce(&[f32], &[f32], usize) -> R) -> candle_core::Result<R> {
+        let (Some(k), Some(v)) = (&self.k, &self.v) else { candle_core::bail!("kv cache: empty") };
+        let (ks, kl) = k.storage_and_layout();
+        let (vs, vl) = v.storage_and_layout();
+        match (&*ks, &*vs) {
+            (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(kd)), candle_core::Storage::Cpu(candle_core::CpuStorage::F32(vd)))
+                if kl.is_contiguous() && vl.is_contiguous() && kl.dims()[1] >= len =>
+            {
+                let stride = kl.dims()[1] * kl.dims()[2];
+                let (ko, vo) = (kl.start_offset(), vl.start_offset());
+                Ok(f(&kd[ko..ko + kl.shape().elem_count()], &vd[vo..vo + vl.shape().elem_count()], stride))
+            }
+            _ => candle_core::bail!("kv cache: host access needs contiguous f32 CPU buffers"),
+        }
+    }
 }
 
 #[cfg(test)]

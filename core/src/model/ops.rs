@@ -179,6 +179,38 @@ impl Linear {
         }
     }
 
+    /// `x·Wᵀ (+ b)` for one host row `x` (the decode step), without tensors when the weight is
+    /// quantized.
+    pub(crate) fn forward_row(&self, x: &[f32]) -> Result<Vec<f32>> {
+        match &self.weight {
+            Weight::Quant(q) if self.bias.is_none() || self.bias_host.is_some() => {
+                let mut y = q.matmul(x, 1)?;
+                if let Some(b) = &self.bias_host {
+                    y.iter_mut().zip(b).for_each(|(y, b)| *y += b);
+                }
+                Ok(y)
+            }
+            _ => self.forward(&Tensor::from_slice(x, (1, x.len()), &Device::Cpu)?)?.flatten_all()?.to_vec1(),
+        }
+    }
+
+    /// [`Self::forward_row`] of several layers over the same row: bias-free quantized layers share
+    /// one activation quantization and one pass over the thread pool (Q, K, V; gate and up).
+    pub(crate) fn forward_rows<const N: usize>(layers: [&Linear; N], x: &[f32]) -> Result<[Vec<f32>; N]> {
+        let quant: Option<Vec<&QMatrix>> = layers
+            .iter()
+            .map(|l| match (&l.weight, &l.bias) {
+                (Weight::Quant(q), None) => Some(q.as_ref()),
+                _ => None,
+            })
+            .collect();
+        let outs = match quant {
+            Some(mats) => QMatrix::matvec_many(&mats, x)?,
+            None => layers.iter().map(|l| l.forward_row(x)).collect::<Result<Vec<_>>>()?,
+        };
+        Ok(outs.try_into().expect("one output per layer"))
+    }
+
     fn run(&self, x: &Tensor, gelu: bool) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let k = *dims.last().unwrap_or(&0);
@@ -257,7 +289,7 @@ struct MatVec;
 
 /// Dot product with 16 independent accumulators (vectorizes; summation order like a blocked gemm).
 #[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
@@ -324,23 +356,28 @@ impl InplaceOp1 for AttnSoftmax {
                     None => l,
                 };
                 let (vis, masked) = row.split_at_mut(valid);
-                let mut max = f32::NEG_INFINITY;
-                for v in vis.iter_mut() {
-                    *v *= scale;
-                    max = max.max(*v);
-                }
-                let mut sum = 0f32;
-                for v in vis.iter_mut() {
-                    *v = (*v - max).exp();
-                    sum += *v;
-                }
-                let inv = 1.0 / sum;
-                vis.iter_mut().for_each(|v| *v *= inv);
+                softmax_scaled(vis, scale);
                 masked.fill(0.0);
             }
         });
         Ok(())
     }
+}
+
+/// `softmax(row · scale)` in place (max subtracted first).
+pub(crate) fn softmax_scaled(row: &mut [f32], scale: f32) {
+    let mut max = f32::NEG_INFINITY;
+    for v in row.iter_mut() {
+        *v *= scale;
+        max = max.max(*v);
+    }
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
 }
 
 /// Bytes of attention scores computed at once: heads are taken in groups whose score matrices

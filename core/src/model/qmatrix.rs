@@ -142,6 +142,54 @@ impl QMatrix {
         Ok(out)
     }
 
+    /// `x · Mᵀ` for one row `x` and each matrix `M` of `mats` (same width): the activations are
+    /// quantized once and the rows of all the matrices are split over rayon's pool in one pass,
+    /// so a decode step pays one dispatch for Q, K and V together. Matrices that disagree on the
+    /// activation precision are run one by one.
+    pub(crate) fn matvec_many(mats: &[&QMatrix], x: &[f32]) -> Result<Vec<Vec<f32>>> {
+        let k = x.len();
+        let Some(first) = mats.first() else { return Ok(Vec::new()) };
+        if mats.iter().any(|q| q.cols != k) {
+            candle_core::bail!("matvec: a row of {k} against matrices of widths {:?}", mats.iter().map(|q| q.cols).collect::<Vec<_>>())
+        }
+        if mats.iter().any(|q| q.precise != first.precise) {
+            return mats.iter().map(|q| q.matmul(x, 1)).collect();
+        }
+        let xq = XRows::quantize(x, 1, k, first.precise, false);
+        let xr = xq.row(0);
+        let dots: Vec<_> = mats.iter().map(|q| qkernels::kernels().dot(q.format)).collect();
+        // Row r of the concatenation is row r - starts[i] of matrix i.
+        let starts: Vec<usize> = mats.iter().scan(0, |s, q| Some(std::mem::replace(s, *s + q.rows))).collect();
+        let total: usize = mats.iter().map(|q| q.rows).sum();
+        let mut out = vec![0f32; total];
+        let task = |first_row: usize, o: &mut [f32]| {
+            let mut i = starts.partition_point(|&s| s <= first_row) - 1;
+            for (j, o) in o.iter_mut().enumerate() {
+                let r = first_row + j;
+                while i + 1 < mats.len() && r >= starts[i + 1] {
+                    i += 1;
+                }
+                *o = dots[i](mats[i].row(r - starts[i]), xr);
+            }
+        };
+        let nt = rayon::current_num_threads();
+        if nt > 1 && total * k >= 2 * PAR_MIN_WORK {
+            let per = total.div_ceil(nt * 4).max(PAR_MIN_WORK.div_ceil(k.max(1)));
+            out.par_chunks_mut(per).enumerate().for_each(|(c, o)| task(c * per, o));
+        } else {
+            task(0, &mut out);
+        }
+        let mut rest = out.as_slice();
+        Ok(mats
+            .iter()
+            .map(|q| {
+                let (a, b) = rest.split_at(q.rows);
+                rest = b;
+                a.to_vec()
+            })
+            .collect())
+    }
+
     /// [`Self::matmul`] by gemm over dequantized chunks of weight rows.
     fn matmul_dequantized(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
         let (n, k) = (self.rows, self.cols);

@@ -3,7 +3,7 @@
 //!
 //! Activations are kept 2-D (`[tokens, hidden]`): the engine runs one sequence at a time.
 
-use super::ops::{attention, Embedding, Linear};
+use super::ops::{attention, dot, softmax_scaled, Embedding, Linear};
 use super::LayerKv;
 use crate::config::TextConfig;
 use candle_core::{DType, Device, Result, Tensor, D};
@@ -13,12 +13,23 @@ use super::weights::Loader;
 /// normalisation in f32.
 pub(crate) struct RmsNorm {
     weight: Tensor,
+    /// The weight as a host f32 vector, for the decode step.
+    weight_host: Vec<f32>,
     eps: f64,
 }
 
 impl RmsNorm {
     fn new(d: usize, eps: f64, vb: Loader) -> Result<Self> {
-        Ok(Self { weight: vb.tensor(d, "weight")?, eps })
+        let weight = vb.tensor(d, "weight")?;
+        let weight_host = weight.to_dtype(DType::F32)?.to_vec1()?;
+        Ok(Self { weight, weight_host, eps })
+    }
+
+    /// [`Self::forward`] of one f32 row, into `out`.
+    fn forward_row(&self, x: &[f32], out: &mut [f32]) {
+        let var = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+        let rstd = 1.0 / (var + self.eps as f32).sqrt();
+        out.iter_mut().zip(x).zip(&self.weight_host).for_each(|((o, v), w)| *o = v * rstd * w);
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -50,8 +61,8 @@ impl Rope {
         Self { inv_freq }
     }
 
-    /// `(cos, sin)`, each `[t, d/2]`, for positions `offset .. offset + t`.
-    fn tables(&self, offset: usize, t: usize, dtype: DType, dev: &Device) -> Result<(Tensor, Tensor)> {
+    /// `(cos, sin)` rows, each `t·d/2` values, for positions `offset .. offset + t`.
+    fn rows(&self, offset: usize, t: usize) -> (Vec<f32>, Vec<f32>) {
         let h = self.inv_freq.len();
         let mut cos = Vec::with_capacity(t * h);
         let mut sin = Vec::with_capacity(t * h);
@@ -63,9 +74,29 @@ impl Rope {
                 sin.push((a as f64).sin() as f32);
             }
         }
+        (cos, sin)
+    }
+
+    /// `(cos, sin)`, each `[t, d/2]`, for positions `offset .. offset + t`.
+    fn tables(&self, offset: usize, t: usize, dtype: DType, dev: &Device) -> Result<(Tensor, Tensor)> {
+        let h = self.inv_freq.len();
+        let (cos, sin) = self.rows(offset, t);
         let cos = Tensor::from_vec(cos, (t, h), dev)?.to_dtype(dtype)?;
         let sin = Tensor::from_vec(sin, (t, h), dev)?.to_dtype(dtype)?;
         Ok((cos, sin))
+    }
+}
+
+/// Rotate-half RoPE of each `cos.len() * 2`-wide head of `x`, in place (as candle's `rope`).
+fn rope_row(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = cos.len();
+    for head in x.chunks_exact_mut(2 * half) {
+        let (a, b) = head.split_at_mut(half);
+        for i in 0..half {
+            let (x1, x2) = (a[i], b[i]);
+            a[i] = x1 * cos[i] - x2 * sin[i];
+            b[i] = x1 * sin[i] + x2 * cos[i];
+        }
     }
 }
 
@@ -118,6 +149,41 @@ impl Attention {
         let o = o.reshape((h, t, hd))?.transpose(0, 1)?.reshape((t, h * hd))?;
         self.o.forward(&o)
     }
+
+    /// [`Self::forward`] of one token `x` at position `pos`, on host rows.
+    fn step(&self, x: &[f32], cos: &[f32], sin: &[f32], pos: usize, kv: &mut LayerKv) -> Result<Vec<f32>> {
+        let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
+        let [mut q, mut k, v] = Linear::forward_rows([&self.q, &self.k, &self.v], x)?;
+        rope_row(&mut q, cos, sin);
+        rope_row(&mut k, cos, sin);
+        let dev = Device::Cpu;
+        let (k, v) = (Tensor::from_vec(k, (kvh, 1, hd), &dev)?, Tensor::from_vec(v, (kvh, 1, hd), &dev)?);
+        kv.append(pos, &k, &v)?;
+        let n_rep = h / kvh;
+        let scale = self.scale as f32;
+        let mut o = vec![0f32; h * hd];
+        kv.with_host(pos + 1, |keys, values, stride| {
+            // Query head j reads kv head j / n_rep: `stride` values apart, positions hd apart.
+            let head = |j: usize, out: &mut [f32]| {
+                let base = j / n_rep * stride;
+                let qj = &q[j * hd..(j + 1) * hd];
+                let mut p: Vec<f32> = (0..=pos).map(|t| dot(qj, &keys[base + t * hd..base + (t + 1) * hd])).collect();
+                softmax_scaled(&mut p, scale);
+                for (t, w) in p.iter().enumerate() {
+                    let vt = &values[base + t * hd..base + (t + 1) * hd];
+                    out.iter_mut().zip(vt).for_each(|(o, v)| *o += w * v);
+                }
+            };
+            // Parallel over heads once the context makes it worth a dispatch.
+            if (pos + 1) * hd * h >= 1 << 16 && rayon::current_num_threads() > 1 {
+                use rayon::prelude::*;
+                o.par_chunks_mut(hd).enumerate().for_each(|(j, out)| head(j, out));
+            } else {
+                o.chunks_mut(hd).enumerate().for_each(|(j, out)| head(j, out));
+            }
+        })?;
+        self.o.forward_row(&o)
+    }
 }
 
 struct Mlp {
@@ -130,6 +196,14 @@ impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let g = self.gate.forward(x)?.silu()?;
         self.down.forward(&(g * self.up.forward(x)?)?)
+    }
+
+    /// [`Self::forward`] of one host row.
+    fn step(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let [mut g, u] = Linear::forward_rows([&self.gate, &self.up], x)?;
+        // silu as candle computes it: v / (1 + e^-v)
+        g.iter_mut().zip(&u).for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
+        self.down.forward_row(&g)
     }
 }
 
@@ -201,6 +275,9 @@ impl TextModel {
     /// the last position, `[vocab]`.
     pub(crate) fn forward(&self, x: Tensor, offset: usize, kv: &mut [LayerKv]) -> Result<Tensor> {
         let (t, _) = x.dims2()?;
+        if t == 1 && matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+            return self.step(x.flatten_all()?.to_vec1()?, offset, kv);
+        }
         let dev = x.device().clone();
         let dtype = x.dtype();
         let (cos, sin) = self.rope.tables(offset, t, dtype, &dev)?;
@@ -215,5 +292,25 @@ impl TextModel {
         let last = x.narrow(0, t - 1, 1)?;
         let logits = self.lm_head.forward(&self.norm.forward(&last)?)?;
         logits.squeeze(0)
+    }
+
+    /// [`Self::forward`] of one token on the CPU (the decode step): host rows and the quantized
+    /// kernels directly, with no tensor operation per layer but the KV-cache write; Q, K, V (and
+    /// gate, up) share one activation quantization and one thread-pool pass.
+    fn step(&self, mut x: Vec<f32>, pos: usize, kv: &mut [LayerKv]) -> Result<Tensor> {
+        let (cos, sin) = self.rope.rows(pos, 1);
+        let mut h = vec![0f32; x.len()];
+        for (layer, kv) in self.layers.iter().zip(kv.iter_mut()) {
+            layer.input_layernorm.forward_row(&x, &mut h);
+            let a = layer.attn.step(&h, &cos, &sin, pos, kv)?;
+            x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
+            layer.post_attention_layernorm.forward_row(&x, &mut h);
+            let m = layer.mlp.step(&h)?;
+            x.iter_mut().zip(&m).for_each(|(x, m)| *x += m);
+        }
+        self.norm.forward_row(&x, &mut h);
+        let logits = self.lm_head.forward_row(&h)?;
+        let n = logits.len();
+        Tensor::from_vec(logits, n, &Device::Cpu)
     }
 }
