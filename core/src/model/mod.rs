@@ -12,6 +12,7 @@ mod ops;
 mod qkernels;
 mod qmatrix;
 mod safetensors_files;
+mod spin_pool;
 mod text;
 mod vision;
 mod weights;

@@ -6,7 +6,10 @@
 use super::qkernels::{self, QFormat, XRows};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
+use super::spin_pool::SpinPool;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// Below this many multiply-adds a product runs on the calling thread.
 const PAR_MIN_WORK: usize = 1 << 15;
@@ -197,10 +200,18 @@ impl QMatrix {
                 *o = dots[i](mats[i].row(r - starts[i]), xr);
             }
         };
-        let nt = rayon::current_num_threads();
+        let pool = SpinPool::global();
+        let nt = pool.threads();
         if nt > 1 && total * k >= 2 * PAR_MIN_WORK {
+            // Chunks taken from a counter by whichever thread is free.
             let per = total.div_ceil(nt * 4).max(PAR_MIN_WORK.div_ceil(k.max(1)));
-            out.par_chunks_mut(per).enumerate().for_each(|(c, o)| task(c * per, o));
+            let chunks: Vec<Mutex<&mut [f32]>> = out.chunks_mut(per).map(Mutex::new).collect();
+            let next = AtomicUsize::new(0);
+            pool.run(&|_| loop {
+                let c = next.fetch_add(1, Ordering::Relaxed);
+                let Some(chunk) = chunks.get(c) else { break };
+                task(c * per, &mut chunk.lock().unwrap_or_else(|e| e.into_inner()));
+            });
         } else {
             task(0, &mut out);
         }
