@@ -63,7 +63,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
     let er = p * r * r + r + 1.0;
-    // n ∈ [-126, 128]: e^r < 1.42 keeps the product finite at n = 128 only via the clamp above
+    // n ∈ [-126, 128]: 2^n is applied as two factors, since 2^128 has no f32 exponent
     let n = n as i32;
     let (n1, n2) = (n / 2, n - n / 2);
     er * f32::from_bits(((n1 + 127) as u32) << 23) * f32::from_bits(((n2 + 127) as u32) << 23)

@@ -115,9 +115,10 @@ impl QMatrix {
         &self.data[r * rb..(r + 1) * rb]
     }
 
-    /// `x · selfᵀ` for `x` `[m, cols]` (row-major): `[m, rows]`. Below [`GEMM_MIN_ROWS`] rows
-    /// (decode) the activations are quantized to 8-bit blocks of 32 and weight rows are split over
-    /// rayon's pool; from there on the weights are dequantized for gemm.
+    /// `x · selfᵀ` for `x` `[m, cols]` (row-major): `[m, rows]`. One row goes to
+    /// [`Self::matvec_many`]; up to [`GEMM_MIN_ROWS`] rows the activations are quantized to 8-bit
+    /// blocks of 32 and weight rows are split over rayon's pool; from there on the weights are
+    /// dequantized for gemm.
     pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
         let (n, k) = (self.rows, self.cols);
         debug_assert_eq!(x.len(), m * k);
@@ -155,9 +156,6 @@ impl QMatrix {
         } else {
             task(0, &mut out_t);
         }
-        if m == 1 {
-            return Ok(out_t);
-        }
         let mut out = vec![0f32; m * n];
         for (r, col) in out_t.chunks_exact(m).enumerate() {
             for (t, v) in col.iter().enumerate() {
@@ -168,8 +166,8 @@ impl QMatrix {
     }
 
     /// `x · Mᵀ` for one row `x` and each matrix `M` of `mats` (same width): the activations are
-    /// quantized once and the rows of all the matrices are split over rayon's pool in one pass,
-    /// so a decode step pays one dispatch for Q, K and V together. Matrices that disagree on the
+    /// quantized once and the rows of all the matrices are split over the decode pool
+    /// ([`SpinPool`]) in one pass, so a decode step pays one dispatch for Q, K and V together. Matrices that disagree on the
     /// activation precision are run one by one.
     pub(crate) fn matvec_many(mats: &[&QMatrix], x: &[f32]) -> Result<Vec<Vec<f32>>> {
         let k = x.len();
@@ -194,10 +192,12 @@ impl QMatrix {
                 while i + 1 < mats.len() && r >= starts[i + 1] {
                     i += 1;
                 }
-                if let Some(next) = mats[i].data.get((r - starts[i] + AHEAD) * mats[i].row_bytes()..) {
-                    prefetch(&next[..mats[i].row_bytes().min(next.len())]);
+                let (q, local) = (mats[i], r - starts[i]);
+                let rb = q.row_bytes();
+                if let Some(ahead) = q.data.get((local + AHEAD) * rb..(local + AHEAD + 1) * rb) {
+                    prefetch(ahead);
                 }
-                *o = dots[i](mats[i].row(r - starts[i]), xr);
+                *o = dots[i](&q.data[local * rb..(local + 1) * rb], xr);
             }
         };
         let pool = SpinPool::global();

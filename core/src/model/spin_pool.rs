@@ -11,7 +11,7 @@
 
 use std::any::Any;
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -28,9 +28,8 @@ struct Shared {
     job: UnsafeCell<Option<Job>>,
     /// Workers that have not finished the current job.
     pending: AtomicUsize,
-    /// The first panic of the current job.
+    /// A panic of the current job.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
-    failed: AtomicBool,
     lock: Mutex<()>,
     wake: Condvar,
 }
@@ -62,7 +61,6 @@ impl SpinPool {
             job: UnsafeCell::new(None),
             pending: AtomicUsize::new(0),
             panic: Mutex::new(None),
-            failed: AtomicBool::new(false),
             lock: Mutex::new(()),
             wake: Condvar::new(),
         });
@@ -108,9 +106,9 @@ impl SpinPool {
         if let Err(p) = mine {
             std::panic::resume_unwind(p);
         }
-        if s.failed.swap(false, Ordering::Relaxed) {
-            let p = s.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
-            std::panic::resume_unwind(p.unwrap_or_else(|| Box::new("a decode worker panicked")));
+        let worker_panic = s.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(p) = worker_panic {
+            std::panic::resume_unwind(p);
         }
     }
 }
@@ -137,7 +135,6 @@ fn worker(s: &Shared, index: usize) {
             let f = unsafe { &*job };
             if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(index))) {
                 *s.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
-                s.failed.store(true, Ordering::Relaxed);
             }
         }
         s.pending.fetch_sub(1, Ordering::Release);
