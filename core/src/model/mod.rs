@@ -7,6 +7,7 @@
 //! storage of the weight matrices instead; activations stay f32. The vision tower is optional:
 //! a plain Llama GGUF gives a text-only model.
 
+mod attention;
 mod connector;
 mod ops;
 mod qkernels;

@@ -8,7 +8,7 @@ use super::vision::softmax_f32;
 use super::weights::Target;
 use super::qmatrix::QMatrix;
 use std::sync::Arc;
-use candle_core::{CpuStorage, CustomOp2, DType, Device, InplaceOp1, Layout, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, InplaceOp1, InplaceOp2, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
 /// Below this much work (multiply-adds or elements) a kernel runs on the calling thread; no
@@ -37,7 +37,8 @@ fn f32_slice<'a>(storage: &'a mut CpuStorage, layout: &Layout) -> Option<&'a mut
     }
 }
 
-fn fast_path(x: &Tensor) -> bool {
+/// Whether `x` is a contiguous f32 tensor on the CPU (what the fused kernels take).
+pub(crate) fn fast_path(x: &Tensor) -> bool {
     matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && x.is_contiguous()
 }
 
@@ -54,7 +55,10 @@ pub(crate) fn exp(x: f32) -> f32 {
     // adding then subtracting 1.5·2^23 rounds to the nearest integer (|x·log2 e| < 2^22)
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.336_54, 88.722_83);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    // t = 1.5·2^23 + n exactly: n sits in the low mantissa bits, read back with integer ops (a
+    // float-to-int cast would saturate, which x86 cannot do in vector registers)
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4;
     p = p * r + 1.398_2e-3;
@@ -64,8 +68,8 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 5.000_000_1e-1;
     let er = p * r * r + r + 1.0;
     // n ∈ [-126, 128]: 2^n is applied as two factors, since 2^128 has no f32 exponent
-    let n = n as i32;
-    let (n1, n2) = (n / 2, n - n / 2);
+    let n = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let (n1, n2) = (n >> 1, n - (n >> 1));
     er * f32::from_bits(((n1 + 127) as u32) << 23) * f32::from_bits(((n2 + 127) as u32) << 23)
 }
 
@@ -103,6 +107,97 @@ impl InplaceOp1 for BiasAct<'_> {
             }
         });
         Ok(())
+    }
+}
+
+/// `y = (y + bias) + residual`, row by row: the output projections' bias and the residual
+/// connection in one pass.
+struct BiasResidual<'a> {
+    bias: &'a [f32],
+}
+
+impl InplaceOp2 for BiasResidual<'_> {
+    fn name(&self) -> &'static str {
+        "bias-residual"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout, res: &CpuStorage, res_layout: &Layout) -> Result<()> {
+        let r = match (res, res_layout.contiguous_offsets()) {
+            (CpuStorage::F32(v), Some((a, b))) if res_layout.shape() == layout.shape() => &v[a..b],
+            _ => candle_core::bail!("bias-residual: the residual must be contiguous f32 of the output's shape"),
+        };
+        let Some(data) = f32_slice(storage, layout) else { candle_core::bail!("bias-residual: needs contiguous f32") };
+        let n = self.bias.len();
+        let bias = self.bias;
+        par_rows(data, n, n, |first, rows| {
+            let r = &r[first * n..first * n + rows.len()];
+            for (row, res) in rows.chunks_exact_mut(n).zip(r.chunks_exact(n)) {
+                row.iter_mut().zip(bias).zip(res).for_each(|((v, b), r)| *v = (*v + b) + r);
+            }
+        });
+        Ok(())
+    }
+}
+
+/// What follows a linear layer's product, fused into its bias pass where possible.
+#[derive(Clone, Copy)]
+enum Epilogue<'a> {
+    /// Nothing (the bias only).
+    None,
+    /// tanh-GELU.
+    Gelu,
+    /// Adding a tensor of the output's shape (a residual connection).
+    Add(&'a Tensor),
+}
+
+/// Sum of `f(v)` over `v` in 8 lanes (vectorizes).
+#[inline(always)]
+fn sum8(v: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().map(|x| f(*x)).sum();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += f(c[i]);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// LayerNorm over the last dimension of a contiguous f32 tensor, one row at a time (mean, then
+/// the biased variance of the centred row, then `(x − mean)·rstd·weight + bias`), rows spread
+/// over the threads: one pass and one allocation where the op-by-op version makes nine.
+pub(crate) struct LayerNormRows<'a> {
+    pub(crate) weight: &'a [f32],
+    pub(crate) bias: &'a [f32],
+    pub(crate) eps: f32,
+}
+
+impl CustomOp1 for LayerNormRows<'_> {
+    fn name(&self) -> &'static str {
+        "layer-norm"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let n = self.weight.len();
+        let x = match (storage, layout.contiguous_offsets()) {
+            (CpuStorage::F32(v), Some((a, b))) if layout.dims().last() == Some(&n) && self.bias.len() == n => &v[a..b],
+            _ => candle_core::bail!("layer-norm: needs contiguous f32 rows of {n}"),
+        };
+        let mut out = vec![0f32; x.len()];
+        let (w, b, eps) = (self.weight, self.bias, self.eps);
+        par_rows(&mut out, n, 4 * n, |first, rows| {
+            for (ri, y) in rows.chunks_exact_mut(n).enumerate() {
+                let x = &x[(first + ri) * n..(first + ri + 1) * n];
+                let mean = sum8(x, |v| v) / n as f32;
+                let var = sum8(x, |v| (v - mean) * (v - mean)) / n as f32;
+                let rstd = 1.0 / (var + eps).sqrt();
+                for (((y, x), w), b) in y.iter_mut().zip(x).zip(w).zip(b) {
+                    *y = (x - mean) * rstd * w + b;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
 
@@ -190,12 +285,17 @@ impl Linear {
 
     /// `x` `[.., in]` -> `[.., out]`.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, false)
+        self.run(x, Epilogue::None)
     }
 
     /// `gelu_pytorch_tanh(x·Wᵀ + b)`.
     pub(crate) fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, true)
+        self.run(x, Epilogue::Gelu)
+    }
+
+    /// `residual + (x·Wᵀ + b)`, `residual` shaped like the output.
+    pub(crate) fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        self.run(x, Epilogue::Add(residual))
     }
 
     /// Bytes held by the weight matrix.
@@ -239,7 +339,7 @@ impl Linear {
         Ok(outs.try_into().expect("one output per layer"))
     }
 
-    fn run(&self, x: &Tensor, gelu: bool) -> Result<Tensor> {
+    fn run(&self, x: &Tensor, epilogue: Epilogue) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let k = *dims.last().unwrap_or(&0);
         let rows = x.elem_count() / k.max(1);
@@ -263,30 +363,30 @@ impl Linear {
                 x.apply_op1_no_bwd(q.as_ref())?.to_device(&device)?.to_dtype(in_dtype)?
             }
         };
-        let y = match (&self.bias, &self.bias_host) {
-            (_, Some(bh)) if fast_path(&y) => {
-                y.inplace_op1(&BiasAct { bias: bh, gelu })?;
-                y
-            }
-            (Some(b), _) => {
-                let y = y.broadcast_add(b)?;
-                if gelu {
-                    y.gelu()?
-                } else {
-                    y
-                }
-            }
-            (None, _) => {
-                if gelu {
-                    y.gelu()?
-                } else {
-                    y
-                }
-            }
-        };
         let mut out = dims;
         *out.last_mut().expect("rank >= 1") = self.out_dim;
-        y.reshape(out)
+        let y = y.reshape(out)?;
+        match (epilogue, &self.bias_host) {
+            (Epilogue::Add(r), Some(bias)) if fast_path(&y) && fast_path(r) && r.shape() == y.shape() => {
+                y.inplace_op2(r, &BiasResidual { bias })?;
+                Ok(y)
+            }
+            (Epilogue::None | Epilogue::Gelu, Some(bias)) if fast_path(&y) => {
+                y.inplace_op1(&BiasAct { bias, gelu: matches!(epilogue, Epilogue::Gelu) })?;
+                Ok(y)
+            }
+            _ => {
+                let y = match &self.bias {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                };
+                match epilogue {
+                    Epilogue::None => Ok(y),
+                    Epilogue::Gelu => y.gelu(),
+                    Epilogue::Add(r) => r + y,
+                }
+            }
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! The SigLIP-style vision encoder (spec §4): patch embedding, learned position embedding,
 //! pre-LN transformer layers and a final LayerNorm.
 
-use super::ops::{attention, Linear};
+use super::attention::attention_rows;
+use super::ops::{attention, fast_path, LayerNormRows, Linear};
 use crate::config::VisionConfig;
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor, D};
 use super::weights::Loader;
 
 /// Patch embedding (a stride-P, kernel-P convolution, computed as one matmul) plus the learned
@@ -115,8 +116,13 @@ impl Attention {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `residual + attention(x)`.
+    fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let (b, s, d) = x.dims3()?;
+        let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        if [&q, &k, &v].iter().all(|t| fast_path(t)) {
+            return self.out.forward_add(&attention_rows(&q, &k, &v, self.heads, self.scale)?, residual);
+        }
         // [b, s, d] -> [b·heads, s, head_dim]
         let split = |t: Tensor| -> Result<Tensor> {
             t.reshape((b, s, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()?.reshape((
@@ -125,13 +131,11 @@ impl Attention {
                 self.head_dim,
             ))
         };
-        let q = split(self.q.forward(x)?)?;
-        let k = split(self.k.forward(x)?)?;
-        let v = split(self.v.forward(x)?)?;
+        let (q, k, v) = (split(q)?, split(k)?, split(v)?);
         // eager path: softmax((q @ kᵀ) * scale) @ v in f32, no mask for full tiles.
         let o = attention(&q, &k, &v, self.scale, None)?;
         let o = o.reshape((b, self.heads, s, self.head_dim))?.transpose(1, 2)?.reshape((b, s, d))?;
-        self.out.forward(&o)
+        self.out.forward_add(&o, residual)
     }
 }
 
@@ -141,6 +145,8 @@ pub(crate) struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
     eps: f64,
+    /// `weight` and `bias` on the host, for the fused CPU kernel.
+    host: (Vec<f32>, Vec<f32>),
 }
 
 impl LayerNorm {
@@ -150,6 +156,10 @@ impl LayerNorm {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if fast_path(x) {
+            let (weight, bias) = (&self.host.0[..], &self.host.1[..]);
+            return x.apply_op1_no_bwd(&LayerNormRows { weight, bias, eps: self.eps as f32 });
+        }
         let dt = x.dtype();
         let xf = x.to_dtype(DType::F32)?;
         let mean = xf.mean_keepdim(D::Minus1)?;
@@ -162,7 +172,9 @@ impl LayerNorm {
 }
 
 fn layer_norm(d: usize, eps: f64, vb: Loader) -> Result<LayerNorm> {
-    Ok(LayerNorm { weight: vb.tensor(d, "weight")?, bias: vb.tensor(d, "bias")?, eps })
+    let (weight, bias) = (vb.tensor(d, "weight")?, vb.tensor(d, "bias")?);
+    let host = (weight.to_device(&Device::Cpu)?.to_vec1()?, bias.to_device(&Device::Cpu)?.to_vec1()?);
+    Ok(LayerNorm { weight, bias, eps, host })
 }
 
 /// Softmax over the last dimension, computed in f32 and cast back.
@@ -181,9 +193,9 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // gelu_pytorch_tanh
-        self.fc2.forward(&self.fc1.forward_gelu(x)?)
+    /// `residual + fc2(gelu_pytorch_tanh(fc1(x)))`.
+    fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        self.fc2.forward_add(&self.fc1.forward_gelu(x)?, residual)
     }
 }
 
@@ -209,8 +221,8 @@ impl EncoderLayer {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = (x + self.attn.forward(&self.ln1.forward(x)?)?)?;
-        &h + self.mlp.forward(&self.ln2.forward(&h)?)?
+        let h = self.attn.forward_add(&self.ln1.forward(x)?, x)?;
+        self.mlp.forward_add(&self.ln2.forward(&h)?, &h)
     }
 }
 

@@ -1,0 +1,146 @@
+//! Bidirectional multi-head attention over activations in their row layout (`[b, s, heads·hd]`,
+//! as the projections write them), for the vision encoder.
+//!
+//! The generic path splits Q, K and V into `[b·heads, s, hd]` copies, lets candle allocate every
+//! head group's score matrices and output, and copies the heads back into rows. Here each head
+//! is two gemm calls that read Q, K and V in place through their strides and write the head's
+//! output columns straight into the `[b, s, heads·hd]` result: no copy of the activations, one
+//! reused score buffer per thread, heads spread over the threads (each gemm on one thread, so
+//! the sums are the same whatever the thread count).
+
+use super::ops::exp;
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// `softmax(q·kᵀ·scale)·v` per head for `q`, `k`, `v` `[b, s, heads·hd]` (f32, CPU,
+/// contiguous): `[b, s, heads·hd]`, heads side by side in each row as the output projection
+/// reads them.
+pub(crate) fn attention_rows(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: f64) -> Result<Tensor> {
+    q.apply_op3_no_bwd(k, v, &RowAttention { heads, scale: scale as f32 })
+}
+
+struct RowAttention {
+    heads: usize,
+    scale: f32,
+}
+
+/// The output pointer shared by the head jobs, each writing its own columns.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: every job writes a distinct set of elements (its head's columns of its image).
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("attention: {what} must be contiguous f32"),
+    }
+}
+
+impl CustomOp3 for RowAttention {
+    fn name(&self) -> &'static str {
+        "row-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (q, k, v) = (contiguous(s1, l1, "q")?, contiguous(s2, l2, "k")?, contiguous(s3, l3, "v")?);
+        let (b, s, d) = l1.shape().dims3()?;
+        if l2.shape() != l1.shape() || l3.shape() != l1.shape() || self.heads == 0 || d % self.heads != 0 {
+            candle_core::bail!("attention: q {:?}, k {:?}, v {:?}, {} heads", l1.dims(), l2.dims(), l3.dims(), self.heads)
+        }
+        let hd = d / self.heads;
+        let mut out = vec![0f32; b * s * d];
+        let o = Out(out.as_mut_ptr());
+        let jobs: Vec<(usize, usize)> = (0..b).flat_map(|i| (0..self.heads).map(move |h| (i, h))).collect();
+        jobs.par_iter().for_each_init(
+            || vec![0f32; s * s],
+            |st, &(i, h)| {
+                let at = i * s * d + h * hd;
+                let (d, s) = (d as isize, s as isize);
+                // SAFETY: the pointers cover `[s, d]` rows from `at` (checked shapes); the strides
+                // stay inside them; `st` holds s² values; each job writes only its head's
+                // `hd` columns of image `i`.
+                unsafe {
+                    // scores transposed, st[j, r] = Σ_c k[j, c]·q[r, c]: a column per query
+                    gemm::gemm(
+                        s as usize, s as usize, hd,
+                        st.as_mut_ptr(), 1, s, false,
+                        k.as_ptr().add(at), 1, d,
+                        q.as_ptr().add(at), d, 1,
+                        0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                    );
+                }
+                let inv = exp_columns(st, s as usize, self.scale);
+                // out[r, c] = Σ_j p[r, j]·v[j, c], P read in place as a column-major matrix
+                // (gemm packs no copy of it), then each row divided by its softmax sum
+                unsafe {
+                    gemm::gemm(
+                        s as usize, hd, s as usize,
+                        { o }.0.add(at), 1, d, false,
+                        st.as_ptr(), s, 1,
+                        v.as_ptr().add(at), 1, d,
+                        0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                    );
+                    for (r, inv) in inv.iter().enumerate() {
+                        std::slice::from_raw_parts_mut({ o }.0.add(at + r * d as usize), hd).iter_mut().for_each(|v| *v *= inv);
+                    }
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), Shape::from_dims(&[b, s, d])))
+    }
+}
+
+/// For an `[n, n]` row-major matrix of scores stored transposed (column `r` holds query `r`'s
+/// scores), replaces each column by `e^(v·scale − max)` and returns one over each column's sum:
+/// softmax without its division. The passes run along the rows, so they vectorize across queries.
+fn exp_columns(st: &mut [f32], n: usize, scale: f32) -> Vec<f32> {
+    let mut max = vec![f32::NEG_INFINITY; n];
+    for row in st.chunks_exact_mut(n) {
+        for (v, m) in row.iter_mut().zip(&mut max) {
+            *v *= scale;
+            *m = m.max(*v);
+        }
+    }
+    let mut sum = vec![0f64; n];
+    for row in st.chunks_exact_mut(n) {
+        for ((v, m), s) in row.iter_mut().zip(&max).zip(&mut sum) {
+            *v = exp(*v - m);
+            *s += *v as f64;
+        }
+    }
+    sum.iter().map(|s| (1.0 / s) as f32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// The row-layout kernel equals the split-heads computation (candle's batched matmuls and
+    /// the fused softmax) to the last bit or so, on two images of a non-square head count.
+    #[test]
+    fn row_attention_equals_split_heads() {
+        let dev = Device::Cpu;
+        let (b, s, heads, hd) = (2usize, 77usize, 3usize, 16usize);
+        let t = |seed: f64| Tensor::randn(seed as f32, 1.0, (b, s, heads * hd), &dev).unwrap();
+        let (q, k, v) = (t(0.0), t(0.5), t(-0.5));
+        let got = attention_rows(&q, &k, &v, heads, 0.25).unwrap();
+        let split = |x: &Tensor| x.reshape((b, s, heads, hd)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap().reshape((b * heads, s, hd)).unwrap();
+        let want = super::super::ops::attention(&split(&q), &split(&k), &split(&v), 0.25, None).unwrap();
+        let want = want.reshape((b, heads, s, hd)).unwrap().transpose(1, 2).unwrap().reshape((b, s, heads * hd)).unwrap();
+        let d = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-6, "max difference {d}");
+        let bad = Tensor::zeros((b, s, heads * hd + 1), candle_core::DType::F32, &dev).unwrap();
+        assert!(attention_rows(&q, &bad, &v, heads, 0.25).is_err());
+    }
+}
