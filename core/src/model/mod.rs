@@ -12,6 +12,7 @@ mod connector;
 mod ops;
 mod qkernels;
 mod qmatrix;
+mod qtiles;
 mod safetensors_files;
 mod spin_pool;
 mod text;

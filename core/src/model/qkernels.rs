@@ -41,17 +41,29 @@ fn quantize_blocks(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[[i8; 32]; 
         let id = if *d > 0.0 { 1.0 / *d } else { 0.0 };
         let (mut s0, mut s1) = (0i32, 0i32);
         for (l, v) in chunk.iter().enumerate() {
-            let t = v * id;
+            // |t| ≤ 127 (a NaN becomes −127: `max` ignores it), so every cast below is exact
+            let t = (v * id).max(-127.0).min(127.0);
             let q0 = round(t);
             // |t − q0| ≤ 1/2, so |q1| ≤ 127
             let q1 = if two { round((t - q0) * 254.0) } else { 0.0 };
+            let (q0, q1) = (small_int(q0), small_int(q1));
             q[0][l] = q0 as i8;
             q[1][l] = q1 as i8;
-            s0 += q0 as i32;
-            s1 += q1 as i32;
+            s0 += q0;
+            s1 += q1;
         }
         *s = *d * (s0 as f32 + s1 as f32 * LEVEL2);
     }
+}
+
+/// `t` (finite, integral or not, |t| < 2³¹) truncated to an integer. A plain `as` cast
+/// saturates, which x86 cannot do in vector registers; this one is a single `cvttps2dq`, so the
+/// quantization loops vectorize.
+#[inline(always)]
+fn small_int(t: f32) -> i32 {
+    debug_assert!(t.is_finite() && t.abs() < 2147483648.0);
+    // SAFETY: callers pass values clamped to ±127·255 (see `quantize_blocks`), finite.
+    unsafe { t.to_int_unchecked::<i32>() }
 }
 
 /// Rounds half away from zero (like `f32::round`, without a libm call on baseline x86_64).
@@ -59,7 +71,7 @@ fn quantize_blocks(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[[i8; 32]; 
 fn round(t: f32) -> f32 {
     // (|t| ≤ 127·254 here; the integer part and the exact remainder decide)
     let a = t.abs();
-    let i = a as i32 as f32;
+    let i = small_int(a) as f32;
     let r = if a - i >= 0.5 { i + 1.0 } else { i };
     r.copysign(t)
 }

@@ -3,13 +3,12 @@
 //! time. candle's quantized matmul is not used: on aarch64 it executes `sdot` without checking for
 //! it (SIGILL on Cortex-A53/A72-class cores), and its Q4_1 kernel is scalar.
 
-use super::qkernels::{self, QFormat, XRows};
+use super::qkernels::{self, QFormat, XRows, X};
+use super::qtiles::{self, TileFn, TILE};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
 use super::spin_pool::SpinPool;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// Below this many multiply-adds a product runs on the calling thread.
 const PAR_MIN_WORK: usize = 1 << 15;
@@ -47,6 +46,9 @@ pub(crate) struct QMatrix {
     data: Vec<u8>,
     /// Quantize the activations in two levels (see [`XRows`]); true unless turned off.
     precise: bool,
+    /// The kernel when `data` holds 16-row tiles ([`qtiles`], chosen at load where this CPU has
+    /// tile kernels for the format); None for the row layout.
+    tile: Option<TileFn>,
 }
 
 impl QMatrix {
@@ -77,11 +79,19 @@ impl QMatrix {
                 if src.len() != rows * row_bytes {
                     candle_core::bail!("{format:?} tensor [{rows}, {cols}] has {} bytes", src.len())
                 }
+                if let Some(tile) = qtiles::kernel(format) {
+                    let tb = (TILE * row_bytes).max(1);
+                    let mut data = vec![0u8; rows.div_ceil(TILE) * tb];
+                    for (s, d) in src.chunks(tb).zip(data.chunks_exact_mut(tb)) {
+                        qtiles::tile_rows(format, s, row_bytes, d);
+                    }
+                    return Ok(Self { format, rows, cols, data, precise: true, tile: Some(tile) });
+                }
                 let mut data = vec![0u8; src.len()];
                 for (s, d) in src.chunks_exact(row_bytes.max(1)).zip(data.chunks_exact_mut(row_bytes.max(1))) {
                     qkernels::regroup_row(format, s, d);
                 }
-                Ok(Self { format, rows, cols, data, precise: true })
+                Ok(Self { format, rows, cols, data, precise: true, tile: None })
             }
             _ if cols % 32 == 0 => Self::quantize(&q.dequantize(&Device::Cpu)?, GgmlDType::Q8_0),
             _ => candle_core::bail!("cannot run a {:?} matrix of width {cols}", q.dtype()),
@@ -110,9 +120,53 @@ impl QMatrix {
         self.cols / self.format.block_len() * self.format.block_bytes()
     }
 
+    /// Row `r`'s bytes (row layout only).
     fn row(&self, r: usize) -> &[u8] {
         let rb = self.row_bytes();
         &self.data[r * rb..(r + 1) * rb]
+    }
+
+    /// Rows computed together: a tile, or one row.
+    fn unit(&self) -> usize {
+        if self.tile.is_some() { TILE } else { 1 }
+    }
+
+    /// Rows rounded up to whole units (the outputs a product computes).
+    fn padded_rows(&self) -> usize {
+        self.rows.div_ceil(self.unit()) * self.unit()
+    }
+
+    /// Row `r` dequantized into `out` (`cols` values).
+    fn dequantize_into(&self, r: usize, out: &mut [f32]) {
+        match self.tile {
+            Some(_) => {
+                let tb = TILE * self.row_bytes();
+                qtiles::dequantize_tile_row(self.format, &self.data[r / TILE * tb..(r / TILE + 1) * tb], r % TILE, out)
+            }
+            None => qkernels::dequantize_row(self.format, self.row(r), out),
+        }
+    }
+
+    /// Rows `first..first + out.len()` (whole units) times one activation row.
+    fn rows_into(&self, first: usize, x: X, out: &mut [f32]) {
+        let rb = self.row_bytes();
+        match self.tile {
+            Some(tile) => {
+                let tb = TILE * rb;
+                for (t, o) in (first / TILE..).zip(out.chunks_exact_mut(TILE)) {
+                    o.copy_from_slice(&tile(&self.data[t * tb..(t + 1) * tb], x));
+                }
+            }
+            None => {
+                let dot = qkernels::kernels().dot(self.format);
+                for (r, o) in (first..).zip(out.iter_mut()) {
+                    if let Some(ahead) = self.data.get((r + AHEAD) * rb..(r + AHEAD + 1) * rb) {
+                        prefetch(ahead);
+                    }
+                    *o = dot(&self.data[r * rb..(r + 1) * rb], x);
+                }
+            }
+        }
     }
 
     /// `x · selfᵀ` for `x` `[m, cols]` (row-major): `[m, rows]`. One row goes to
@@ -132,12 +186,24 @@ impl QMatrix {
         let xq = XRows::quantize(x, m, k, self.precise, parallel && m > 1);
         let dot = qkernels::kernels().dot(self.format);
         let dot4 = qkernels::kernels().dot4(self.format);
-        // Output transposed, `[n, m]`, so each task owns whole rows of it.
-        let mut out_t = vec![0f32; n * m];
+        let unit = self.unit();
+        // Output transposed, `[padded rows, m]`, so each task owns whole units of it.
+        let mut out_t = vec![0f32; self.padded_rows() * m];
         let task = |first: usize, o: &mut [f32]| {
             // (m < GEMM_MIN_ROWS: all activation rows stay in L1 while a weight row is used)
-            for (r, o) in o.chunks_exact_mut(m).enumerate() {
-                let w = self.row(first + r);
+            for (u, o) in o.chunks_exact_mut(unit * m).enumerate() {
+                let r0 = first + u * unit;
+                if let Some(tile) = self.tile {
+                    let tb = TILE * self.row_bytes();
+                    let t = &self.data[r0 / TILE * tb..(r0 / TILE + 1) * tb];
+                    for s in 0..m {
+                        for (j, v) in tile(t, xq.row(s)).into_iter().enumerate() {
+                            o[j * m + s] = v;
+                        }
+                    }
+                    continue;
+                }
+                let w = self.row(r0);
                 let mut t = 0;
                 if let Some(dot4) = dot4 {
                     while t + 4 <= m {
@@ -151,13 +217,13 @@ impl QMatrix {
             }
         };
         if parallel {
-            let per = n.div_ceil(rayon::current_num_threads() * 4).max(PAR_MIN_WORK.div_ceil(m * k));
+            let per = n.div_ceil(rayon::current_num_threads() * 4).max(PAR_MIN_WORK.div_ceil(m * k)).next_multiple_of(unit);
             out_t.par_chunks_mut(per * m).enumerate().for_each(|(i, o)| task(i * per, o));
         } else {
             task(0, &mut out_t);
         }
         let mut out = vec![0f32; m * n];
-        for (r, col) in out_t.chunks_exact(m).enumerate() {
+        for (r, col) in out_t.chunks_exact(m).take(n).enumerate() {
             for (t, v) in col.iter().enumerate() {
                 out[t * n + r] = *v;
             }
@@ -180,48 +246,31 @@ impl QMatrix {
         }
         let xq = XRows::quantize(x, 1, k, first.precise, false);
         let xr = xq.row(0);
-        let dots: Vec<_> = mats.iter().map(|q| qkernels::kernels().dot(q.format)).collect();
-        // Row r of the concatenation is row r - starts[i] of matrix i.
-        let starts: Vec<usize> = mats.iter().scan(0, |s, q| Some(std::mem::replace(s, *s + q.rows))).collect();
-        let total: usize = mats.iter().map(|q| q.rows).sum();
-        let mut out = vec![0f32; total];
-        let task = |first_row: usize, o: &mut [f32]| {
-            let mut i = starts.partition_point(|&s| s <= first_row) - 1;
-            for (j, o) in o.iter_mut().enumerate() {
-                let r = first_row + j;
-                while i + 1 < mats.len() && r >= starts[i + 1] {
-                    i += 1;
-                }
-                let (q, local) = (mats[i], r - starts[i]);
-                let rb = q.row_bytes();
-                if let Some(ahead) = q.data.get((local + AHEAD) * rb..(local + AHEAD + 1) * rb) {
-                    prefetch(ahead);
-                }
-                *o = dots[i](&q.data[local * rb..(local + 1) * rb], xr);
-            }
-        };
+        // Each matrix's outputs (padded to whole units), cut into chunks of about `per` rows.
+        let mut outs: Vec<Vec<f32>> = mats.iter().map(|q| vec![0f32; q.padded_rows()]).collect();
+        let total: usize = outs.iter().map(Vec::len).sum();
         let pool = SpinPool::global();
         let nt = pool.threads();
-        if nt > 1 && total * k >= 2 * PAR_MIN_WORK {
-            // Chunks taken from a counter by whichever thread is free.
-            let per = total.div_ceil(nt * 4).max(PAR_MIN_WORK.div_ceil(k.max(1)));
-            let chunks: Vec<Mutex<&mut [f32]>> = out.chunks_mut(per).map(Mutex::new).collect();
-            let next = AtomicUsize::new(0);
-            pool.run(&|_| loop {
-                let c = next.fetch_add(1, Ordering::Relaxed);
-                let Some(chunk) = chunks.get(c) else { break };
-                task(c * per, &mut chunk.lock().unwrap_or_else(|e| e.into_inner()));
-            });
-        } else {
-            task(0, &mut out);
+        let parallel = nt > 1 && total * k >= 2 * PAR_MIN_WORK;
+        let per = if parallel { total.div_ceil(nt * 4).max(PAR_MIN_WORK.div_ceil(k.max(1))) } else { total.max(1) };
+        let mut chunks: Vec<(&QMatrix, usize, &mut [f32])> = Vec::new();
+        for (q, o) in mats.iter().zip(outs.iter_mut()) {
+            let per_q = per.min(o.len()).max(1).next_multiple_of(q.unit());
+            chunks.extend(o.chunks_mut(per_q).enumerate().map(|(c, o)| (*q, c * per_q, o)));
         }
-        let mut rest = out.as_slice();
-        Ok(mats
-            .iter()
-            .map(|q| {
-                let (a, b) = rest.split_at(q.rows);
-                rest = b;
-                a.to_vec()
+        let task = |(q, first, o): (&QMatrix, usize, &mut [f32])| q.rows_into(first, xr, o);
+        if parallel {
+            // chunks taken by whichever thread is free
+            pool.for_each(chunks, &task);
+        } else {
+            chunks.into_iter().for_each(task);
+        }
+        Ok(outs
+            .into_iter()
+            .zip(mats)
+            .map(|(mut o, q)| {
+                o.truncate(q.rows);
+                o
             })
             .collect())
     }
@@ -235,7 +284,7 @@ impl QMatrix {
         let mut out = vec![0f32; m * n];
         for r0 in (0..n).step_by(chunk) {
             let c = chunk.min(n - r0);
-            wbuf[..c * k].par_chunks_mut(k).enumerate().for_each(|(i, o)| qkernels::dequantize_row(self.format, self.row(r0 + i), o));
+            wbuf[..c * k].par_chunks_mut(k).enumerate().for_each(|(i, o)| self.dequantize_into(r0 + i, o));
             let w = Tensor::from_slice(&wbuf[..c * k], (c, k), &Device::Cpu)?;
             let y: Vec<f32> = xt.matmul(&w.t()?)?.flatten_all()?.to_vec1()?;
             for (t, yr) in y.chunks_exact(c).enumerate() {
@@ -252,7 +301,7 @@ impl QMatrix {
             if id as usize >= self.rows {
                 candle_core::bail!("row {id} out of range for a table of {} rows", self.rows)
             }
-            qkernels::dequantize_row(self.format, self.row(id as usize), o);
+            self.dequantize_into(id as usize, o);
         }
         Tensor::from_vec(out, (ids.len(), self.cols), &Device::Cpu)
     }

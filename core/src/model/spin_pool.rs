@@ -111,6 +111,23 @@ impl SpinPool {
             std::panic::resume_unwind(p);
         }
     }
+
+    /// Calls `f` on every item, the items handed out one at a time from a counter to whichever
+    /// of the pool's threads is free (the caller's included), and returns when all are done.
+    pub(crate) fn for_each<T: Send>(&self, items: Vec<T>, f: &(dyn Fn(T) + Sync)) {
+        if self.workers == 0 || items.len() <= 1 {
+            return items.into_iter().for_each(f);
+        }
+        let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
+        let next = AtomicUsize::new(0);
+        self.run(&|_| {
+            while let Some(slot) = slots.get(next.fetch_add(1, Ordering::Relaxed)) {
+                if let Some(item) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    f(item);
+                }
+            }
+        });
+    }
 }
 
 fn worker(s: &Shared, index: usize) {
@@ -171,5 +188,9 @@ mod tests {
             sum.fetch_add(i, Ordering::Relaxed);
         });
         assert_eq!(sum.load(Ordering::Relaxed), 6);
+        // for_each: every item exactly once
+        let mut out = vec![0usize; 1000];
+        pool.for_each(out.chunks_mut(7).enumerate().collect(), &|(c, o): (usize, &mut [usize])| o.iter_mut().for_each(|v| *v += c + 1));
+        assert!(out.iter().enumerate().all(|(i, v)| *v == i / 7 + 1));
     }
 }

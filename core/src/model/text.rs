@@ -4,6 +4,7 @@
 //! Activations are kept 2-D (`[tokens, hidden]`): the engine runs one sequence at a time.
 
 use super::ops::{attention, dot, softmax_scaled, Embedding, Linear};
+use super::spin_pool::SpinPool;
 use super::LayerKv;
 use crate::config::TextConfig;
 use candle_core::{DType, Device, Result, Tensor, D};
@@ -174,10 +175,10 @@ impl Attention {
                     out.iter_mut().zip(vt).for_each(|(o, v)| *o += w * v);
                 }
             };
-            // Parallel over heads once the context makes it worth a dispatch.
-            if (pos + 1) * hd * h >= 1 << 16 && rayon::current_num_threads() > 1 {
-                use rayon::prelude::*;
-                o.par_chunks_mut(hd).enumerate().for_each(|(j, out)| head(j, out));
+            // Parallel over heads (on the decode pool, whose workers are awake during a step)
+            // once the context makes it worth a dispatch.
+            if (pos + 1) * hd * h >= 1 << 13 {
+                SpinPool::global().for_each(o.chunks_mut(hd).enumerate().collect(), &|(j, out)| head(j, out));
             } else {
                 o.chunks_mut(hd).enumerate().for_each(|(j, out)| head(j, out));
             }

@@ -1,0 +1,236 @@
+//! Weight matrices of the 32-element formats (Q8_0, Q4_0, Q4_1) in tiles of 16 rows, for CPUs
+//! with a 16-lane integer dot product (x86 AVX-512 VNNI).
+//!
+//! A row-at-a-time kernel multiplies 32 weights by 32 activations and must then sum its lanes
+//! and scale the result for every block. In a tile, the same bytes are interleaved so one
+//! 512-bit register holds 4 consecutive weights of each of 16 rows: `vpdpbusd` multiplies them
+//! by 4 activations broadcast to every lane, the 16 lanes are the 16 rows' sums, and one
+//! multiply-add per block applies the 16 rows' scales. No horizontal sum, and a block of 16 rows
+//! costs about what a block of one row costs in the row layout.
+//!
+//! Tile layout, per block of 32 columns: the 16 rows' f16 scales (32 bytes), their f16
+//! minimums (Q4_1 only, 32 bytes), then the quants in groups of 4 bytes: group `g` is 64 bytes,
+//! row `j`'s bytes `4g..4g+4` at `4j`. Q4_* quant bytes are GGML's (low nibble = element `i`,
+//! high nibble = element `i + 16`); Q8_0 quants are stored offset by 128 (unsigned), which the
+//! kernel corrects with the activation sums. The last tile is padded with zero rows. A tile
+//! holds exactly the bytes of its 16 rows.
+
+use super::qkernels::{f16_to_f32, QFormat, X};
+
+/// Rows per tile.
+pub(crate) const TILE: usize = 16;
+
+/// The 16 dot products of one tile (`nb` blocks of 32 columns) with one activation row.
+pub(crate) type TileFn = fn(&[u8], X) -> [f32; TILE];
+
+/// Quant bytes per row and block.
+fn quant_bytes(format: QFormat) -> usize {
+    if format == QFormat::Q8_0 { 32 } else { 16 }
+}
+
+/// Offset of the quants within a tile-block.
+fn quant_offset(format: QFormat) -> usize {
+    if format == QFormat::Q4_1 { 4 * TILE } else { 2 * TILE }
+}
+
+/// The tile kernel for `format` on this CPU, or None where rows stay in the row layout (other
+/// CPUs, other formats).
+pub(crate) fn kernel(format: QFormat) -> Option<TileFn> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let ok = *VNNI.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+                && std::arch::is_x86_feature_detected!("fma")
+        });
+        if ok {
+            return match format {
+                QFormat::Q8_0 => Some(x86::q8_0),
+                QFormat::Q4_0 => Some(x86::q4_0),
+                QFormat::Q4_1 => Some(x86::q4_1),
+                _ => None,
+            };
+        }
+    }
+    let _ = format;
+    None
+}
+
+/// Interleaves up to 16 rows of GGML blocks (`src`, `row_bytes` each) into one tile (`dst`,
+/// `16 · row_bytes`, zeroed beforehand: missing rows stay zero).
+pub(crate) fn tile_rows(format: QFormat, src: &[u8], row_bytes: usize, dst: &mut [u8]) {
+    let (bb, qb, qo) = (format.block_bytes(), quant_bytes(format), quant_offset(format));
+    let tb = TILE * bb;
+    for (j, row) in src.chunks_exact(row_bytes).enumerate() {
+        for (b, blk) in row.chunks_exact(bb).enumerate() {
+            let t = &mut dst[b * tb..(b + 1) * tb];
+            t[2 * j..2 * j + 2].copy_from_slice(&blk[..2]);
+            if format == QFormat::Q4_1 {
+                t[2 * TILE + 2 * j..2 * TILE + 2 * j + 2].copy_from_slice(&blk[2..4]);
+            }
+            for (g, q) in blk[bb - qb..].chunks_exact(4).enumerate() {
+                let at = qo + 4 * TILE * g + 4 * j;
+                for (o, &q) in t[at..at + 4].iter_mut().zip(q) {
+                    *o = if format == QFormat::Q8_0 { q ^ 0x80 } else { q };
+                }
+            }
+        }
+    }
+}
+
+/// Dequantizes row `lane` of a tile into `out` (`32 · blocks` values).
+pub(crate) fn dequantize_tile_row(format: QFormat, tile: &[u8], lane: usize, out: &mut [f32]) {
+    let (bb, qo) = (format.block_bytes(), quant_offset(format));
+    let f16 = |t: &[u8], at: usize| f16_to_f32(u16::from_le_bytes([t[at], t[at + 1]]));
+    for (t, o) in tile.chunks_exact(TILE * bb).zip(out.chunks_exact_mut(32)) {
+        let d = f16(t, 2 * lane);
+        let quant = |i: usize| t[qo + 4 * TILE * (i / 4) + 4 * lane + i % 4];
+        match format {
+            QFormat::Q8_0 => o.iter_mut().enumerate().for_each(|(i, o)| *o = d * ((quant(i) ^ 0x80) as i8) as f32),
+            _ => {
+                let m = if format == QFormat::Q4_1 { f16(t, 2 * TILE + 2 * lane) } else { -8.0 * d };
+                for i in 0..16 {
+                    o[i] = d * (quant(i) & 0xf) as f32 + m;
+                    o[i + 16] = d * (quant(i) >> 4) as f32 + m;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{quant_offset, TILE};
+    use crate::model::qkernels::{QFormat, LEVEL2, X};
+    use std::arch::x86_64::*;
+
+    /// Blocks ahead of the one being multiplied whose bytes are prefetched.
+    const AHEAD: usize = 16;
+
+    // Safe entry points: `kernel` hands them out only when the CPU has the features.
+    pub(super) fn q8_0(t: &[u8], x: X) -> [f32; TILE] {
+        unsafe { tile::<0>(t, x) }
+    }
+    pub(super) fn q4_0(t: &[u8], x: X) -> [f32; TILE] {
+        unsafe { tile::<1>(t, x) }
+    }
+    pub(super) fn q4_1(t: &[u8], x: X) -> [f32; TILE] {
+        unsafe { tile::<2>(t, x) }
+    }
+
+    /// Four activation bytes from `at`, broadcast to the 16 lanes.
+    #[inline(always)]
+    unsafe fn bcast(q: &[i8; 32], at: usize) -> __m512i {
+        _mm512_set1_epi32((q.as_ptr().add(at) as *const i32).read_unaligned())
+    }
+
+    /// `F`: 0 Q8_0 (`d·q`, stored `q + 128`), 1 Q4_0 (`d·(q − 8)`), 2 Q4_1 (`d·q + m`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma")]
+    unsafe fn tile<const F: u8>(t: &[u8], x: X) -> [f32; TILE] {
+        let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][F as usize];
+        let tb = TILE * format.block_bytes();
+        let nb = x.d.len().min(t.len() / tb);
+        let qo = quant_offset(format);
+        let nib = _mm512_set1_epi8(0xf);
+        let (mut acc, mut off) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        for b in 0..nb {
+            let p = t.as_ptr().add(b * tb);
+            // the weights stream through once: ask for a block `AHEAD` blocks on (in this tile
+            // or the next one, which follows it in memory; a prefetch never faults)
+            let ahead = p.wrapping_add(AHEAD * tb);
+            for l in (0..tb).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(l) as *const i8);
+            }
+            let q = p.add(qo);
+            let xq = x.q.get_unchecked(b);
+            // two chains per level: 4 (Q8_0) or 2 × 4 dot products each
+            let z = _mm512_setzero_si512();
+            let (mut a0, mut b0, mut a1, mut b1) = (z, z, z, z);
+            if F == 0 {
+                for g in 0..4 {
+                    let (w0, w1) = (_mm512_loadu_si512(q.add(128 * g) as *const _), _mm512_loadu_si512(q.add(128 * g + 64) as *const _));
+                    a0 = _mm512_dpbusd_epi32(a0, w0, bcast(&xq[0], 8 * g));
+                    b0 = _mm512_dpbusd_epi32(b0, w1, bcast(&xq[0], 8 * g + 4));
+                    if x.two {
+                        a1 = _mm512_dpbusd_epi32(a1, w0, bcast(&xq[1], 8 * g));
+                        b1 = _mm512_dpbusd_epi32(b1, w1, bcast(&xq[1], 8 * g + 4));
+                    }
+                }
+            } else {
+                for g in 0..4 {
+                    let v = _mm512_loadu_si512(q.add(64 * g) as *const _);
+                    let (lo, hi) = (_mm512_and_si512(v, nib), _mm512_and_si512(_mm512_srli_epi16(v, 4), nib));
+                    a0 = _mm512_dpbusd_epi32(a0, lo, bcast(&xq[0], 4 * g));
+                    b0 = _mm512_dpbusd_epi32(b0, hi, bcast(&xq[0], 16 + 4 * g));
+                    if x.two {
+                        a1 = _mm512_dpbusd_epi32(a1, lo, bcast(&xq[1], 4 * g));
+                        b1 = _mm512_dpbusd_epi32(b1, hi, bcast(&xq[1], 16 + 4 * g));
+                    }
+                }
+            }
+            let mut s = _mm512_cvtepi32_ps(_mm512_add_epi32(a0, b0));
+            if x.two {
+                s = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a1, b1)), _mm512_set1_ps(LEVEL2), s);
+            }
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i));
+            acc = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(*x.d.get_unchecked(b))), s, acc);
+            let m = if F == 2 { _mm512_cvtph_ps(_mm256_loadu_si256(p.add(2 * TILE) as *const __m256i)) } else { d };
+            off = _mm512_fmadd_ps(m, _mm512_set1_ps(*x.s.get_unchecked(b)), off);
+        }
+        let c = [-128.0f32, -8.0, 1.0][F as usize];
+        let mut out = [0f32; TILE];
+        _mm512_storeu_ps(out.as_mut_ptr(), _mm512_fmadd_ps(off, _mm512_set1_ps(c), acc));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::qkernels::{dequantize_row, regroup_row, XRows, LEVEL2};
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+
+    /// A tile holds its rows exactly (dequantized like the row layout), and where this CPU has
+    /// tile kernels they agree with the f64 dot product of the dequantized weights and
+    /// activations, for full and partial tiles and both activation precisions.
+    #[test]
+    fn tiles_hold_their_rows_and_kernels_match() {
+        let dev = Device::Cpu;
+        for (format, dtype) in [(QFormat::Q8_0, GgmlDType::Q8_0), (QFormat::Q4_0, GgmlDType::Q4_0), (QFormat::Q4_1, GgmlDType::Q4_1)] {
+            let (k, rows) = (96usize, 11usize);
+            let w = Tensor::randn(0f32, 0.05, (rows, k), &dev).unwrap();
+            let data = QTensor::quantize(&w, dtype).unwrap().data().unwrap().to_vec();
+            let rb = k / 32 * format.block_bytes();
+            let mut tile = vec![0u8; TILE * rb];
+            tile_rows(format, &data, rb, &mut tile);
+            let x: Vec<f32> = Tensor::randn(0f32, 1.0, k, &dev).unwrap().to_vec1().unwrap();
+            for j in 0..TILE {
+                let mut got = vec![0f32; k];
+                dequantize_tile_row(format, &tile, j, &mut got);
+                let mut want = vec![0f32; k];
+                if j < rows {
+                    let mut grouped = vec![0u8; rb];
+                    regroup_row(format, &data[j * rb..(j + 1) * rb], &mut grouped);
+                    dequantize_row(format, &grouped, &mut want);
+                }
+                assert_eq!(got, want, "{format:?} row {j}");
+            }
+            let Some(kernel) = kernel(format) else { continue };
+            for two in [false, true] {
+                let xr = XRows::quantize(&x, 1, k, two, false);
+                let row = xr.row(0);
+                let xd: Vec<f64> = (0..k).map(|i| (row.q[i / 32][0][i % 32] as f64 + row.q[i / 32][1][i % 32] as f64 * LEVEL2 as f64) * row.d[i / 32] as f64).collect();
+                let got = kernel(&tile, row);
+                for j in 0..TILE {
+                    let mut wd = vec![0f32; k];
+                    dequantize_tile_row(format, &tile, j, &mut wd);
+                    let want: f64 = wd.iter().zip(&xd).map(|(a, b)| *a as f64 * b).sum();
+                    assert!((got[j] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{format:?} two={two} row {j}: {} vs {want}", got[j]);
+                }
+            }
+        }
+    }
+}
