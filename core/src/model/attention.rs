@@ -12,9 +12,9 @@ use super::ops::exp;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-/// `softmax(q·kᵀ·scale)·v` per head for `q`, `k`, `v` `[b, s, heads·hd]` (f32, CPU,
-/// contiguous): `[b, s, heads·hd]`, heads side by side in each row as the output projection
-/// reads them.
+/// `softmax(q·kᵀ·scale)·v` per head for `q`, `k`, `v` `[b, s, heads·hd]` (f32, CPU, each row
+/// contiguous; rows may be strided, e.g. column ranges of one fused projection):
+/// `[b, s, heads·hd]`, heads side by side in each row as the output projection reads them.
 pub(crate) fn attention_rows(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: f64) -> Result<Tensor> {
     q.apply_op3_no_bwd(k, v, &RowAttention { heads, scale: scale as f32 })
 }
@@ -31,11 +31,18 @@ struct Out(*mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("attention: {what} must be contiguous f32"),
+/// The f32 values of a `[b, s, d]` operand from its first element on, and its row stride: rows
+/// may be further apart than `d` (a column range of a wider tensor) but not split.
+fn rows<'a>(st: &'a CpuStorage, l: &Layout, what: &str) -> Result<(&'a [f32], usize)> {
+    let (CpuStorage::F32(v), [b, s, d], [bs, rs, 1]) = (st, l.dims(), l.stride()) else {
+        candle_core::bail!("attention: {what} must be f32 [b, s, d] with contiguous rows")
+    };
+    let v = &v[l.start_offset()..];
+    let (b, s, d, bs, rs) = (*b, *s, *d, *bs, *rs);
+    if b * s > 0 && ((s > 1 && bs != s * rs) || rs < d || (b * s - 1) * rs + d > v.len()) {
+        candle_core::bail!("attention: {what} rows are not evenly strided: {:?} / {:?}", l.dims(), l.stride())
     }
+    Ok((v, rs))
 }
 
 impl CustomOp3 for RowAttention {
@@ -52,7 +59,7 @@ impl CustomOp3 for RowAttention {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (q, k, v) = (contiguous(s1, l1, "q")?, contiguous(s2, l2, "k")?, contiguous(s3, l3, "v")?);
+        let ((q, qr), (k, kr), (v, vr)) = (rows(s1, l1, "q")?, rows(s2, l2, "k")?, rows(s3, l3, "v")?);
         let (b, s, d) = l1.shape().dims3()?;
         if l2.shape() != l1.shape() || l3.shape() != l1.shape() || self.heads == 0 || d % self.heads != 0 {
             candle_core::bail!("attention: q {:?}, k {:?}, v {:?}, {} heads", l1.dims(), l2.dims(), l3.dims(), self.heads)
@@ -65,17 +72,18 @@ impl CustomOp3 for RowAttention {
             || vec![0f32; s * s],
             |st, &(i, h)| {
                 let at = i * s * d + h * hd;
-                let (d, s) = (d as isize, s as isize);
-                // SAFETY: the pointers cover `[s, d]` rows from `at` (checked shapes); the strides
-                // stay inside them; `st` holds s² values; each job writes only its head's
+                let (qa, ka, va) = (i * s * qr + h * hd, i * s * kr + h * hd, i * s * vr + h * hd);
+                let (d, s, qr, kr, vr) = (d as isize, s as isize, qr as isize, kr as isize, vr as isize);
+                // SAFETY: `rows` checked that every operand row lies inside its slice; the output
+                // is `[b, s, d]`; `st` holds s² values; each job writes only its head's
                 // `hd` columns of image `i`.
                 unsafe {
                     // scores transposed, st[j, r] = Σ_c k[j, c]·q[r, c]: a column per query
                     gemm::gemm(
                         s as usize, s as usize, hd,
                         st.as_mut_ptr(), 1, s, false,
-                        k.as_ptr().add(at), 1, d,
-                        q.as_ptr().add(at), d, 1,
+                        k.as_ptr().add(ka), 1, kr,
+                        q.as_ptr().add(qa), qr, 1,
                         0.0, 1.0, false, false, false, gemm::Parallelism::None,
                     );
                 }
@@ -87,7 +95,7 @@ impl CustomOp3 for RowAttention {
                         s as usize, hd, s as usize,
                         { o }.0.add(at), 1, d, false,
                         st.as_ptr(), s, 1,
-                        v.as_ptr().add(at), 1, d,
+                        v.as_ptr().add(va), 1, vr,
                         0.0, 1.0, false, false, false, gemm::Parallelism::None,
                     );
                     for (r, inv) in inv.iter().enumerate() {
@@ -135,12 +143,21 @@ mod tests {
         let t = |seed: f64| Tensor::randn(seed as f32, 1.0, (b, s, heads * hd), &dev).unwrap();
         let (q, k, v) = (t(0.0), t(0.5), t(-0.5));
         let got = attention_rows(&q, &k, &v, heads, 0.25).unwrap();
+        let got_copy = got.copy().unwrap();
         let split = |x: &Tensor| x.reshape((b, s, heads, hd)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap().reshape((b * heads, s, hd)).unwrap();
         let want = super::super::ops::attention(&split(&q), &split(&k), &split(&v), 0.25, None).unwrap();
         let want = want.reshape((b, heads, s, hd)).unwrap().transpose(1, 2).unwrap().reshape((b, s, heads * hd)).unwrap();
         let d = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(d < 1e-6, "max difference {d}");
+        // the same from column ranges of one [b, s, 3·d] tensor
+        let qkv = Tensor::cat(&[&q, &k, &v], 2).unwrap();
+        let d3 = heads * hd;
+        let (qn, kn, vn) = (qkv.narrow(2, 0, d3).unwrap(), qkv.narrow(2, d3, d3).unwrap(), qkv.narrow(2, 2 * d3, d3).unwrap());
+        let fused = attention_rows(&qn, &kn, &vn, heads, 0.25).unwrap();
+        let d = (fused - &got_copy).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(d, 0.0);
         let bad = Tensor::zeros((b, s, heads * hd + 1), candle_core::DType::F32, &dev).unwrap();
         assert!(attention_rows(&q, &bad, &v, heads, 0.25).is_err());
+        assert!(attention_rows(&q, &k.transpose(1, 2).unwrap(), &v, heads, 0.25).is_err());
     }
 }

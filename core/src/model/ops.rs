@@ -298,6 +298,28 @@ impl Linear {
         self.run(x, Epilogue::Add(residual))
     }
 
+    /// The layers side by side as one (`[Σ out, in]`: one product, outputs concatenated), when
+    /// all hold dense weights of one dtype and all or none have a bias; None otherwise.
+    pub(crate) fn concat(parts: &[&Linear]) -> Result<Option<Linear>> {
+        let dense: Option<Vec<&Tensor>> = parts
+            .iter()
+            .map(|l| match &l.weight {
+                Weight::F32(w) | Weight::F16(w) => Some(w),
+                Weight::Quant(_) => None,
+            })
+            .collect();
+        let Some(ws) = dense.filter(|ws| !ws.is_empty() && ws.iter().all(|w| w.dtype() == ws[0].dtype())) else { return Ok(None) };
+        let biases: Option<Vec<&Tensor>> = parts.iter().map(|l| l.bias.as_ref()).collect();
+        if biases.is_none() && parts.iter().any(|l| l.bias.is_some()) {
+            return Ok(None);
+        }
+        let w = Tensor::cat(&ws, 0)?;
+        let b = biases.map(|b| Tensor::cat(&b, 0)).transpose()?;
+        let out_dim = w.dim(0)?;
+        let weight = if w.dtype() == DType::F16 { Weight::F16(w) } else { Weight::F32(w) };
+        Self::build(weight, out_dim, b).map(Some)
+    }
+
     /// Bytes held by the weight matrix.
     #[allow(dead_code)]
     pub(crate) fn weight_bytes(&self) -> usize {

@@ -89,11 +89,16 @@ pub(crate) fn full_tile_position_ids(n: usize) -> Vec<u32> {
     ids
 }
 
+/// The query, key and value projections: one product when their weights can be stacked.
+enum Qkv {
+    /// `[3·d, d]`: queries, keys, values side by side in each output row.
+    Fused(Linear),
+    Split(Linear, Linear, Linear),
+}
+
 /// Bidirectional multi-head self-attention with biased projections.
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    qkv: Qkv,
     out: Linear,
     heads: usize,
     head_dim: usize,
@@ -105,10 +110,13 @@ impl Attention {
         let d = cfg.hidden_size;
         let heads = cfg.num_attention_heads;
         let head_dim = d / heads;
+        let (q, k, v) = (vb.pp("q_proj").linear(d, d, true)?, vb.pp("k_proj").linear(d, d, true)?, vb.pp("v_proj").linear(d, d, true)?);
+        let qkv = match Linear::concat(&[&q, &k, &v])? {
+            Some(fused) => Qkv::Fused(fused),
+            None => Qkv::Split(q, k, v),
+        };
         Ok(Self {
-            q: vb.pp("q_proj").linear(d, d, true)?,
-            k: vb.pp("k_proj").linear(d, d, true)?,
-            v: vb.pp("v_proj").linear(d, d, true)?,
+            qkv,
             out: vb.pp("out_proj").linear(d, d, true)?,
             heads,
             head_dim,
@@ -119,13 +127,24 @@ impl Attention {
     /// `residual + attention(x)`.
     fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let (b, s, d) = x.dims3()?;
-        let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        let (q, k, v) = match &self.qkv {
+            Qkv::Fused(l) => {
+                let qkv = l.forward(x)?;
+                if fast_path(&qkv) {
+                    // the three column ranges of one buffer, read in place
+                    let (q, k, v) = (qkv.narrow(2, 0, d)?, qkv.narrow(2, d, d)?, qkv.narrow(2, 2 * d, d)?);
+                    return self.out.forward_add(&attention_rows(&q, &k, &v, self.heads, self.scale)?, residual);
+                }
+                (qkv.narrow(2, 0, d)?, qkv.narrow(2, d, d)?, qkv.narrow(2, 2 * d, d)?)
+            }
+            Qkv::Split(q, k, v) => (q.forward(x)?, k.forward(x)?, v.forward(x)?),
+        };
         if [&q, &k, &v].iter().all(|t| fast_path(t)) {
             return self.out.forward_add(&attention_rows(&q, &k, &v, self.heads, self.scale)?, residual);
         }
         // [b, s, d] -> [b·heads, s, head_dim]
         let split = |t: Tensor| -> Result<Tensor> {
-            t.reshape((b, s, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()?.reshape((
+            t.contiguous()?.reshape((b, s, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()?.reshape((
                 b * self.heads,
                 s,
                 self.head_dim,
