@@ -4,7 +4,7 @@
 //! it (SIGILL on Cortex-A53/A72-class cores), and its Q4_1 kernel is scalar.
 
 use super::qkernels::{self, QFormat, XRows, X};
-use super::qtiles::{self, TileFn, TILE};
+use super::qtiles::{self, TileKernels, TILE};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
 use super::spin_pool::SpinPool;
@@ -48,7 +48,7 @@ pub(crate) struct QMatrix {
     precise: bool,
     /// The kernel when `data` holds 16-row tiles ([`qtiles`], chosen at load where this CPU has
     /// tile kernels for the format); None for the row layout.
-    tile: Option<TileFn>,
+    tile: Option<&'static TileKernels>,
 }
 
 impl QMatrix {
@@ -147,6 +147,18 @@ impl QMatrix {
         }
     }
 
+    /// The unit (tile or row) starting at row `first`, dequantized into `out` (`unit · cols`;
+    /// a last tile's padding rows come out zero).
+    fn dequantize_unit(&self, first: usize, out: &mut [f32]) {
+        match self.tile {
+            Some(_) => {
+                let tb = TILE * self.row_bytes();
+                qtiles::dequantize_tile(self.format, &self.data[first / TILE * tb..(first / TILE + 1) * tb], out)
+            }
+            None => qkernels::dequantize_row(self.format, self.row(first), out),
+        }
+    }
+
     /// Rows `first..first + out.len()` (whole units) times one activation row.
     fn rows_into(&self, first: usize, x: X, out: &mut [f32]) {
         let rb = self.row_bytes();
@@ -154,7 +166,7 @@ impl QMatrix {
             Some(tile) => {
                 let tb = TILE * rb;
                 for (t, o) in (first / TILE..).zip(out.chunks_exact_mut(TILE)) {
-                    o.copy_from_slice(&tile(&self.data[t * tb..(t + 1) * tb], x));
+                    o.copy_from_slice(&(tile.one)(&self.data[t * tb..(t + 1) * tb], x));
                 }
             }
             None => {
@@ -176,7 +188,10 @@ impl QMatrix {
     pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
         let (n, k) = (self.rows, self.cols);
         debug_assert_eq!(x.len(), m * k);
-        if m >= GEMM_MIN_ROWS {
+        // Tiles multiply two-level activations at any row count: their integer kernels outrun
+        // dequantizing for gemm, at a precision close to f32. One-level (vision) products keep
+        // gemm's exact activations from GEMM_MIN_ROWS rows on.
+        if m >= GEMM_MIN_ROWS && !(self.tile.is_some() && self.precise) {
             return self.matmul_dequantized(x, m);
         }
         if m == 1 {
@@ -196,10 +211,16 @@ impl QMatrix {
                 if let Some(tile) = self.tile {
                     let tb = TILE * self.row_bytes();
                     let t = &self.data[r0 / TILE * tb..(r0 / TILE + 1) * tb];
-                    for s in 0..m {
-                        for (j, v) in tile(t, xq.row(s)).into_iter().enumerate() {
-                            o[j * m + s] = v;
+                    let mut s = 0;
+                    while s + 4 <= m {
+                        let four = (tile.four)(t, [xq.row(s), xq.row(s + 1), xq.row(s + 2), xq.row(s + 3)]);
+                        for (i, col) in four.iter().enumerate() {
+                            col.iter().enumerate().for_each(|(j, v)| o[j * m + s + i] = *v);
                         }
+                        s += 4;
+                    }
+                    for s in s..m {
+                        (tile.one)(t, xq.row(s)).iter().enumerate().for_each(|(j, v)| o[j * m + s] = *v);
                     }
                     continue;
                 }
@@ -279,12 +300,13 @@ impl QMatrix {
     fn matmul_dequantized(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
         let (n, k) = (self.rows, self.cols);
         let xt = Tensor::from_slice(x, (m, k), &Device::Cpu)?;
-        let chunk = (GEMM_CHUNK / k.max(1)).clamp(1, n.max(1));
+        let unit = self.unit();
+        let chunk = (GEMM_CHUNK / k.max(1)).clamp(1, n.max(1)).next_multiple_of(unit);
         let mut wbuf = vec![0f32; chunk * k];
         let mut out = vec![0f32; m * n];
         for r0 in (0..n).step_by(chunk) {
             let c = chunk.min(n - r0);
-            wbuf[..c * k].par_chunks_mut(k).enumerate().for_each(|(i, o)| self.dequantize_into(r0 + i, o));
+            wbuf[..c.next_multiple_of(unit) * k].par_chunks_mut((unit * k).max(1)).enumerate().for_each(|(i, o)| self.dequantize_unit(r0 + i * unit, o));
             let w = Tensor::from_slice(&wbuf[..c * k], (c, k), &Device::Cpu)?;
             let y: Vec<f32> = xt.matmul(&w.t()?)?.flatten_all()?.to_vec1()?;
             for (t, yr) in y.chunks_exact(c).enumerate() {

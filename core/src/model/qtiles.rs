@@ -20,8 +20,12 @@ use super::qkernels::{f16_to_f32, QFormat, X};
 /// Rows per tile.
 pub(crate) const TILE: usize = 16;
 
-/// The 16 dot products of one tile (`nb` blocks of 32 columns) with one activation row.
-pub(crate) type TileFn = fn(&[u8], X) -> [f32; TILE];
+/// The kernels of one format: the 16 dot products of one tile with one activation row, and
+/// with four rows at once (each weight register unpacked once for the four).
+pub(crate) struct TileKernels {
+    pub(crate) one: fn(&[u8], X) -> [f32; TILE],
+    pub(crate) four: fn(&[u8], [X; 4]) -> [[f32; TILE]; 4],
+}
 
 /// Quant bytes per row and block.
 fn quant_bytes(format: QFormat) -> usize {
@@ -35,7 +39,7 @@ fn quant_offset(format: QFormat) -> usize {
 
 /// The tile kernel for `format` on this CPU, or None where rows stay in the row layout (other
 /// CPUs, other formats).
-pub(crate) fn kernel(format: QFormat) -> Option<TileFn> {
+pub(crate) fn kernel(format: QFormat) -> Option<&'static TileKernels> {
     #[cfg(target_arch = "x86_64")]
     {
         static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -47,9 +51,9 @@ pub(crate) fn kernel(format: QFormat) -> Option<TileFn> {
         });
         if ok {
             return match format {
-                QFormat::Q8_0 => Some(x86::q8_0),
-                QFormat::Q4_0 => Some(x86::q4_0),
-                QFormat::Q4_1 => Some(x86::q4_1),
+                QFormat::Q8_0 => Some(&x86::Q8_0),
+                QFormat::Q4_0 => Some(&x86::Q4_0),
+                QFormat::Q4_1 => Some(&x86::Q4_1),
                 _ => None,
             };
         }
@@ -100,9 +104,34 @@ pub(crate) fn dequantize_tile_row(format: QFormat, tile: &[u8], lane: usize, out
     }
 }
 
+/// Dequantizes a whole tile into its 16 rows (`out`: `[16, 32 · blocks]`, row-major), in the
+/// tile's own order so the loops run straight through its bytes.
+pub(crate) fn dequantize_tile(format: QFormat, tile: &[u8], out: &mut [f32]) {
+    let (bb, qo, qb) = (format.block_bytes(), quant_offset(format), quant_bytes(format));
+    let cols = out.len() / TILE;
+    let f16 = |t: &[u8], at: usize| f16_to_f32(u16::from_le_bytes([t[at], t[at + 1]]));
+    for (b, t) in tile.chunks_exact(TILE * bb).enumerate() {
+        let d: [f32; TILE] = std::array::from_fn(|j| f16(t, 2 * j));
+        let m: [f32; TILE] = std::array::from_fn(|j| if format == QFormat::Q4_1 { f16(t, 2 * TILE + 2 * j) } else { -8.0 * d[j] });
+        for (g, grp) in t[qo..qo + TILE * qb].chunks_exact(4 * TILE).enumerate() {
+            for (j, q) in grp.chunks_exact(4).enumerate() {
+                let o = &mut out[j * cols + 32 * b..j * cols + 32 * (b + 1)];
+                for (i, &q) in q.iter().enumerate() {
+                    if format == QFormat::Q8_0 {
+                        o[4 * g + i] = d[j] * ((q ^ 0x80) as i8) as f32;
+                    } else {
+                        o[4 * g + i] = d[j] * (q & 0xf) as f32 + m[j];
+                        o[16 + 4 * g + i] = d[j] * (q >> 4) as f32 + m[j];
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{quant_offset, TILE};
+    use super::{quant_offset, TileKernels, TILE};
     use crate::model::qkernels::{QFormat, LEVEL2, X};
     use std::arch::x86_64::*;
 
@@ -110,15 +139,17 @@ mod x86 {
     const AHEAD: usize = 16;
 
     // Safe entry points: `kernel` hands them out only when the CPU has the features.
-    pub(super) fn q8_0(t: &[u8], x: X) -> [f32; TILE] {
-        unsafe { tile::<0>(t, x) }
+    macro_rules! kernels {
+        ($name:ident, $f:literal) => {
+            pub(super) static $name: TileKernels = TileKernels {
+                one: |t, x| unsafe { tile::<$f>(t, x) },
+                four: |t, x| unsafe { tile4::<$f>(t, x) },
+            };
+        };
     }
-    pub(super) fn q4_0(t: &[u8], x: X) -> [f32; TILE] {
-        unsafe { tile::<1>(t, x) }
-    }
-    pub(super) fn q4_1(t: &[u8], x: X) -> [f32; TILE] {
-        unsafe { tile::<2>(t, x) }
-    }
+    kernels!(Q8_0, 0);
+    kernels!(Q4_0, 1);
+    kernels!(Q4_1, 2);
 
     /// Four activation bytes from `at`, broadcast to the 16 lanes.
     #[inline(always)]
@@ -184,6 +215,66 @@ mod x86 {
         _mm512_storeu_ps(out.as_mut_ptr(), _mm512_fmadd_ps(off, _mm512_set1_ps(c), acc));
         out
     }
+
+    /// [`tile`] for four activation rows: each weight register is loaded and unpacked once.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma")]
+    unsafe fn tile4<const F: u8>(t: &[u8], x: [X; 4]) -> [[f32; TILE]; 4] {
+        let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][F as usize];
+        let tb = TILE * format.block_bytes();
+        let nb = x.iter().map(|x| x.d.len()).min().unwrap_or(0).min(t.len() / tb);
+        let two = x[0].two;
+        let qo = quant_offset(format);
+        let nib = _mm512_set1_epi8(0xf);
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut off = [_mm512_setzero_ps(); 4];
+        for b in 0..nb {
+            let p = t.as_ptr().add(b * tb);
+            let q = p.add(qo);
+            let xq: [&[[i8; 32]; 2]; 4] = std::array::from_fn(|r| x[r].q.get_unchecked(b));
+            let z = _mm512_setzero_si512();
+            let (mut a0, mut a1) = ([z; 4], [z; 4]);
+            if F == 0 {
+                for g in 0..8 {
+                    let w = _mm512_loadu_si512(q.add(64 * g) as *const _);
+                    for r in 0..4 {
+                        a0[r] = _mm512_dpbusd_epi32(a0[r], w, bcast(&xq[r][0], 4 * g));
+                        if two {
+                            a1[r] = _mm512_dpbusd_epi32(a1[r], w, bcast(&xq[r][1], 4 * g));
+                        }
+                    }
+                }
+            } else {
+                for g in 0..4 {
+                    let v = _mm512_loadu_si512(q.add(64 * g) as *const _);
+                    let (lo, hi) = (_mm512_and_si512(v, nib), _mm512_and_si512(_mm512_srli_epi16(v, 4), nib));
+                    for r in 0..4 {
+                        a0[r] = _mm512_dpbusd_epi32(a0[r], lo, bcast(&xq[r][0], 4 * g));
+                        a0[r] = _mm512_dpbusd_epi32(a0[r], hi, bcast(&xq[r][0], 16 + 4 * g));
+                        if two {
+                            a1[r] = _mm512_dpbusd_epi32(a1[r], lo, bcast(&xq[r][1], 4 * g));
+                            a1[r] = _mm512_dpbusd_epi32(a1[r], hi, bcast(&xq[r][1], 16 + 4 * g));
+                        }
+                    }
+                }
+            }
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i));
+            let m = if F == 2 { _mm512_cvtph_ps(_mm256_loadu_si256(p.add(2 * TILE) as *const __m256i)) } else { d };
+            for r in 0..4 {
+                let mut s = _mm512_cvtepi32_ps(a0[r]);
+                if two {
+                    s = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a1[r]), _mm512_set1_ps(LEVEL2), s);
+                }
+                acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(*x[r].d.get_unchecked(b))), s, acc[r]);
+                off[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(*x[r].s.get_unchecked(b)), off[r]);
+            }
+        }
+        let c = _mm512_set1_ps([-128.0f32, -8.0, 1.0][F as usize]);
+        let mut out = [[0f32; TILE]; 4];
+        for r in 0..4 {
+            _mm512_storeu_ps(out[r].as_mut_ptr(), _mm512_fmadd_ps(off[r], c, acc[r]));
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -218,17 +309,29 @@ mod tests {
                 }
                 assert_eq!(got, want, "{format:?} row {j}");
             }
-            let Some(kernel) = kernel(format) else { continue };
+            let mut whole = vec![0f32; TILE * k];
+            dequantize_tile(format, &tile, &mut whole);
+            for j in 0..TILE {
+                let mut row = vec![0f32; k];
+                dequantize_tile_row(format, &tile, j, &mut row);
+                assert_eq!(row, whole[j * k..(j + 1) * k], "{format:?} whole-tile row {j}");
+            }
+            let Some(kernels) = kernel(format) else { continue };
             for two in [false, true] {
-                let xr = XRows::quantize(&x, 1, k, two, false);
-                let row = xr.row(0);
-                let xd: Vec<f64> = (0..k).map(|i| (row.q[i / 32][0][i % 32] as f64 + row.q[i / 32][1][i % 32] as f64 * LEVEL2 as f64) * row.d[i / 32] as f64).collect();
-                let got = kernel(&tile, row);
-                for j in 0..TILE {
-                    let mut wd = vec![0f32; k];
-                    dequantize_tile_row(format, &tile, j, &mut wd);
-                    let want: f64 = wd.iter().zip(&xd).map(|(a, b)| *a as f64 * b).sum();
-                    assert!((got[j] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{format:?} two={two} row {j}: {} vs {want}", got[j]);
+                // four different activation rows
+                let xs: Vec<f32> = (0..4).flat_map(|r| x.iter().map(move |v| v * (1.0 + r as f32) - 0.1 * r as f32)).collect();
+                let xr = XRows::quantize(&xs, 4, k, two, false);
+                let four = (kernels.four)(&tile, [xr.row(0), xr.row(1), xr.row(2), xr.row(3)]);
+                for r in 0..4 {
+                    let row = xr.row(r);
+                    let xd: Vec<f64> = (0..k).map(|i| (row.q[i / 32][0][i % 32] as f64 + row.q[i / 32][1][i % 32] as f64 * LEVEL2 as f64) * row.d[i / 32] as f64).collect();
+                    let one = (kernels.one)(&tile, row);
+                    for j in 0..TILE {
+                        let want: f64 = whole[j * k..(j + 1) * k].iter().zip(&xd).map(|(a, b)| *a as f64 * b).sum();
+                        for (what, got) in [("one", one[j]), ("four", four[r][j])] {
+                            assert!((got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{format:?} {what} two={two} x{r} row {j}: {got} vs {want}");
+                        }
+                    }
                 }
             }
         }
