@@ -299,8 +299,13 @@ impl Linear {
     }
 
     /// The layers side by side as one (`[Σ out, in]`: one product, outputs concatenated), when
-    /// all hold dense weights of one dtype and all or none have a bias; None otherwise.
+    /// their weights are stored alike (one dense dtype, or quantized matrices that
+    /// [`QMatrix::concat`] joins) and all or none have a bias; None otherwise.
     pub(crate) fn concat(parts: &[&Linear]) -> Result<Option<Linear>> {
+        let biases: Option<Vec<&Tensor>> = parts.iter().map(|l| l.bias.as_ref()).collect();
+        if parts.is_empty() || (biases.is_none() && parts.iter().any(|l| l.bias.is_some())) {
+            return Ok(None);
+        }
         let dense: Option<Vec<&Tensor>> = parts
             .iter()
             .map(|l| match &l.weight {
@@ -308,15 +313,26 @@ impl Linear {
                 Weight::Quant(_) => None,
             })
             .collect();
-        let Some(ws) = dense.filter(|ws| !ws.is_empty() && ws.iter().all(|w| w.dtype() == ws[0].dtype())) else { return Ok(None) };
-        let biases: Option<Vec<&Tensor>> = parts.iter().map(|l| l.bias.as_ref()).collect();
-        if biases.is_none() && parts.iter().any(|l| l.bias.is_some()) {
-            return Ok(None);
-        }
-        let w = Tensor::cat(&ws, 0)?;
+        let quant: Option<Vec<&QMatrix>> = parts
+            .iter()
+            .map(|l| match &l.weight {
+                Weight::Quant(q) => Some(q.as_ref()),
+                _ => None,
+            })
+            .collect();
+        let weight = match (dense, quant) {
+            (Some(ws), _) if ws.iter().all(|w| w.dtype() == ws[0].dtype()) => {
+                let w = Tensor::cat(&ws, 0)?;
+                if w.dtype() == DType::F16 { Weight::F16(w) } else { Weight::F32(w) }
+            }
+            (_, Some(qs)) => match QMatrix::concat(&qs) {
+                Some(q) => Weight::Quant(Arc::new(q)),
+                None => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        let out_dim = parts.iter().map(|l| l.out_dim).sum();
         let b = biases.map(|b| Tensor::cat(&b, 0)).transpose()?;
-        let out_dim = w.dim(0)?;
-        let weight = if w.dtype() == DType::F16 { Weight::F16(w) } else { Weight::F32(w) };
         Self::build(weight, out_dim, b).map(Some)
     }
 

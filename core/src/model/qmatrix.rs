@@ -98,6 +98,22 @@ impl QMatrix {
         }
     }
 
+    /// The matrices' rows one after the other (`[Σ rows, cols]`), when they share format, width
+    /// and activation precision, and tiled ones fill their tiles (all but the last); None
+    /// otherwise.
+    pub(crate) fn concat(parts: &[&QMatrix]) -> Option<QMatrix> {
+        let first = parts.first()?;
+        let same = parts.iter().all(|q| {
+            (q.format, q.cols, q.precise, q.tile.is_some()) == (first.format, first.cols, first.precise, first.tile.is_some())
+        });
+        let whole = parts.iter().rev().skip(1).all(|q| q.rows % q.unit() == 0);
+        if !same || !whole {
+            return None;
+        }
+        let data = parts.iter().flat_map(|q| q.data.iter().copied()).collect();
+        Some(QMatrix { data, rows: parts.iter().map(|q| q.rows).sum(), ..**first })
+    }
+
     /// Quantizes the activations of this matrix's products in one 8-bit level instead of two:
     /// half the integer work, for layers whose activations have no outlier channels (the vision
     /// encoder).
@@ -188,43 +204,25 @@ impl QMatrix {
     pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
         let (n, k) = (self.rows, self.cols);
         debug_assert_eq!(x.len(), m * k);
-        // Tiles multiply two-level activations at any row count: their integer kernels outrun
-        // dequantizing for gemm, at a precision close to f32. One-level (vision) products keep
-        // gemm's exact activations from GEMM_MIN_ROWS rows on.
-        if m >= GEMM_MIN_ROWS && !(self.tile.is_some() && self.precise) {
-            return self.matmul_dequantized(x, m);
-        }
         if m == 1 {
             return Ok(Self::matvec_many(&[self], x)?.pop().expect("one matrix"));
+        }
+        if let Some(tile) = self.tile {
+            return Ok(self.matmul_tiles(tile, x, m));
+        }
+        if m >= GEMM_MIN_ROWS {
+            return self.matmul_dequantized(x, m);
         }
         let parallel = rayon::current_num_threads() > 1 && m * n * k >= 2 * PAR_MIN_WORK;
         let xq = XRows::quantize(x, m, k, self.precise, parallel && m > 1);
         let dot = qkernels::kernels().dot(self.format);
         let dot4 = qkernels::kernels().dot4(self.format);
-        let unit = self.unit();
-        // Output transposed, `[padded rows, m]`, so each task owns whole units of it.
-        let mut out_t = vec![0f32; self.padded_rows() * m];
+        // Output transposed, `[n, m]`, so each task owns whole rows of it.
+        let mut out_t = vec![0f32; n * m];
         let task = |first: usize, o: &mut [f32]| {
             // (m < GEMM_MIN_ROWS: all activation rows stay in L1 while a weight row is used)
-            for (u, o) in o.chunks_exact_mut(unit * m).enumerate() {
-                let r0 = first + u * unit;
-                if let Some(tile) = self.tile {
-                    let tb = TILE * self.row_bytes();
-                    let t = &self.data[r0 / TILE * tb..(r0 / TILE + 1) * tb];
-                    let mut s = 0;
-                    while s + 4 <= m {
-                        let four = (tile.four)(t, [xq.row(s), xq.row(s + 1), xq.row(s + 2), xq.row(s + 3)]);
-                        for (i, col) in four.iter().enumerate() {
-                            col.iter().enumerate().for_each(|(j, v)| o[j * m + s + i] = *v);
-                        }
-                        s += 4;
-                    }
-                    for s in s..m {
-                        (tile.one)(t, xq.row(s)).iter().enumerate().for_each(|(j, v)| o[j * m + s] = *v);
-                    }
-                    continue;
-                }
-                let w = self.row(r0);
+            for (r, o) in o.chunks_exact_mut(m).enumerate() {
+                let w = self.row(first + r);
                 let mut t = 0;
                 if let Some(dot4) = dot4 {
                     while t + 4 <= m {
@@ -238,18 +236,55 @@ impl QMatrix {
             }
         };
         if parallel {
-            let per = n.div_ceil(rayon::current_num_threads() * 4).max(PAR_MIN_WORK.div_ceil(m * k)).next_multiple_of(unit);
+            let per = n.div_ceil(rayon::current_num_threads() * 4).max(PAR_MIN_WORK.div_ceil(m * k));
             out_t.par_chunks_mut(per * m).enumerate().for_each(|(i, o)| task(i * per, o));
         } else {
             task(0, &mut out_t);
         }
         let mut out = vec![0f32; m * n];
-        for (r, col) in out_t.chunks_exact(m).take(n).enumerate() {
+        for (r, col) in out_t.chunks_exact(m).enumerate() {
             for (t, v) in col.iter().enumerate() {
                 out[t * n + r] = *v;
             }
         }
         Ok(out)
+    }
+
+    /// [`Self::matmul`] on tiles, for any row count: the activations are quantized (in the
+    /// matrix's levels) and each thread takes a band of activation rows through every tile,
+    /// four rows per pass while the tile sits in L1, writing whole output rows.
+    fn matmul_tiles(&self, tile: &TileKernels, x: &[f32], m: usize) -> Vec<f32> {
+        let (n, k) = (self.rows, self.cols);
+        let threads = rayon::current_num_threads();
+        let parallel = threads > 1 && m * n * k >= 2 * PAR_MIN_WORK;
+        let xq = XRows::quantize(x, m, k, self.precise, parallel);
+        let tb = TILE * self.row_bytes();
+        let mut out = vec![0f32; m * n];
+        let band = |first: usize, o: &mut [f32]| {
+            let rows = o.len() / n.max(1);
+            for (t, w) in self.data.chunks_exact(tb.max(1)).enumerate() {
+                let (r0, width) = (t * TILE, TILE.min(n - t * TILE));
+                let mut s = 0;
+                while s + 4 <= rows {
+                    let x4 = [xq.row(first + s), xq.row(first + s + 1), xq.row(first + s + 2), xq.row(first + s + 3)];
+                    for (i, y) in (tile.four)(w, x4).iter().enumerate() {
+                        o[(s + i) * n + r0..(s + i) * n + r0 + width].copy_from_slice(&y[..width]);
+                    }
+                    s += 4;
+                }
+                for s in s..rows {
+                    let y = (tile.one)(w, xq.row(first + s));
+                    o[s * n + r0..s * n + r0 + width].copy_from_slice(&y[..width]);
+                }
+            }
+        };
+        if parallel {
+            let per = m.div_ceil(threads * 4).next_multiple_of(4);
+            out.par_chunks_mut((per * n).max(1)).enumerate().for_each(|(i, o)| band(i * per, o));
+        } else {
+            band(0, &mut out);
+        }
+        out
     }
 
     /// `x · Mᵀ` for one row `x` and each matrix `M` of `mats` (same width): the activations are
