@@ -15,11 +15,12 @@
 #    Ours: `smolvlm bench --model X.gguf --decode-tokens 64` (64 decode steps after a short prompt).
 # 2. Vision encode of one 512x512 tile, SmolVLM-256M shape (.cache/bench-models/smolvlm-256m from
 #    tools/make_bench_models.py), converted by llama.cpp's convert_hf_to_gguf.py into a text GGUF
-#    (f16) and an mmproj GGUF (f16 and f32) in .cache/bench-gguf/. llama.cpp: llama-mtmd-cli on a
+#    (f16) and an mmproj GGUF (f32, f16 and q8_0) in .cache/bench-gguf/. llama.cpp: llama-mtmd-cli on a
 #    512x512 image (this build tiles it 4x4 + 1: 17 slices), the mean of its per-slice
 #    "mtmd batch encoding done in N ms" (older builds: "image slice encoded in N ms") lines. Ours: `smolvlm bench --no-split --preset fast` on the same image (one
-#    512x512 frame, no resize) from the safetensors checkpoint in f32, and from the GGUF pair when
-#    this build reads GGUF.
+#    512x512 frame, no resize) from the safetensors checkpoint (f32, and quantized to q8_0 at load)
+#    and from the GGUF pair (f32 and q8_0 mmproj). Ratios are printed only against llama.cpp runs
+#    of equal or lower precision.
 # Each pair runs R rounds (default 2) alternating llama.cpp and ours; the best of each is kept
 # (the machine may be shared). Ratios > 1 mean we are faster.
 set -euo pipefail
@@ -120,7 +121,7 @@ if [ "$VISION" = 1 ]; then
     src=.cache/bench-models/smolvlm-256m
     [ -s "$out/smolvlm-256m-f16.gguf" ] ||
         "$PY" "$LLAMA/convert_hf_to_gguf.py" "$src" --outtype f16 --outfile "$out/smolvlm-256m-f16.gguf" >>"$LOG" 2>&1
-    for p in f16 f32; do
+    for p in f16 f32 q8_0; do
         [ -s "$out/mmproj-smolvlm-256m-$p.gguf" ] ||
             "$PY" "$LLAMA/convert_hf_to_gguf.py" "$src" --mmproj --outtype "$p" \
                 --outfile "$out/mmproj-smolvlm-256m-$p.gguf" >>"$LOG" 2>&1
@@ -136,25 +137,35 @@ if [ "$VISION" = 1 ]; then
         "$OURS" bench "$@" --image "$img" --no-split --preset fast --threads "$THREADS" --decode-tokens 1 --json \
             2>>"$LOG" | tee -a "$LOG" | field vision_encode_ms_per_tile
     }
-    lf16=() lf32=() ost=() ogg=()
+    lf16=() lf32=() lq8=() ost=() ogg=() oq8=() ogq8=()
     for _ in $(seq "$ROUNDS"); do
         lf16+=("$(llama_tile f16)")
         ost+=("$(ours_tile --model "$src" || true)")
         lf32+=("$(llama_tile f32)")
         ogg+=("$(ours_tile --model "$out/smolvlm-256m-f16.gguf" --mmproj "$out/mmproj-smolvlm-256m-f32.gguf" || true)")
+        lq8+=("$(llama_tile q8_0)")
+        oq8+=("$(ours_tile --model "$src" --quantize q8_0 || true)")
+        ogq8+=("$(ours_tile --model "$out/smolvlm-256m-f16.gguf" --mmproj "$out/mmproj-smolvlm-256m-q8_0.gguf" || true)")
     done
     # Lower is better for times: keep the smallest.
     min() { grep . | sort -g | head -1; }
     L16=$(printf '%s\n' "${lf16[@]}" | min || true)
     L32=$(printf '%s\n' "${lf32[@]}" | min || true)
+    LQ8=$(printf '%s\n' "${lq8[@]}" | min || true)
     O=$(printf '%s\n' "${ost[@]}" | min || true)
     G=$(printf '%s\n' "${ogg[@]}" | min || true)
-    echo "| vision encode, one 512x512 tile (256M shape) | ms per tile | speed vs llama.cpp f16 mmproj | vs llama.cpp f32 mmproj |"
-    echo "|---|---|---|---|"
-    echo "| llama.cpp, f16 mmproj (rounds ${lf16[*]}) | ${L16:-n/a} | 1.00 | |"
-    echo "| llama.cpp, f32 mmproj (rounds ${lf32[*]}) | ${L32:-n/a} | | 1.00 |"
-    echo "| ours, f32 safetensors (rounds ${ost[*]}) | ${O:-n/a} | $(inv_ratio "$O" "$L16") | $(inv_ratio "$O" "$L32") |"
-    echo "| ours, GGUF pair, f32 mmproj (rounds ${ogg[*]:-n/a}) | ${G:-n/a} | $(inv_ratio "$G" "$L16") | $(inv_ratio "$G" "$L32") |"
+    OQ8=$(printf '%s\n' "${oq8[@]}" | min || true)
+    GQ8=$(printf '%s\n' "${ogq8[@]}" | min || true)
+    # Speed ratios only against llama.cpp runs of equal or lower precision.
+    echo "| vision encode, one 512x512 tile (256M shape) | ms per tile | speed vs llama.cpp f32 mmproj | vs f16 mmproj | vs q8_0 mmproj |"
+    echo "|---|---|---|---|---|"
+    echo "| llama.cpp, f32 mmproj (rounds ${lf32[*]}) | ${L32:-n/a} | 1.00 | | |"
+    echo "| llama.cpp, f16 mmproj (rounds ${lf16[*]}) | ${L16:-n/a} | | 1.00 | |"
+    echo "| llama.cpp, q8_0 mmproj (rounds ${lq8[*]}) | ${LQ8:-n/a} | | | 1.00 |"
+    echo "| ours, f32 safetensors (rounds ${ost[*]}) | ${O:-n/a} | $(inv_ratio "$O" "$L32") | $(inv_ratio "$O" "$L16") | $(inv_ratio "$O" "$LQ8") |"
+    echo "| ours, GGUF pair, f32 mmproj (rounds ${ogg[*]:-n/a}) | ${G:-n/a} | $(inv_ratio "$G" "$L32") | $(inv_ratio "$G" "$L16") | $(inv_ratio "$G" "$LQ8") |"
+    echo "| ours, q8_0 from safetensors (rounds ${oq8[*]:-n/a}) | ${OQ8:-n/a} | | | $(inv_ratio "$OQ8" "$LQ8") |"
+    echo "| ours, GGUF pair, q8_0 mmproj (rounds ${ogq8[*]:-n/a}) | ${GQ8:-n/a} | | | $(inv_ratio "$GQ8" "$LQ8") |"
 fi
 echo
 echo "(raw output: $LOG)"

@@ -3,7 +3,7 @@
 //!
 //! Activations are kept 2-D (`[tokens, hidden]`): the engine runs one sequence at a time.
 
-use super::ops::{attention, dot, softmax_scaled, Embedding, Linear};
+use super::ops::{attention, dot, exp, softmax_scaled, Embedding, Linear};
 use super::spin_pool::SpinPool;
 use super::LayerKv;
 use crate::config::TextConfig;
@@ -202,8 +202,8 @@ impl Mlp {
     /// [`Self::forward`] of one host row.
     fn step(&self, x: &[f32]) -> Result<Vec<f32>> {
         let [mut g, u] = Linear::forward_rows([&self.gate, &self.up], x)?;
-        // silu as candle computes it: v / (1 + e^-v)
-        g.iter_mut().zip(&u).for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
+        // silu as candle computes it, v / (1 + e^-v), with the vectorizing exp
+        g.iter_mut().zip(&u).for_each(|(g, u)| *g = *g / (1.0 + exp(-*g)) * u);
         self.down.forward_row(&g)
     }
 }
