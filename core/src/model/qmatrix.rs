@@ -163,18 +163,6 @@ impl QMatrix {
         }
     }
 
-    /// The unit (tile or row) starting at row `first`, dequantized into `out` (`unit · cols`;
-    /// a last tile's padding rows come out zero).
-    fn dequantize_unit(&self, first: usize, out: &mut [f32]) {
-        match self.tile {
-            Some(_) => {
-                let tb = TILE * self.row_bytes();
-                qtiles::dequantize_tile(self.format, &self.data[first / TILE * tb..(first / TILE + 1) * tb], out)
-            }
-            None => qkernels::dequantize_row(self.format, self.row(first), out),
-        }
-    }
-
     /// Rows `first..first + out.len()` (whole units) times one activation row.
     fn rows_into(&self, first: usize, x: X, out: &mut [f32]) {
         let rb = self.row_bytes();
@@ -198,9 +186,10 @@ impl QMatrix {
     }
 
     /// `x · selfᵀ` for `x` `[m, cols]` (row-major): `[m, rows]`. One row goes to
-    /// [`Self::matvec_many`]; up to [`GEMM_MIN_ROWS`] rows the activations are quantized to 8-bit
-    /// blocks of 32 and weight rows are split over rayon's pool; from there on the weights are
-    /// dequantized for gemm.
+    /// [`Self::matvec_many`]; tiled matrices run every other row count on the tile kernels
+    /// ([`Self::matmul_tiles`]); in the row layout, up to [`GEMM_MIN_ROWS`] rows the activations
+    /// are quantized to 8-bit blocks of 32 and weight rows are split over rayon's pool, and from
+    /// there on the weights are dequantized for gemm.
     pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
         let (n, k) = (self.rows, self.cols);
         debug_assert_eq!(x.len(), m * k);
@@ -335,13 +324,12 @@ impl QMatrix {
     fn matmul_dequantized(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
         let (n, k) = (self.rows, self.cols);
         let xt = Tensor::from_slice(x, (m, k), &Device::Cpu)?;
-        let unit = self.unit();
-        let chunk = (GEMM_CHUNK / k.max(1)).clamp(1, n.max(1)).next_multiple_of(unit);
+        let chunk = (GEMM_CHUNK / k.max(1)).clamp(1, n.max(1));
         let mut wbuf = vec![0f32; chunk * k];
         let mut out = vec![0f32; m * n];
         for r0 in (0..n).step_by(chunk) {
             let c = chunk.min(n - r0);
-            wbuf[..c.next_multiple_of(unit) * k].par_chunks_mut((unit * k).max(1)).enumerate().for_each(|(i, o)| self.dequantize_unit(r0 + i * unit, o));
+            wbuf[..c * k].par_chunks_mut(k.max(1)).enumerate().for_each(|(i, o)| qkernels::dequantize_row(self.format, self.row(r0 + i), o));
             let w = Tensor::from_slice(&wbuf[..c * k], (c, k), &Device::Cpu)?;
             let y: Vec<f32> = xt.matmul(&w.t()?)?.flatten_all()?.to_vec1()?;
             for (t, yr) in y.chunks_exact(c).enumerate() {

@@ -104,31 +104,6 @@ pub(crate) fn dequantize_tile_row(format: QFormat, tile: &[u8], lane: usize, out
     }
 }
 
-/// Dequantizes a whole tile into its 16 rows (`out`: `[16, 32 · blocks]`, row-major), in the
-/// tile's own order so the loops run straight through its bytes.
-pub(crate) fn dequantize_tile(format: QFormat, tile: &[u8], out: &mut [f32]) {
-    let (bb, qo, qb) = (format.block_bytes(), quant_offset(format), quant_bytes(format));
-    let cols = out.len() / TILE;
-    let f16 = |t: &[u8], at: usize| f16_to_f32(u16::from_le_bytes([t[at], t[at + 1]]));
-    for (b, t) in tile.chunks_exact(TILE * bb).enumerate() {
-        let d: [f32; TILE] = std::array::from_fn(|j| f16(t, 2 * j));
-        let m: [f32; TILE] = std::array::from_fn(|j| if format == QFormat::Q4_1 { f16(t, 2 * TILE + 2 * j) } else { -8.0 * d[j] });
-        for (g, grp) in t[qo..qo + TILE * qb].chunks_exact(4 * TILE).enumerate() {
-            for (j, q) in grp.chunks_exact(4).enumerate() {
-                let o = &mut out[j * cols + 32 * b..j * cols + 32 * (b + 1)];
-                for (i, &q) in q.iter().enumerate() {
-                    if format == QFormat::Q8_0 {
-                        o[4 * g + i] = d[j] * ((q ^ 0x80) as i8) as f32;
-                    } else {
-                        o[4 * g + i] = d[j] * (q & 0xf) as f32 + m[j];
-                        o[16 + 4 * g + i] = d[j] * (q >> 4) as f32 + m[j];
-                    }
-                }
-            }
-        }
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{quant_offset, TileKernels, TILE};
@@ -310,11 +285,8 @@ mod tests {
                 assert_eq!(got, want, "{format:?} row {j}");
             }
             let mut whole = vec![0f32; TILE * k];
-            dequantize_tile(format, &tile, &mut whole);
-            for j in 0..TILE {
-                let mut row = vec![0f32; k];
-                dequantize_tile_row(format, &tile, j, &mut row);
-                assert_eq!(row, whole[j * k..(j + 1) * k], "{format:?} whole-tile row {j}");
+            for (j, row) in whole.chunks_exact_mut(k).enumerate() {
+                dequantize_tile_row(format, &tile, j, row);
             }
             let Some(kernels) = kernel(format) else { continue };
             for two in [false, true] {
