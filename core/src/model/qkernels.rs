@@ -36,7 +36,14 @@ pub(crate) const LEVEL2: f32 = 1.0 / 254.0;
 
 fn quantize_blocks(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[[i8; 32]; 2]], two: bool) {
     for (((chunk, d), s), q) in x.chunks_exact(32).zip(d).zip(s).zip(q) {
-        let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
+        // in 8 lanes: a single running max does not vectorize (`max` is not associative for NaN)
+        let mut lanes = [0f32; 8];
+        for c in chunk.chunks_exact(8) {
+            for i in 0..8 {
+                lanes[i] = lanes[i].max(c[i].abs());
+            }
+        }
+        let amax = lanes.iter().fold(0f32, |m, v| m.max(*v));
         *d = amax / 127.0;
         let id = if *d > 0.0 { 1.0 / *d } else { 0.0 };
         let (mut s0, mut s1) = (0i32, 0i32);

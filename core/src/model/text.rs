@@ -166,12 +166,11 @@ impl Attention {
         kv.with_host(pos + 1, |keys, values, stride| {
             // Query head j reads kv head j / n_rep: `stride` values apart, positions hd apart.
             let head = |j: usize, out: &mut [f32]| {
-                let base = j / n_rep * stride;
+                let (base, end) = (j / n_rep * stride, j / n_rep * stride + (pos + 1) * hd);
                 let qj = &q[j * hd..(j + 1) * hd];
-                let mut p: Vec<f32> = (0..=pos).map(|t| dot(qj, &keys[base + t * hd..base + (t + 1) * hd])).collect();
+                let mut p: Vec<f32> = keys[base..end].chunks_exact(hd).map(|k| dot(qj, k)).collect();
                 softmax_scaled(&mut p, scale);
-                for (t, w) in p.iter().enumerate() {
-                    let vt = &values[base + t * hd..base + (t + 1) * hd];
+                for (w, vt) in p.iter().zip(values[base..end].chunks_exact(hd)) {
                     out.iter_mut().zip(vt).for_each(|(o, v)| *o += w * v);
                 }
             };
