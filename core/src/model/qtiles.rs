@@ -1,12 +1,13 @@
 //! Weight matrices of the 32-element formats (Q8_0, Q4_0, Q4_1) in tiles of 16 rows, for CPUs
-//! with a 16-lane integer dot product (x86 AVX-512 VNNI).
+//! with a wide integer dot product: x86 AVX-512 VNNI and arm64 NEON with `dotprod`.
 //!
 //! A row-at-a-time kernel multiplies 32 weights by 32 activations and must then sum its lanes
 //! and scale the result for every block. In a tile, the same bytes are interleaved so one
 //! 512-bit register holds 4 consecutive weights of each of 16 rows: `vpdpbusd` multiplies them
 //! by 4 activations broadcast to every lane, the 16 lanes are the 16 rows' sums, and one
 //! multiply-add per block applies the 16 rows' scales. No horizontal sum, and a block of 16 rows
-//! costs about what a block of one row costs in the row layout.
+//! costs about what a block of one row costs in the row layout. On arm64, `sdot` by element does
+//! the same four rows at a time from the same bytes (a 64-byte group is four 16-byte registers).
 //!
 //! Tile layout, per block of 32 columns: the 16 rows' f16 scales (32 bytes), their f16
 //! minimums (Q4_1 only, 32 bytes), then the quants in groups of 4 bytes: group `g` is 64 bytes,
@@ -54,6 +55,21 @@ pub(crate) fn kernel(format: QFormat) -> Option<&'static TileKernels> {
                 QFormat::Q8_0 => Some(&x86::Q8_0),
                 QFormat::Q4_0 => Some(&x86::Q4_0),
                 QFormat::Q4_1 => Some(&x86::Q4_1),
+                _ => None,
+            };
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        static DOTPROD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let ok = *DOTPROD.get_or_init(|| {
+            std::arch::is_aarch64_feature_detected!("neon") && std::arch::is_aarch64_feature_detected!("dotprod")
+        });
+        if ok {
+            return match format {
+                QFormat::Q8_0 => Some(&arm::Q8_0),
+                QFormat::Q4_0 => Some(&arm::Q4_0),
+                QFormat::Q4_1 => Some(&arm::Q4_1),
                 _ => None,
             };
         }
@@ -247,6 +263,132 @@ mod x86 {
         let mut out = [[0f32; TILE]; 4];
         for r in 0..4 {
             _mm512_storeu_ps(out[r].as_mut_ptr(), _mm512_fmadd_ps(off[r], c, acc[r]));
+        }
+        out
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    //! NEON with `dotprod`: `sdot` by element multiplies 4 weights of each of 4 rows (one
+    //! 16-byte register of a tile group) by 4 activations taken from one lane of another register,
+    //! so a group of 16 rows is 4 `sdot`s per nibble half and level, with no horizontal sums.
+    use super::{quant_offset, TileKernels, TILE};
+    use crate::model::qkernels::{QFormat, LEVEL2, X};
+    use std::arch::aarch64::*;
+
+    // Safe entry points: `kernel` hands them out only when the CPU has NEON and dotprod.
+    macro_rules! kernels {
+        ($name:ident, $f:literal) => {
+            pub(super) static $name: TileKernels = TileKernels {
+                one: |t, x| unsafe { tile::<$f>(t, x) },
+                // (four accumulator sets would not fit the 32 registers: one row at a time,
+                // the tile staying in L1)
+                four: |t, x| x.map(|x| unsafe { tile::<$f>(t, x) }),
+            };
+        };
+    }
+    kernels!(Q8_0, 0);
+    kernels!(Q4_0, 1);
+    kernels!(Q4_1, 2);
+
+    /// `acc += w · x[lane]`: 4 rows of 4 weights by the 4 activations in lane `$l` of `x`.
+    macro_rules! sdot_lane {
+        ($acc:expr, $w:expr, $x:expr, $l:literal) => {{
+            let mut acc: int32x4_t = $acc;
+            std::arch::asm!(concat!("sdot {acc:v}.4s, {w:v}.16b, {x:v}.4b[", $l, "]"),
+                acc = inout(vreg) acc, w = in(vreg) $w, x = in(vreg) $x, options(pure, nomem, nostack, preserves_flags));
+            acc
+        }};
+    }
+
+    /// Four f16 values at `p` as f32 (`fcvtl`, ARMv8.0).
+    #[inline(always)]
+    unsafe fn f16x4(p: *const u8) -> float32x4_t {
+        let h = vld1_u16(p as *const u16);
+        let out: float32x4_t;
+        std::arch::asm!("fcvtl {o:v}.4s, {h:v}.4h", o = out(vreg) out, h = in(vreg) h, options(pure, nomem, nostack, preserves_flags));
+        out
+    }
+
+    /// The 16 rows' integer sums of one block against one activation level (`xl`: elements
+    /// 0–15, `xh`: 16–31), four rows per register.
+    #[inline(always)]
+    unsafe fn block<const F: u8>(q: *const u8, xl: int8x16_t, xh: int8x16_t) -> [int32x4_t; 4] {
+        let z = vdupq_n_s32(0);
+        let mut acc = [z; 4];
+        if F == 0 {
+            let flip = vdupq_n_u8(0x80);
+            // group g: elements 4g..4g+4, from xl (g < 4) or xh
+            macro_rules! group {
+                ($g:literal, $x:expr, $l:literal) => {
+                    for r in 0..4 {
+                        let w = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(q.add(64 * $g + 16 * r)), flip));
+                        acc[r] = sdot_lane!(acc[r], w, $x, $l);
+                    }
+                };
+            }
+            group!(0, xl, 0);
+            group!(1, xl, 1);
+            group!(2, xl, 2);
+            group!(3, xl, 3);
+            group!(4, xh, 0);
+            group!(5, xh, 1);
+            group!(6, xh, 2);
+            group!(7, xh, 3);
+        } else {
+            let nib = vdupq_n_u8(0xf);
+            // group g: low nibbles are elements 4g..4g+4, high nibbles 16 + 4g..
+            macro_rules! group {
+                ($g:literal) => {
+                    for r in 0..4 {
+                        let v = vld1q_u8(q.add(64 * $g + 16 * r));
+                        acc[r] = sdot_lane!(acc[r], vreinterpretq_s8_u8(vandq_u8(v, nib)), xl, $g);
+                        acc[r] = sdot_lane!(acc[r], vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), xh, $g);
+                    }
+                };
+            }
+            group!(0);
+            group!(1);
+            group!(2);
+            group!(3);
+        }
+        acc
+    }
+
+    /// `F`: 0 Q8_0 (stored `q + 128`, flipped back to signed here), 1 Q4_0, 2 Q4_1.
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn tile<const F: u8>(t: &[u8], x: X) -> [f32; TILE] {
+        let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][F as usize];
+        let tb = TILE * format.block_bytes();
+        let nb = x.d.len().min(t.len() / tb);
+        let qo = quant_offset(format);
+        let z = vdupq_n_f32(0.0);
+        let (mut acc, mut off) = ([z; 4], [z; 4]);
+        for b in 0..nb {
+            let p = t.as_ptr().add(b * tb);
+            let xq = x.q.get_unchecked(b);
+            let load = |l: usize, h: usize| vld1q_s8(xq[l].as_ptr().add(16 * h));
+            let s0 = block::<F>(p.add(qo), load(0, 0), load(0, 1));
+            let s1 = if x.two { Some(block::<F>(p.add(qo), load(1, 0), load(1, 1))) } else { None };
+            let (dx, sx) = (*x.d.get_unchecked(b), *x.s.get_unchecked(b));
+            for r in 0..4 {
+                let mut s = vcvtq_f32_s32(s0[r]);
+                if let Some(s1) = &s1 {
+                    s = vfmaq_n_f32(s, vcvtq_f32_s32(s1[r]), LEVEL2);
+                }
+                let d = f16x4(p.add(8 * r));
+                acc[r] = vfmaq_f32(acc[r], vmulq_n_f32(d, dx), s);
+                if F != 0 {
+                    let m = if F == 2 { f16x4(p.add(2 * TILE + 8 * r)) } else { d };
+                    off[r] = vfmaq_n_f32(off[r], m, sx);
+                }
+            }
+        }
+        let c = [0.0f32, -8.0, 1.0][F as usize];
+        let mut out = [0f32; TILE];
+        for r in 0..4 {
+            vst1q_f32(out.as_mut_ptr().add(4 * r), vfmaq_n_f32(acc[r], off[r], c));
         }
         out
     }
