@@ -706,6 +706,21 @@ mod tests {
         assert!(d < 1e-5, "{d}");
         let d = (lin.forward_gelu(&x).unwrap() - plain.gelu().unwrap()).unwrap().abs().unwrap().max_all().unwrap();
         assert!(d.to_scalar::<f32>().unwrap() < 1e-6, "{d}");
+        // bias + residual in one pass, bit for bit
+        let r = Tensor::randn(0f32, 1.0, (300, 192), &dev).unwrap();
+        let d = (lin.forward_add(&x, &r).unwrap() - (&r + &plain).unwrap()).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(d.to_scalar::<f32>().unwrap(), 0.0);
+        assert!(lin.forward_add(&x, &r.narrow(0, 0, 299).unwrap()).is_err(), "a residual of another shape is an error");
+        // one-pass LayerNorm against the op-by-op formula
+        let (g, b) = (Tensor::randn(1f32, 0.2, 256, &dev).unwrap(), Tensor::randn(0f32, 0.2, 256, &dev).unwrap());
+        let (gv, bv): (Vec<f32>, Vec<f32>) = (g.to_vec1().unwrap(), b.to_vec1().unwrap());
+        let fused = x.apply_op1_no_bwd(&LayerNormRows { weight: &gv, bias: &bv, eps: 1e-6 }).unwrap();
+        let mean = x.mean_keepdim(D::Minus1).unwrap();
+        let xc = x.broadcast_sub(&mean).unwrap();
+        let var = xc.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
+        let want = xc.broadcast_div(&(var + 1e-6).unwrap().sqrt().unwrap()).unwrap().broadcast_mul(&g).unwrap().broadcast_add(&b).unwrap();
+        let d = (fused - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-5, "layer norm: {d}");
         // softmax with scale and causal mask against the unfused version.
         let (t, offset, rep) = (37usize, 50usize, 3usize);
         let s = Tensor::randn(0f32, 3.0, (2, rep * t, offset + t), &dev).unwrap();

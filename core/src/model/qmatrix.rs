@@ -186,8 +186,8 @@ impl QMatrix {
     }
 
     /// `x · selfᵀ` for `x` `[m, cols]` (row-major): `[m, rows]`. One row goes to
-    /// [`Self::matvec_many`]; tiled matrices run every other row count on the tile kernels
-    /// ([`Self::matmul_tiles`]); in the row layout, up to [`GEMM_MIN_ROWS`] rows the activations
+    /// [`Self::matvec_many`]; tiled matrices run longer products on the tile kernels in bands
+    /// of rows ([`Self::matmul_tiles`]), a few rows one by one; in the row layout, up to [`GEMM_MIN_ROWS`] rows the activations
     /// are quantized to 8-bit blocks of 32 and weight rows are split over rayon's pool, and from
     /// there on the weights are dequantized for gemm.
     pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
@@ -197,7 +197,15 @@ impl QMatrix {
             return Ok(Self::matvec_many(&[self], x)?.pop().expect("one matrix"));
         }
         if let Some(tile) = self.tile {
-            return Ok(self.matmul_tiles(tile, x, m));
+            if m >= 4 * rayon::current_num_threads() {
+                return Ok(self.matmul_tiles(tile, x, m));
+            }
+            // Too few rows for a band per thread: one row at a time, each across all the tiles.
+            let mut out = Vec::with_capacity(m * n);
+            for s in 0..m {
+                out.extend(Self::matvec_many(&[self], &x[s * k..(s + 1) * k])?.concat());
+            }
+            return Ok(out);
         }
         if m >= GEMM_MIN_ROWS {
             return self.matmul_dequantized(x, m);
@@ -239,9 +247,9 @@ impl QMatrix {
         Ok(out)
     }
 
-    /// [`Self::matmul`] on tiles, for any row count: the activations are quantized (in the
-    /// matrix's levels) and each thread takes a band of activation rows through every tile,
-    /// four rows per pass while the tile sits in L1, writing whole output rows.
+    /// [`Self::matmul`] on tiles: the activations are quantized (in the matrix's levels) and
+    /// each thread takes a band of activation rows through every tile, four rows per pass while
+    /// the tile sits in L1, writing whole output rows.
     fn matmul_tiles(&self, tile: &TileKernels, x: &[f32], m: usize) -> Vec<f32> {
         let (n, k) = (self.rows, self.cols);
         let threads = rayon::current_num_threads();

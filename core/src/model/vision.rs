@@ -129,17 +129,14 @@ impl Attention {
         let (b, s, d) = x.dims3()?;
         let (q, k, v) = match &self.qkv {
             Qkv::Fused(l) => {
+                // the three column ranges of one contiguous buffer
                 let qkv = l.forward(x)?;
-                if fast_path(&qkv) {
-                    // the three column ranges of one buffer, read in place
-                    let (q, k, v) = (qkv.narrow(2, 0, d)?, qkv.narrow(2, d, d)?, qkv.narrow(2, 2 * d, d)?);
-                    return self.out.forward_add(&attention_rows(&q, &k, &v, self.heads, self.scale)?, residual);
-                }
                 (qkv.narrow(2, 0, d)?, qkv.narrow(2, d, d)?, qkv.narrow(2, 2 * d, d)?)
             }
             Qkv::Split(q, k, v) => (q.forward(x)?, k.forward(x)?, v.forward(x)?),
         };
-        if [&q, &k, &v].iter().all(|t| fast_path(t)) {
+        let on_cpu = |t: &Tensor| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32 && t.stride().last() == Some(&1);
+        if [&q, &k, &v].iter().all(|t| on_cpu(t)) {
             return self.out.forward_add(&attention_rows(&q, &k, &v, self.heads, self.scale)?, residual);
         }
         // [b, s, d] -> [b·heads, s, head_dim]
