@@ -110,7 +110,7 @@ impl QMatrix {
         if !same || !whole {
             return None;
         }
-        let data = parts.iter().flat_map(|q| q.data.iter().copied()).collect();
+        let data = parts.iter().map(|q| q.data.as_slice()).collect::<Vec<_>>().concat();
         Some(QMatrix { data, rows: parts.iter().map(|q| q.rows).sum(), ..**first })
     }
 

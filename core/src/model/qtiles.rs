@@ -38,6 +38,16 @@ fn quant_offset(format: QFormat) -> usize {
     if format == QFormat::Q4_1 { 4 * TILE } else { 2 * TILE }
 }
 
+/// For the kernels' format index `f` (0 Q8_0, 1 Q4_0, 2 Q4_1), a tile of `tile_len` bytes and
+/// activations of `x_blocks` blocks: bytes per tile-block, blocks to multiply, offset of the quants
+/// within a tile-block.
+#[inline(always)]
+fn geometry(f: u8, tile_len: usize, x_blocks: usize) -> (usize, usize, usize) {
+    let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][f as usize];
+    let tb = TILE * format.block_bytes();
+    (tb, x_blocks.min(tile_len / tb), quant_offset(format))
+}
+
 /// The tile kernel for `format` on this CPU, or None where rows stay in the row layout (other
 /// CPUs, other formats).
 pub(crate) fn kernel(format: QFormat) -> Option<&'static TileKernels> {
@@ -122,8 +132,8 @@ pub(crate) fn dequantize_tile_row(format: QFormat, tile: &[u8], lane: usize, out
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{quant_offset, TileKernels, TILE};
-    use crate::model::qkernels::{QFormat, LEVEL2, X};
+    use super::{geometry, TileKernels, TILE};
+    use crate::model::qkernels::{LEVEL2, X};
     use std::arch::x86_64::*;
 
     /// Blocks ahead of the one being multiplied whose bytes are prefetched.
@@ -151,10 +161,7 @@ mod x86 {
     /// `F`: 0 Q8_0 (`d·q`, stored `q + 128`), 1 Q4_0 (`d·(q − 8)`), 2 Q4_1 (`d·q + m`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma")]
     unsafe fn tile<const F: u8>(t: &[u8], x: X) -> [f32; TILE] {
-        let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][F as usize];
-        let tb = TILE * format.block_bytes();
-        let nb = x.d.len().min(t.len() / tb);
-        let qo = quant_offset(format);
+        let (tb, nb, qo) = geometry(F, t.len(), x.d.len());
         let nib = _mm512_set1_epi8(0xf);
         let (mut acc, mut off) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         for b in 0..nb {
@@ -210,11 +217,8 @@ mod x86 {
     /// [`tile`] for four activation rows: each weight register is loaded and unpacked once.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma")]
     unsafe fn tile4<const F: u8>(t: &[u8], x: [X; 4]) -> [[f32; TILE]; 4] {
-        let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][F as usize];
-        let tb = TILE * format.block_bytes();
-        let nb = x.iter().map(|x| x.d.len()).min().unwrap_or(0).min(t.len() / tb);
+        let (tb, nb, qo) = geometry(F, t.len(), x.iter().map(|x| x.d.len()).min().unwrap_or(0));
         let two = x[0].two;
-        let qo = quant_offset(format);
         let nib = _mm512_set1_epi8(0xf);
         let mut acc = [_mm512_setzero_ps(); 4];
         let mut off = [_mm512_setzero_ps(); 4];
@@ -273,8 +277,8 @@ mod arm {
     //! NEON with `dotprod`: `sdot` by element multiplies 4 weights of each of 4 rows (one
     //! 16-byte register of a tile group) by 4 activations taken from one lane of another register,
     //! so a group of 16 rows is 4 `sdot`s per nibble half and level, with no horizontal sums.
-    use super::{quant_offset, TileKernels, TILE};
-    use crate::model::qkernels::{QFormat, LEVEL2, X};
+    use super::{geometry, TileKernels, TILE};
+    use crate::model::qkernels::{LEVEL2, X};
     use std::arch::aarch64::*;
 
     // Safe entry points: `kernel` hands them out only when the CPU has NEON and dotprod.
@@ -359,10 +363,7 @@ mod arm {
     /// `F`: 0 Q8_0 (stored `q + 128`, flipped back to signed here), 1 Q4_0, 2 Q4_1.
     #[target_feature(enable = "neon,dotprod")]
     unsafe fn tile<const F: u8>(t: &[u8], x: X) -> [f32; TILE] {
-        let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][F as usize];
-        let tb = TILE * format.block_bytes();
-        let nb = x.d.len().min(t.len() / tb);
-        let qo = quant_offset(format);
+        let (tb, nb, qo) = geometry(F, t.len(), x.d.len());
         let z = vdupq_n_f32(0.0);
         let (mut acc, mut off) = ([z; 4], [z; 4]);
         for b in 0..nb {

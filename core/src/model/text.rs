@@ -166,7 +166,8 @@ impl Attention {
         kv.with_host(pos + 1, |keys, values, stride| {
             // Query head j reads kv head j / n_rep: `stride` values apart, positions hd apart.
             let head = |j: usize, out: &mut [f32]| {
-                let (base, end) = (j / n_rep * stride, j / n_rep * stride + (pos + 1) * hd);
+                let base = j / n_rep * stride;
+                let end = base + (pos + 1) * hd;
                 let qj = &q[j * hd..(j + 1) * hd];
                 let mut p: Vec<f32> = keys[base..end].chunks_exact(hd).map(|k| dot(qj, k)).collect();
                 softmax_scaled(&mut p, scale);
