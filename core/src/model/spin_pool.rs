@@ -30,6 +30,9 @@ struct Shared {
     pending: AtomicUsize,
     /// A panic of the current job.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
+    /// Workers asleep on `wake` (or about to be): only then does a job need `lock` and a wake-up
+    /// call (a system call even with nobody waiting).
+    sleepers: AtomicUsize,
     lock: Mutex<()>,
     wake: Condvar,
 }
@@ -61,6 +64,7 @@ impl SpinPool {
             job: UnsafeCell::new(None),
             pending: AtomicUsize::new(0),
             panic: Mutex::new(None),
+            sleepers: AtomicUsize::new(0),
             lock: Mutex::new(()),
             wake: Condvar::new(),
         });
@@ -93,11 +97,14 @@ impl SpinPool {
         let job: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(f) };
         unsafe { *s.job.get() = Some(job) };
         s.pending.store(self.workers, Ordering::Relaxed);
-        {
-            let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
-            s.epoch.fetch_add(1, Ordering::Release);
+        // SeqCst with the sleepers' count (see `worker`): either this sees a sleeper, or that
+        // worker sees the new epoch before it waits.
+        s.epoch.fetch_add(1, Ordering::SeqCst);
+        if s.sleepers.load(Ordering::SeqCst) > 0 {
+            // Taking the lock waits out a worker between its last check and its wait.
+            drop(s.lock.lock().unwrap_or_else(|e| e.into_inner()));
+            s.wake.notify_all();
         }
-        s.wake.notify_all();
         let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(0)));
         while s.pending.load(Ordering::Acquire) != 0 {
             std::hint::spin_loop();
@@ -118,15 +125,30 @@ impl SpinPool {
         if self.workers == 0 || items.len() <= 1 {
             return items.into_iter().for_each(f);
         }
-        let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
+        let slots = Slots(items.into_iter().map(|t| UnsafeCell::new(Some(t))).collect());
         let next = AtomicUsize::new(0);
         self.run(&|_| {
-            while let Some(slot) = slots.get(next.fetch_add(1, Ordering::Relaxed)) {
-                if let Some(item) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                    f(item);
-                }
+            // SAFETY: the counter hands out each index once.
+            while let Some(item) = unsafe { slots.take(next.fetch_add(1, Ordering::Relaxed)) } {
+                f(item);
             }
         });
+    }
+}
+
+/// The items of a [`SpinPool::for_each`], each taken by the one thread that claims its index.
+struct Slots<T>(Vec<UnsafeCell<Option<T>>>);
+// SAFETY: see `for_each`: a slot is accessed only by the thread that claimed its index, and the
+// items are `Send`.
+unsafe impl<T: Send> Sync for Slots<T> {}
+
+impl<T> Slots<T> {
+    /// Item `i`, or None past the end.
+    ///
+    /// # Safety
+    /// No other thread may take the same `i` (items not taken are dropped with the slots).
+    unsafe fn take(&self, i: usize) -> Option<T> {
+        self.0.get(i).and_then(|slot| unsafe { (*slot.get()).take() })
     }
 }
 
@@ -141,9 +163,11 @@ fn worker(s: &Shared, index: usize) {
             spins += 1;
             if spins % 256 == 0 && t0.elapsed() > SPIN {
                 let mut g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
-                while s.epoch.load(Ordering::Acquire) == seen {
+                s.sleepers.fetch_add(1, Ordering::SeqCst);
+                while s.epoch.load(Ordering::SeqCst) == seen {
                     g = s.wake.wait(g).unwrap_or_else(|e| e.into_inner());
                 }
+                s.sleepers.fetch_sub(1, Ordering::SeqCst);
             }
         }
         seen = s.epoch.load(Ordering::Acquire);
