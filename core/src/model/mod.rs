@@ -9,6 +9,7 @@
 
 mod attention;
 mod connector;
+mod decode_attention;
 mod ops;
 mod qkernels;
 mod qmatrix;
@@ -370,34 +371,48 @@ impl LayerKv {
         self.k.as_ref().map_or(0, |b| b.dims()[1])
     }
 
+    /// Makes room for positions `0..need` in `[kv_heads, _, head_dim]` buffers, keeping the
+    /// first `held` positions when the buffers grow.
+    fn make_room(&mut self, held: usize, need: usize, (kvh, hd): (usize, usize), dtype: DType, dev: &Device) -> candle_core::Result<()> {
+        let cap = self.capacity();
+        if need <= cap {
+            return Ok(());
+        }
+        let new_cap =
+            if need <= self.planned { self.planned } else { need.max(cap * 2).max(256).next_multiple_of(64).min(self.limit).max(need) };
+        let grow = |old: &Option<Tensor>| -> candle_core::Result<Tensor> {
+            let buf = Tensor::zeros((kvh, new_cap, hd), dtype, dev)?;
+            if let Some(old) = old {
+                if held > 0 {
+                    buf.slice_set(&old.narrow(1, 0, held)?.contiguous()?, 1, 0)?;
+                }
+            }
+            Ok(buf)
+        };
+        self.k = Some(grow(&self.k)?);
+        self.v = Some(grow(&self.v)?);
+        Ok(())
+    }
+
     /// Writes `k`, `v` (`[kv_heads, t, head_dim]`) at positions `offset..offset+t` and returns
     /// views of positions `0..offset+t`.
     pub(crate) fn append(&mut self, offset: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let (kvh, t, hd) = k.dims3()?;
         let need = offset + t;
-        let cap = self.capacity();
-        if need > cap {
-            let new_cap = if need <= self.planned {
-                self.planned
-            } else {
-                need.max(cap * 2).max(256).next_multiple_of(64).min(self.limit).max(need)
-            };
-            let grow = |old: &Option<Tensor>| -> candle_core::Result<Tensor> {
-                let buf = Tensor::zeros((kvh, new_cap, hd), k.dtype(), k.device())?;
-                if let Some(old) = old {
-                    if offset > 0 {
-                        buf.slice_set(&old.narrow(1, 0, offset)?.contiguous()?, 1, 0)?;
-                    }
-                }
-                Ok(buf)
-            };
-            self.k = Some(grow(&self.k)?);
-            self.v = Some(grow(&self.v)?);
-        }
+        self.make_room(offset, need, (kvh, hd), k.dtype(), k.device())?;
         let (kb, vb) = (self.k.as_ref().expect("allocated"), self.v.as_ref().expect("allocated"));
         kb.slice_set(&k.contiguous()?, 1, offset)?;
         vb.slice_set(&v.contiguous()?, 1, offset)?;
         Ok((kb.narrow(1, 0, need)?, vb.narrow(1, 0, need)?))
+    }
+
+    /// Writes one position's keys and values (host rows of `kv_heads · head_dim` values) at `pos`
+    /// into f32 CPU buffers, in place.
+    pub(crate) fn write_row(&mut self, pos: usize, k: &[f32], v: &[f32], head_dim: usize) -> candle_core::Result<()> {
+        self.make_room(pos, pos + 1, (k.len() / head_dim.max(1), head_dim), DType::F32, &Device::Cpu)?;
+        let (kb, vb) = (self.k.as_ref().expect("allocated"), self.v.as_ref().expect("allocated"));
+        kb.inplace_op1(&WriteRow { pos, rows: k })?;
+        vb.inplace_op1(&WriteRow { pos, rows: v })
     }
 
     /// Calls `f(keys, values, head_stride)` with the host f32 buffers (head `h`, position `p` at
@@ -416,6 +431,36 @@ impl LayerKv {
             }
             _ => candle_core::bail!("kv cache: host access needs contiguous f32 CPU buffers"),
         }
+    }
+}
+
+/// Writes `rows` (`[kv_heads · head_dim]`) at one position of a `[kv_heads, capacity, head_dim]`
+/// f32 buffer.
+struct WriteRow<'a> {
+    pos: usize,
+    rows: &'a [f32],
+}
+
+impl candle_core::InplaceOp1 for WriteRow<'_> {
+    fn name(&self) -> &'static str {
+        "kv-write-row"
+    }
+
+    fn cpu_fwd(&self, storage: &mut candle_core::CpuStorage, layout: &candle_core::Layout) -> candle_core::Result<()> {
+        let (candle_core::CpuStorage::F32(buf), Some((start, end)), [kvh, cap, hd]) =
+            (storage, layout.contiguous_offsets(), layout.dims())
+        else {
+            candle_core::bail!("kv cache: a row write needs contiguous f32 [heads, capacity, dim] buffers")
+        };
+        if self.rows.len() != kvh * hd || self.pos >= *cap {
+            candle_core::bail!("kv cache: {} values at position {} of [{kvh}, {cap}, {hd}]", self.rows.len(), self.pos)
+        }
+        for (h, src) in self.rows.chunks_exact(*hd).enumerate() {
+            let at = start + (h * cap + self.pos) * hd;
+            buf[at..at + hd].copy_from_slice(src);
+        }
+        debug_assert!(start + kvh * cap * hd <= end);
+        Ok(())
     }
 }
 
@@ -467,5 +512,25 @@ mod tests {
         let mut cache = KvCache { layers: vec![LayerKv::new(300)], len: 0 };
         cache.reserve(5000);
         assert_eq!(cache.layers[0].planned, 300);
+    }
+
+    /// A decode step's in-place row write lands where an append of the same row would, growing
+    /// the buffers the same way and keeping what they held.
+    #[test]
+    fn row_writes_match_appends() {
+        let row = |p: usize| (0..2 * 4).map(|i| (p * 10 + i) as f32).collect::<Vec<f32>>();
+        let (mut appended, mut written) = (LayerKv::new(usize::MAX), LayerKv::new(usize::MAX));
+        for p in 0..300 {
+            let t = Tensor::from_vec(row(p), (2, 1, 4), &Device::Cpu).unwrap();
+            appended.append(p, &t, &(&t * 2.0).unwrap()).unwrap();
+            let twice: Vec<f32> = row(p).iter().map(|v| v * 2.0).collect();
+            written.write_row(p, &row(p), &twice, 4).unwrap();
+        }
+        assert_eq!(written.capacity(), 512);
+        let a = appended.with_host(300, |k, v, s| (k.to_vec(), v.to_vec(), s)).unwrap();
+        let w = written.with_host(300, |k, v, s| (k.to_vec(), v.to_vec(), s)).unwrap();
+        assert!(a == w);
+        assert_eq!(w.0[512 * 4 + 299 * 4 + 3], 2997.0, "head 1, position 299, column 3");
+        assert!(written.write_row(0, &[1.0; 6], &[1.0; 6], 4).is_err(), "a row of the wrong width");
     }
 }

@@ -537,6 +537,13 @@ impl InplaceOp1 for AttnSoftmax {
 
 /// `softmax(row · scale)` in place (max subtracted first), in 8 lanes so every pass vectorizes.
 pub(crate) fn softmax_scaled(row: &mut [f32], scale: f32) {
+    let (_, sum) = exp_shifted(row, scale);
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// `row[t] ← e^(row[t]·scale − m)` with `m` the largest `row[t]·scale`; returns `(m, Σ row[t])`.
+pub(crate) fn exp_shifted(row: &mut [f32], scale: f32) -> (f32, f32) {
     const L: usize = 8;
     let mut lanes = [f32::NEG_INFINITY; L];
     let mut chunks = row.chunks_exact_mut(L);
@@ -564,8 +571,7 @@ pub(crate) fn softmax_scaled(row: &mut [f32], scale: f32) {
         *v = exp(*v - max);
         sum += *v;
     }
-    let inv = 1.0 / sum;
-    row.iter_mut().for_each(|v| *v *= inv);
+    (max, sum)
 }
 
 /// Bytes of attention scores computed at once: heads are taken in groups whose score matrices

@@ -3,8 +3,8 @@
 //!
 //! Activations are kept 2-D (`[tokens, hidden]`): the engine runs one sequence at a time.
 
-use super::ops::{attention, dot, exp, softmax_scaled, Embedding, Linear};
-use super::spin_pool::SpinPool;
+use super::decode_attention::{decode_attention, Cache};
+use super::ops::{attention, exp, Embedding, Linear};
 use super::LayerKv;
 use crate::config::TextConfig;
 use candle_core::{DType, Device, Result, Tensor, D};
@@ -157,31 +157,10 @@ impl Attention {
         let [mut q, mut k, v] = Linear::forward_rows([&self.q, &self.k, &self.v], x)?;
         rope_row(&mut q, cos, sin);
         rope_row(&mut k, cos, sin);
-        let dev = Device::Cpu;
-        let (k, v) = (Tensor::from_vec(k, (kvh, 1, hd), &dev)?, Tensor::from_vec(v, (kvh, 1, hd), &dev)?);
-        kv.append(pos, &k, &v)?;
-        let n_rep = h / kvh;
-        let scale = self.scale as f32;
+        kv.write_row(pos, &k, &v, hd)?;
         let mut o = vec![0f32; h * hd];
         kv.with_host(pos + 1, |keys, values, stride| {
-            // Query head j reads kv head j / n_rep: `stride` values apart, positions hd apart.
-            let head = |j: usize, out: &mut [f32]| {
-                let base = j / n_rep * stride;
-                let end = base + (pos + 1) * hd;
-                let qj = &q[j * hd..(j + 1) * hd];
-                let mut p: Vec<f32> = keys[base..end].chunks_exact(hd).map(|k| dot(qj, k)).collect();
-                softmax_scaled(&mut p, scale);
-                for (w, vt) in p.iter().zip(values[base..end].chunks_exact(hd)) {
-                    out.iter_mut().zip(vt).for_each(|(o, v)| *o += w * v);
-                }
-            };
-            // Parallel over heads (on the decode pool, whose workers are awake during a step)
-            // once the context makes it worth a dispatch.
-            if (pos + 1) * hd * h >= 1 << 13 {
-                SpinPool::global().for_each(o.chunks_mut(hd).enumerate().collect(), &|(j, out)| head(j, out));
-            } else {
-                o.chunks_mut(hd).enumerate().for_each(|(j, out)| head(j, out));
-            }
+            decode_attention(&q, Cache { keys, values, stride, len: pos + 1, hd }, h / kvh, self.scale as f32, &mut o)
         })?;
         self.o.forward_row(&o)
     }
