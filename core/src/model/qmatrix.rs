@@ -305,11 +305,20 @@ impl QMatrix {
         let pool = SpinPool::global();
         let nt = pool.threads();
         let parallel = nt > 1 && total * k >= 2 * PAR_MIN_WORK;
-        let per = if parallel { total.div_ceil(nt * 4).max(PAR_MIN_WORK.div_ceil(k.max(1))) } else { total.max(1) };
+        // Guided chunks: each a share of the rows still left (down to a floor), so the threads
+        // finish together without paying a handout per tile.
+        let floor = (PAR_MIN_WORK / 2).div_ceil(k.max(1));
+        let mut left = total;
         let mut chunks: Vec<(&QMatrix, usize, &mut [f32])> = Vec::new();
         for (q, o) in mats.iter().zip(outs.iter_mut()) {
-            let per_q = per.min(o.len()).max(1).next_multiple_of(q.unit());
-            chunks.extend(o.chunks_mut(per_q).enumerate().map(|(c, o)| (*q, c * per_q, o)));
+            let (mut rest, mut first) = (o.as_mut_slice(), 0);
+            while !rest.is_empty() {
+                let want = if parallel { (left / (2 * nt)).max(floor) } else { rest.len() };
+                let n = want.next_multiple_of(q.unit()).min(rest.len());
+                let (c, r) = std::mem::take(&mut rest).split_at_mut(n);
+                chunks.push((*q, first, c));
+                (first, left, rest) = (first + n, left - n, r);
+            }
         }
         let task = |(q, first, o): (&QMatrix, usize, &mut [f32])| q.rows_into(first, xr, o);
         if parallel {
