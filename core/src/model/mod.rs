@@ -18,6 +18,7 @@ mod safetensors_files;
 mod spin_pool;
 mod text;
 mod vision;
+mod weight_memory;
 mod weights;
 
 pub use qmatrix::quantized_kernels;

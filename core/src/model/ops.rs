@@ -243,7 +243,7 @@ impl Linear {
         let weight = match target {
             Target::F32 => Weight::F32(weight),
             Target::F16 => Weight::F16(weight.to_dtype(DType::F16)?),
-            Target::Quant(dt) => Weight::Quant(Arc::new(QMatrix::quantize(&weight, dt)?)),
+            Target::Quant(dt, memory) => Weight::Quant(Arc::new(QMatrix::quantize(&weight, dt, memory)?)),
         };
         Self::build(weight, out_dim, bias)
     }
@@ -629,6 +629,7 @@ pub(crate) fn attn_softmax(scores: Tensor, scale: f64, causal: Option<(usize, us
 mod tests {
     use super::*;
     use candle_core::quantized::GgmlDType;
+    use crate::model::weight_memory::Memory;
 
     /// Quantized and f16 layers compute `x · dequant(W)ᵀ + b` up to the rounding of the
     /// activations (Q8 blocks for the quantized kernels, f16 for the f16 one).
@@ -639,7 +640,7 @@ mod tests {
         let b = Tensor::randn(0f32, 0.5, 96, &dev).unwrap();
         for rows in [1usize, 7] {
             let x = Tensor::randn(0f32, 1.0, (rows, 512), &dev).unwrap();
-            for target in [Target::F16, Target::Quant(GgmlDType::Q8_0), Target::Quant(GgmlDType::Q4K)] {
+            for target in [Target::F16, Target::Quant(GgmlDType::Q8_0, Memory::Own), Target::Quant(GgmlDType::Q4K, Memory::Packed)] {
                 let lin = Linear::with_format(w.clone(), Some(b.clone()), target).unwrap();
                 let wd = match &lin.weight {
                     Weight::F16(t) => t.to_dtype(DType::F32).unwrap(),

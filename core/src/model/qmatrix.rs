@@ -8,6 +8,7 @@ use super::qtiles::{self, TileKernels, TILE};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
 use super::spin_pool::SpinPool;
+use super::weight_memory::{Memory, WeightBytes};
 use rayon::prelude::*;
 
 /// Below this many multiply-adds a product runs on the calling thread.
@@ -43,7 +44,7 @@ pub(crate) struct QMatrix {
     format: QFormat,
     rows: usize,
     cols: usize,
-    data: Vec<u8>,
+    data: WeightBytes,
     /// Quantize the activations in two levels (see [`XRows`]); true unless turned off.
     precise: bool,
     /// The kernel when `data` holds 16-row tiles ([`qtiles`], chosen at load where this CPU has
@@ -53,16 +54,17 @@ pub(crate) struct QMatrix {
 
 impl QMatrix {
     /// Quantizes the f32 matrix `w` `[rows, cols]` to `dtype` (Q8_0 or Q4_K, with candle's
-    /// quantizer so the blocks match llama.cpp's).
-    pub(crate) fn quantize(w: &Tensor, dtype: GgmlDType) -> Result<Self> {
-        Self::from_qtensor(&QTensor::quantize(w, dtype)?)
+    /// quantizer so the blocks match llama.cpp's), its bytes in `memory`.
+    pub(crate) fn quantize(w: &Tensor, dtype: GgmlDType, memory: Memory) -> Result<Self> {
+        Self::from_qtensor(&QTensor::quantize(w, dtype)?, memory)
     }
 
     /// Takes a quantized `[rows, cols]` tensor (e.g. read from a GGUF file). Formats with kernels
     /// here (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K) keep their bytes (regrouped within each row for the
     /// kernels); the rarer ones (Q5_0, Q5_1,
     /// Q2_K, Q3_K, Q5_K, …) are dequantized and re-quantized to Q8_0, which is at least as precise.
-    pub(crate) fn from_qtensor(q: &QTensor) -> Result<Self> {
+    /// The bytes are held in `memory`.
+    pub(crate) fn from_qtensor(q: &QTensor, memory: Memory) -> Result<Self> {
         let (rows, cols) = q.shape().dims2()?;
         let format = match q.dtype() {
             GgmlDType::Q8_0 => Some(QFormat::Q8_0),
@@ -81,19 +83,21 @@ impl QMatrix {
                 }
                 if let Some(tile) = qtiles::kernel(format) {
                     let tb = (TILE * row_bytes).max(1);
-                    let mut data = vec![0u8; rows.div_ceil(TILE) * tb];
-                    for (s, d) in src.chunks(tb).zip(data.chunks_exact_mut(tb)) {
-                        qtiles::tile_rows(format, s, row_bytes, d);
-                    }
+                    let data = WeightBytes::new(rows.div_ceil(TILE) * tb, memory, |data| {
+                        for (s, d) in src.chunks(tb).zip(data.chunks_exact_mut(tb)) {
+                            qtiles::tile_rows(format, s, row_bytes, d);
+                        }
+                    });
                     return Ok(Self { format, rows, cols, data, precise: true, tile: Some(tile) });
                 }
-                let mut data = vec![0u8; src.len()];
-                for (s, d) in src.chunks_exact(row_bytes.max(1)).zip(data.chunks_exact_mut(row_bytes.max(1))) {
-                    qkernels::regroup_row(format, s, d);
-                }
+                let data = WeightBytes::new(src.len(), memory, |data| {
+                    for (s, d) in src.chunks_exact(row_bytes.max(1)).zip(data.chunks_exact_mut(row_bytes.max(1))) {
+                        qkernels::regroup_row(format, s, d);
+                    }
+                });
                 Ok(Self { format, rows, cols, data, precise: true, tile: None })
             }
-            _ if cols % 32 == 0 => Self::quantize(&q.dequantize(&Device::Cpu)?, GgmlDType::Q8_0),
+            _ if cols % 32 == 0 => Self::quantize(&q.dequantize(&Device::Cpu)?, GgmlDType::Q8_0, memory),
             _ => candle_core::bail!("cannot run a {:?} matrix of width {cols}", q.dtype()),
         }
     }
@@ -110,7 +114,14 @@ impl QMatrix {
         if !same || !whole {
             return None;
         }
-        let data = parts.iter().map(|q| q.data.as_slice()).collect::<Vec<_>>().concat();
+        let len = parts.iter().map(|q| q.data.len()).sum();
+        let data = WeightBytes::new(len, first.data.memory(), |d| {
+            let mut at = 0;
+            for q in parts {
+                d[at..at + q.data.len()].copy_from_slice(&q.data);
+                at += q.data.len();
+            }
+        });
         Some(QMatrix { data, rows: parts.iter().map(|q| q.rows).sum(), ..**first })
     }
 
@@ -414,7 +425,7 @@ mod tests {
         let dev = Device::Cpu;
         for (dtype, k) in [(GgmlDType::Q8_0, 96), (GgmlDType::Q4K, 512), (GgmlDType::Q4_1, 64), (GgmlDType::Q4_1, 576), (GgmlDType::Q8_0, 576), (GgmlDType::Q5_0, 64)] {
             let w = Tensor::randn(0f32, 0.1, (300, k), &dev).unwrap();
-            let q = QMatrix::from_qtensor(&QTensor::quantize(&w, dtype).unwrap()).unwrap();
+            let q = QMatrix::from_qtensor(&QTensor::quantize(&w, dtype).unwrap(), Memory::Packed).unwrap();
             let wd = q.dequantize().unwrap();
             for m in [1usize, 3, 7, 15, 37] {
                 let mut xv: Vec<f32> = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
@@ -429,7 +440,7 @@ mod tests {
         }
         // Q5_0 has no kernel here: it became Q8_0.
         let w = Tensor::randn(0f32, 0.1, (4, 64), &dev).unwrap();
-        let q = QMatrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q5_0).unwrap()).unwrap();
+        let q = QMatrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q5_0).unwrap(), Memory::Own).unwrap();
         assert_eq!(q.format, QFormat::Q8_0);
         assert!(q.rows_f32(&[4]).is_err());
     }

@@ -8,6 +8,7 @@
 
 use super::ops::{Embedding, Linear};
 use super::qmatrix::QMatrix;
+use super::weight_memory::Memory;
 use super::safetensors_files::SafetensorsFiles;
 use crate::gguf::GgufModel;
 use candle_core::quantized::GgmlDType;
@@ -142,9 +143,9 @@ impl<'a> Loader<'a> {
     fn matrix(&self, out_dim: usize, in_dim: usize, target: Target) -> Result<MatrixData> {
         match &self.src {
             Source::Files(f, _) => match target {
-                Target::Quant(dt) => {
+                Target::Quant(dt, memory) => {
                     let q = f.quantized(&self.full("weight"), out_dim, in_dim, dt)?;
-                    Ok(MatrixData::Quant(Arc::new(QMatrix::from_qtensor(&q)?)))
+                    Ok(MatrixData::Quant(Arc::new(QMatrix::from_qtensor(&q, memory)?)))
                 }
                 Target::F32 | Target::F16 => Ok(MatrixData::Dense(self.tensor((out_dim, in_dim), "weight")?)),
             },
@@ -159,7 +160,7 @@ impl<'a> Loader<'a> {
                     GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
                         Ok(MatrixData::Dense(q.dequantize(&Device::Cpu)?))
                     }
-                    _ => Ok(MatrixData::Quant(Arc::new(QMatrix::from_qtensor(&q)?))),
+                    _ => Ok(MatrixData::Quant(Arc::new(QMatrix::from_qtensor(&q, self.memory())?))),
                 }
             }
         }
@@ -188,7 +189,7 @@ impl<'a> Loader<'a> {
             MatrixData::Dense(w) => match target {
                 Target::F32 => Ok(Embedding::Dense(w)),
                 Target::F16 => Ok(Embedding::Dense(w.to_dtype(DType::F16)?)),
-                Target::Quant(dt) => Ok(Embedding::Quant(Arc::new(QMatrix::quantize(&w, dt)?))),
+                Target::Quant(dt, memory) => Ok(Embedding::Quant(Arc::new(QMatrix::quantize(&w, dt, memory)?))),
             },
         }
     }
@@ -202,9 +203,21 @@ impl<'a> Loader<'a> {
         }
     }
 
+    /// Whether the names are the vision encoder's or the connector's.
+    fn is_vision(&self) -> bool {
+        ["model.vision_model", "model.connector"].iter().any(|p| self.prefix.starts_with(p))
+    }
+
+    /// Where quantized matrices keep their bytes: the decoder's (streamed once per decode step)
+    /// packed for huge pages, the vision encoder's on their own (read by batched products; the
+    /// fused Q/K/V copies free theirs).
+    fn memory(&self) -> Memory {
+        if self.is_vision() { Memory::Own } else { Memory::Packed }
+    }
+
     fn dense_target(&self, in_dim: usize, embedding_or_head: bool) -> Target {
         match self.format.ggml(in_dim, embedding_or_head) {
-            Some(dt) => Target::Quant(dt),
+            Some(dt) => Target::Quant(dt, self.memory()),
             None if self.format == WeightFormat::F32 => Target::F32,
             // A quantized format on a matrix whose width does not fit its blocks keeps f16.
             None => Target::F16,
@@ -219,8 +232,8 @@ pub(crate) enum Target {
     F32,
     /// Stored f16.
     F16,
-    /// Quantized to this block type.
-    Quant(GgmlDType),
+    /// Quantized to this block type, the bytes held in this memory.
+    Quant(GgmlDType, Memory),
 }
 
 enum MatrixData {
