@@ -99,6 +99,19 @@ fn span_partial(q: &[f32], k: &[f32], v: &[f32], hd: usize, scale: f32, p: &mut 
     simd::weighted_sum(p, v, hd, o);
 }
 
+/// `$f::<R>(args)` for `R = $rows` query heads (1 to GROUP).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! by_rows {
+    ($rows:expr, $f:ident($($a:expr),*)) => {
+        match $rows {
+            1 => $f::<1>($($a),*),
+            2 => $f::<2>($($a),*),
+            3 => $f::<3>($($a),*),
+            _ => $f::<4>($($a),*),
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use std::arch::x86_64::*;
@@ -113,14 +126,7 @@ mod simd {
     pub(super) fn scores(q: &[f32], k: &[f32], hd: usize, p: &mut [f32]) {
         if fast() && hd % 8 == 0 {
             // SAFETY: AVX2 and FMA were detected; every access is within the slices (hd % 8 == 0).
-            unsafe {
-                match q.len() / hd {
-                    1 => scores_avx2::<1>(q, k, hd, p),
-                    2 => scores_avx2::<2>(q, k, hd, p),
-                    3 => scores_avx2::<3>(q, k, hd, p),
-                    _ => scores_avx2::<4>(q, k, hd, p),
-                }
-            }
+            unsafe { by_rows!(q.len() / hd, scores_avx2(q, k, hd, p)) }
         } else {
             super::portable::scores(q, k, hd, p)
         }
@@ -130,14 +136,7 @@ mod simd {
     pub(super) fn weighted_sum(p: &[f32], v: &[f32], hd: usize, out: &mut [f32]) {
         if fast() && hd % 16 == 0 {
             // SAFETY: as in `scores` (hd % 16 == 0).
-            unsafe {
-                match out.len() / hd {
-                    1 => weighted_sum_avx2::<1>(p, v, hd, out),
-                    2 => weighted_sum_avx2::<2>(p, v, hd, out),
-                    3 => weighted_sum_avx2::<3>(p, v, hd, out),
-                    _ => weighted_sum_avx2::<4>(p, v, hd, out),
-                }
-            }
+            unsafe { by_rows!(out.len() / hd, weighted_sum_avx2(p, v, hd, out)) }
         } else {
             super::portable::weighted_sum(p, v, hd, out)
         }
@@ -199,14 +198,7 @@ mod simd {
             return super::portable::scores(q, k, hd, p);
         }
         // SAFETY: NEON is part of ARMv8-A; every access is within the slices (hd % 4 == 0).
-        unsafe {
-            match q.len() / hd {
-                1 => scores_neon::<1>(q, k, hd, p),
-                2 => scores_neon::<2>(q, k, hd, p),
-                3 => scores_neon::<3>(q, k, hd, p),
-                _ => scores_neon::<4>(q, k, hd, p),
-            }
-        }
+        unsafe { by_rows!(q.len() / hd, scores_neon(q, k, hd, p)) }
     }
 
     /// `out_r = Σ_t p[r·len + t] · v_t` for each row `r`.
@@ -215,14 +207,7 @@ mod simd {
             return super::portable::weighted_sum(p, v, hd, out);
         }
         // SAFETY: as in `scores` (hd % 8 == 0).
-        unsafe {
-            match out.len() / hd {
-                1 => weighted_sum_neon::<1>(p, v, hd, out),
-                2 => weighted_sum_neon::<2>(p, v, hd, out),
-                3 => weighted_sum_neon::<3>(p, v, hd, out),
-                _ => weighted_sum_neon::<4>(p, v, hd, out),
-            }
-        }
+        unsafe { by_rows!(out.len() / hd, weighted_sum_neon(p, v, hd, out)) }
     }
 
     unsafe fn scores_neon<const R: usize>(q: &[f32], k: &[f32], hd: usize, p: &mut [f32]) {
