@@ -1,9 +1,9 @@
 //! Attention of one new position (a decode step) against the KV cache, grouped-query.
 //!
-//! Each key and value row is read once for all the query heads that share it, and the dot
-//! products and weighted sums run on explicit vector code (AVX2+FMA on x86-64, NEON on arm64):
-//! the compiler turned the plain loops into 2-lane code, which made attention a seventh of a
-//! SmolLM2 decode step at 60 positions.
+//! Each key and value row (f32, or f16 for quantized models) is read once for all the query heads
+//! that share it, and the dot products and weighted sums run on explicit vector code (AVX2 + FMA
+//! + F16C on x86-64, NEON on arm64): the compiler turned the plain loops into 2-lane code, which
+//! made attention a seventh of a SmolLM2 decode step at 60 positions.
 
 use super::ops::{exp, exp_shifted};
 use super::spin_pool::SpinPool;
@@ -24,7 +24,7 @@ const MIN_SPAN: usize = 16;
 /// bytes set the time: each is read once, for all the query heads sharing it, and with several
 /// threads each takes a span of positions for every head, keeping its partial softmax (maximum,
 /// sum, unnormalised output), and the spans are merged at the end.
-pub(crate) fn decode_attention(q: &[f32], cache: Cache, n_rep: usize, scale: f32, out: &mut [f32]) {
+pub(crate) fn decode_attention<T: Element>(q: &[f32], cache: Cache<T>, n_rep: usize, scale: f32, out: &mut [f32]) {
     let hd = cache.hd;
     let heads = q.len() / hd.max(1);
     let (len, kvh) = (cache.len, heads / n_rep.max(1));
@@ -73,9 +73,9 @@ pub(crate) fn decode_attention(q: &[f32], cache: Cache, n_rep: usize, scale: f32
 
 /// A layer's cached keys and values as [`decode_attention`] reads them.
 #[derive(Clone, Copy)]
-pub(crate) struct Cache<'a> {
-    pub(crate) keys: &'a [f32],
-    pub(crate) values: &'a [f32],
+pub(crate) struct Cache<'a, T> {
+    pub(crate) keys: &'a [T],
+    pub(crate) values: &'a [T],
     /// Values from one kv head to the next.
     pub(crate) stride: usize,
     /// Positions attended.
@@ -84,12 +84,57 @@ pub(crate) struct Cache<'a> {
     pub(crate) hd: usize,
 }
 
+/// A cache element type: f32, or f16 (quantized models).
+pub(crate) trait Element: Copy + Send + Sync {
+    /// The value as f32.
+    fn to_f32(self) -> f32;
+    /// Eight values at `p` (AVX2 + F16C).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+    /// Four values at `p`.
+    #[cfg(target_arch = "aarch64")]
+    unsafe fn load4(p: *const Self) -> std::arch::aarch64::float32x4_t;
+}
+
+impl Element for f32 {
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m256 {
+        std::arch::x86_64::_mm256_loadu_ps(p)
+    }
+    #[cfg(target_arch = "aarch64")]
+    #[inline(always)]
+    unsafe fn load4(p: *const f32) -> std::arch::aarch64::float32x4_t {
+        std::arch::aarch64::vld1q_f32(p)
+    }
+}
+
+impl Element for half::f16 {
+    fn to_f32(self) -> f32 {
+        half::f16::to_f32(self)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const half::f16) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    }
+    #[cfg(target_arch = "aarch64")]
+    #[inline(always)]
+    unsafe fn load4(p: *const half::f16) -> std::arch::aarch64::float32x4_t {
+        super::qtiles::f16x4(p as *const u8)
+    }
+}
+
 /// The heads `q` (`r · hd`, r ≤ GROUP) against a span of one kv head's positions `k`, `v`
 /// (`n · hd`), with `p` (`r · n`) as scratch: writes per head the unnormalised output
 /// `Σ e^(s_t − m)·v_t` to `o` (`r · hd`), and the largest scaled score `m` and `Σ e^(s_t − m)`
 /// to `stats` (`r · 2`).
 #[allow(clippy::too_many_arguments)]
-fn span_partial(q: &[f32], k: &[f32], v: &[f32], hd: usize, scale: f32, p: &mut [f32], o: &mut [f32], stats: &mut [f32]) {
+fn span_partial<T: Element>(q: &[f32], k: &[T], v: &[T], hd: usize, scale: f32, p: &mut [f32], o: &mut [f32], stats: &mut [f32]) {
     let n = k.len() / hd;
     simd::scores(q, k, hd, p);
     for (row, st) in p.chunks_exact_mut(n.max(1)).zip(stats.chunks_exact_mut(2)) {
@@ -99,58 +144,59 @@ fn span_partial(q: &[f32], k: &[f32], v: &[f32], hd: usize, scale: f32, p: &mut 
     simd::weighted_sum(p, v, hd, o);
 }
 
-/// `$f::<R>(args)` for `R = $rows` query heads (1 to GROUP).
+/// `$f::<T, R>(args)` for `R = $rows` query heads (1 to GROUP).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! by_rows {
-    ($rows:expr, $f:ident($($a:expr),*)) => {
+    ($rows:expr, $f:ident::<$t:ty>($($a:expr),*)) => {
         match $rows {
-            1 => $f::<1>($($a),*),
-            2 => $f::<2>($($a),*),
-            3 => $f::<3>($($a),*),
-            _ => $f::<4>($($a),*),
+            1 => $f::<$t, 1>($($a),*),
+            2 => $f::<$t, 2>($($a),*),
+            3 => $f::<$t, 3>($($a),*),
+            _ => $f::<$t, 4>($($a),*),
         }
     };
 }
 
 #[cfg(target_arch = "x86_64")]
 mod simd {
+    use super::Element;
     use std::arch::x86_64::*;
 
     fn fast() -> bool {
         use std::sync::OnceLock;
         static FAST: OnceLock<bool> = OnceLock::new();
-        *FAST.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+        *FAST.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c"))
     }
 
     /// `p[r·len + t] = q_r · k_t` for each query row `r` of `q` and key row `t` of `k`.
-    pub(super) fn scores(q: &[f32], k: &[f32], hd: usize, p: &mut [f32]) {
+    pub(super) fn scores<T: Element>(q: &[f32], k: &[T], hd: usize, p: &mut [f32]) {
         if fast() && hd % 8 == 0 {
-            // SAFETY: AVX2 and FMA were detected; every access is within the slices (hd % 8 == 0).
-            unsafe { by_rows!(q.len() / hd, scores_avx2(q, k, hd, p)) }
+            // SAFETY: AVX2, FMA and F16C were detected; every access is within the slices (hd % 8 == 0).
+            unsafe { by_rows!(q.len() / hd, scores_avx2::<T>(q, k, hd, p)) }
         } else {
             super::portable::scores(q, k, hd, p)
         }
     }
 
     /// `out_r = Σ_t p[r·len + t] · v_t` for each row `r`.
-    pub(super) fn weighted_sum(p: &[f32], v: &[f32], hd: usize, out: &mut [f32]) {
+    pub(super) fn weighted_sum<T: Element>(p: &[f32], v: &[T], hd: usize, out: &mut [f32]) {
         if fast() && hd % 16 == 0 {
             // SAFETY: as in `scores` (hd % 16 == 0).
-            unsafe { by_rows!(out.len() / hd, weighted_sum_avx2(p, v, hd, out)) }
+            unsafe { by_rows!(out.len() / hd, weighted_sum_avx2::<T>(p, v, hd, out)) }
         } else {
             super::portable::weighted_sum(p, v, hd, out)
         }
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn scores_avx2<const R: usize>(q: &[f32], k: &[f32], hd: usize, p: &mut [f32]) {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn scores_avx2<T: Element, const R: usize>(q: &[f32], k: &[T], hd: usize, p: &mut [f32]) {
         assert!(q.len() == R * hd && p.len() == R * (k.len() / hd));
         let len = k.len() / hd;
         for t in 0..len {
             let kt = k.as_ptr().add(t * hd);
             let mut acc = [_mm256_setzero_ps(); R];
             for c in (0..hd).step_by(8) {
-                let kv = _mm256_loadu_ps(kt.add(c));
+                let kv = T::load8(kt.add(c));
                 for (r, a) in acc.iter_mut().enumerate() {
                     *a = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(r * hd + c)), kv, *a);
                 }
@@ -164,8 +210,8 @@ mod simd {
         }
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn weighted_sum_avx2<const R: usize>(p: &[f32], v: &[f32], hd: usize, out: &mut [f32]) {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn weighted_sum_avx2<T: Element, const R: usize>(p: &[f32], v: &[T], hd: usize, out: &mut [f32]) {
         assert!(out.len() == R * hd && p.len() == R * (v.len() / hd));
         let len = v.len() / hd;
         // 16 columns at a time: 2·R independent accumulators.
@@ -173,7 +219,7 @@ mod simd {
             let (mut a, mut b) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R]);
             for t in 0..len {
                 let vt = v.as_ptr().add(t * hd + c);
-                let (v0, v1) = (_mm256_loadu_ps(vt), _mm256_loadu_ps(vt.add(8)));
+                let (v0, v1) = (T::load8(vt), T::load8(vt.add(8)));
                 for r in 0..R {
                     let w = _mm256_set1_ps(*p.get_unchecked(r * len + t));
                     a[r] = _mm256_fmadd_ps(w, v0, a[r]);
@@ -190,34 +236,35 @@ mod simd {
 
 #[cfg(target_arch = "aarch64")]
 mod simd {
+    use super::Element;
     use std::arch::aarch64::*;
 
     /// `p[r·len + t] = q_r · k_t` for each query row `r` of `q` and key row `t` of `k`.
-    pub(super) fn scores(q: &[f32], k: &[f32], hd: usize, p: &mut [f32]) {
+    pub(super) fn scores<T: Element>(q: &[f32], k: &[T], hd: usize, p: &mut [f32]) {
         if hd % 4 != 0 {
             return super::portable::scores(q, k, hd, p);
         }
         // SAFETY: NEON is part of ARMv8-A; every access is within the slices (hd % 4 == 0).
-        unsafe { by_rows!(q.len() / hd, scores_neon(q, k, hd, p)) }
+        unsafe { by_rows!(q.len() / hd, scores_neon::<T>(q, k, hd, p)) }
     }
 
     /// `out_r = Σ_t p[r·len + t] · v_t` for each row `r`.
-    pub(super) fn weighted_sum(p: &[f32], v: &[f32], hd: usize, out: &mut [f32]) {
+    pub(super) fn weighted_sum<T: Element>(p: &[f32], v: &[T], hd: usize, out: &mut [f32]) {
         if hd % 8 != 0 {
             return super::portable::weighted_sum(p, v, hd, out);
         }
         // SAFETY: as in `scores` (hd % 8 == 0).
-        unsafe { by_rows!(out.len() / hd, weighted_sum_neon(p, v, hd, out)) }
+        unsafe { by_rows!(out.len() / hd, weighted_sum_neon::<T>(p, v, hd, out)) }
     }
 
-    unsafe fn scores_neon<const R: usize>(q: &[f32], k: &[f32], hd: usize, p: &mut [f32]) {
+    unsafe fn scores_neon<T: Element, const R: usize>(q: &[f32], k: &[T], hd: usize, p: &mut [f32]) {
         assert!(q.len() == R * hd && p.len() == R * (k.len() / hd));
         let len = k.len() / hd;
         for t in 0..len {
             let kt = k.as_ptr().add(t * hd);
             let mut acc = [vdupq_n_f32(0.0); R];
             for c in (0..hd).step_by(4) {
-                let kv = vld1q_f32(kt.add(c));
+                let kv = T::load4(kt.add(c));
                 for (r, a) in acc.iter_mut().enumerate() {
                     *a = vfmaq_f32(*a, vld1q_f32(q.as_ptr().add(r * hd + c)), kv);
                 }
@@ -228,7 +275,7 @@ mod simd {
         }
     }
 
-    unsafe fn weighted_sum_neon<const R: usize>(p: &[f32], v: &[f32], hd: usize, out: &mut [f32]) {
+    unsafe fn weighted_sum_neon<T: Element, const R: usize>(p: &[f32], v: &[T], hd: usize, out: &mut [f32]) {
         assert!(out.len() == R * hd && p.len() == R * (v.len() / hd));
         let len = v.len() / hd;
         // 8 columns at a time: 2·R independent accumulators.
@@ -236,7 +283,7 @@ mod simd {
             let (mut a, mut b) = ([vdupq_n_f32(0.0); R], [vdupq_n_f32(0.0); R]);
             for t in 0..len {
                 let vt = v.as_ptr().add(t * hd + c);
-                let (v0, v1) = (vld1q_f32(vt), vld1q_f32(vt.add(4)));
+                let (v0, v1) = (T::load4(vt), T::load4(vt.add(4)));
                 for r in 0..R {
                     let w = *p.get_unchecked(r * len + t);
                     a[r] = vfmaq_n_f32(a[r], v0, w);
@@ -256,21 +303,23 @@ use portable as simd;
 
 /// Plain loops: other CPUs, and head sizes the vector code does not cover.
 mod portable {
-    pub(super) fn scores(q: &[f32], k: &[f32], hd: usize, p: &mut [f32]) {
+    use super::Element;
+
+    pub(super) fn scores<T: Element>(q: &[f32], k: &[T], hd: usize, p: &mut [f32]) {
         let len = k.len() / hd;
         for (qr, pr) in q.chunks_exact(hd).zip(p.chunks_exact_mut(len)) {
             for (s, kt) in pr.iter_mut().zip(k.chunks_exact(hd)) {
-                *s = super::super::ops::dot(qr, kt);
+                *s = qr.iter().zip(kt).map(|(q, k)| q * k.to_f32()).sum();
             }
         }
     }
 
-    pub(super) fn weighted_sum(p: &[f32], v: &[f32], hd: usize, out: &mut [f32]) {
+    pub(super) fn weighted_sum<T: Element>(p: &[f32], v: &[T], hd: usize, out: &mut [f32]) {
         let len = v.len() / hd;
         for (pr, o) in p.chunks_exact(len).zip(out.chunks_exact_mut(hd)) {
             o.fill(0.0);
             for (w, vt) in pr.iter().zip(v.chunks_exact(hd)) {
-                o.iter_mut().zip(vt).for_each(|(o, v)| *o += w * v);
+                o.iter_mut().zip(vt).for_each(|(o, v)| *o += w * v.to_f32());
             }
         }
     }
@@ -280,7 +329,8 @@ mod portable {
 mod tests {
     use super::*;
 
-    /// Every group size and both the serial and the parallel split equal a plain f64 attention.
+    /// Every group size and both the serial and the parallel split equal a plain f64 attention,
+    /// from an f32 cache and from an f16 one (against the f16 values).
     #[test]
     fn matches_plain_attention() {
         let mut seed = 7u64;
@@ -296,20 +346,27 @@ mod tests {
             let keys: Vec<f32> = (0..kvh * stride).map(|_| rnd()).collect();
             let values: Vec<f32> = (0..kvh * stride).map(|_| rnd()).collect();
             let scale = 0.125;
+            let half = |x: &[f32]| x.iter().map(|v| half::f16::from_f32(*v)).collect::<Vec<_>>();
+            let (keys16, values16) = (half(&keys), half(&values));
             let mut out = vec![f32::NAN; heads * hd];
+            let mut out16 = vec![f32::NAN; heads * hd];
             decode_attention(&q, Cache { keys: &keys, values: &values, stride, len, hd }, n_rep, scale, &mut out);
-            for j in 0..heads {
-                let base = j / n_rep * stride;
-                let s: Vec<f64> = (0..len)
-                    .map(|t| (0..hd).map(|i| q[j * hd + i] as f64 * keys[base + t * hd + i] as f64).sum::<f64>() * scale as f64)
-                    .collect();
-                let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
-                let z: f64 = e.iter().sum();
-                for i in 0..hd {
-                    let want: f64 = (0..len).map(|t| e[t] / z * values[base + t * hd + i] as f64).sum();
-                    let got = out[j * hd + i] as f64;
-                    assert!((got - want).abs() < 1e-5, "heads {heads}/{kvh} len {len}: head {j} col {i}: {got} vs {want}");
+            decode_attention(&q, Cache { keys: &keys16, values: &values16, stride, len, hd }, n_rep, scale, &mut out16);
+            let wide = |x: &[half::f16]| x.iter().map(|v| v.to_f32()).collect::<Vec<_>>();
+            for (out, keys, values) in [(&out, keys, values), (&out16, wide(&keys16), wide(&values16))] {
+                for j in 0..heads {
+                    let base = j / n_rep * stride;
+                    let s: Vec<f64> = (0..len)
+                        .map(|t| (0..hd).map(|i| q[j * hd + i] as f64 * keys[base + t * hd + i] as f64).sum::<f64>() * scale as f64)
+                        .collect();
+                    let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
+                    let z: f64 = e.iter().sum();
+                    for i in 0..hd {
+                        let want: f64 = (0..len).map(|t| e[t] / z * values[base + t * hd + i] as f64).sum();
+                        let got = out[j * hd + i] as f64;
+                        assert!((got - want).abs() < 1e-5, "heads {heads}/{kvh} len {len}: head {j} col {i}: {got} vs {want}");
+                    }
                 }
             }
         }

@@ -254,6 +254,11 @@ impl Linear {
         Self::build(Weight::Quant(weight), out_dim, bias)
     }
 
+    /// Whether the weight is quantized.
+    pub(crate) fn is_quantized(&self) -> bool {
+        matches!(self.weight, Weight::Quant(_))
+    }
+
     /// With quantized weights: quantize the activations in one 8-bit level instead of two
     /// ([`QMatrix::single_level_activations`]); other weights are unchanged.
     pub(crate) fn single_level_activations(self) -> Self {

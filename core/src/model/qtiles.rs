@@ -273,6 +273,9 @@ mod x86 {
 }
 
 #[cfg(target_arch = "aarch64")]
+pub(crate) use arm::f16x4;
+
+#[cfg(target_arch = "aarch64")]
 mod arm {
     //! NEON with `dotprod`: `sdot` by element multiplies 4 weights of each of 4 rows (one
     //! 16-byte register of a tile group) by 4 activations taken from one lane of another register,
@@ -308,7 +311,7 @@ mod arm {
 
     /// Four f16 values at `p` as f32 (`fcvtl`, ARMv8.0).
     #[inline(always)]
-    unsafe fn f16x4(p: *const u8) -> float32x4_t {
+    pub(crate) unsafe fn f16x4(p: *const u8) -> float32x4_t {
         let h = vld1_u16(p as *const u16);
         let out: float32x4_t;
         std::arch::asm!("fcvtl {o:v}.4s, {h:v}.4h", o = out(vreg) out, h = in(vreg) h, options(pure, nomem, nostack, preserves_flags));

@@ -5,7 +5,7 @@
 
 use super::decode_attention::{decode_attention, Cache};
 use super::ops::{attention, exp, Embedding, Linear};
-use super::LayerKv;
+use super::{HostKv, LayerKv};
 use crate::config::TextConfig;
 use candle_core::{DType, Device, Result, Tensor, D};
 use super::weights::Loader;
@@ -159,8 +159,10 @@ impl Attention {
         rope_row(&mut k, cos, sin);
         kv.write_row(pos, &k, &v, hd)?;
         let mut o = vec![0f32; h * hd];
-        kv.with_host(pos + 1, |keys, values, stride| {
-            decode_attention(&q, Cache { keys, values, stride, len: pos + 1, hd }, h / kvh, self.scale as f32, &mut o)
+        let (len, n_rep, scale) = (pos + 1, h / kvh, self.scale as f32);
+        kv.with_host(len, |kv, stride| match kv {
+            HostKv::F32(keys, values) => decode_attention(&q, Cache { keys, values, stride, len, hd }, n_rep, scale, &mut o),
+            HostKv::F16(keys, values) => decode_attention(&q, Cache { keys, values, stride, len, hd }, n_rep, scale, &mut o),
         })?;
         self.o.forward_row(&o)
     }
@@ -239,6 +241,11 @@ impl TextModel {
             vb_head.pp("lm_head").head(vocab, d)?
         };
         Ok(Self { embed_tokens, layers, norm, lm_head, rope: Rope::new(cfg.head_dim, cfg.rope_theta) })
+    }
+
+    /// Whether the decoder's projections are quantized (their error then dwarfs an f16 cache's).
+    pub(crate) fn is_quantized(&self) -> bool {
+        self.layers.first().is_some_and(|l| l.attn.q.is_quantized())
     }
 
     /// Number of decoder layers.
