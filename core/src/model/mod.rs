@@ -451,7 +451,7 @@ pub(crate) enum HostKv<'a> {
 }
 
 /// Writes `rows` (`[kv_heads · head_dim]`) at one position of a `[kv_heads, capacity, head_dim]`
-/// f32 buffer.
+/// f32 or f16 buffer.
 struct WriteRow<'a> {
     pos: usize,
     rows: &'a [f32],
