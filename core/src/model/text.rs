@@ -28,7 +28,14 @@ impl RmsNorm {
 
     /// [`Self::forward`] of one f32 row, into `out`.
     fn forward_row(&self, x: &[f32], out: &mut [f32]) {
-        let var = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+        // eight partial sums: one running sum is a chain of dependent adds, which does not vectorize
+        let mut lanes = [0f32; 8];
+        let chunks = x.chunks_exact(8);
+        let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+        for c in chunks {
+            lanes.iter_mut().zip(c).for_each(|(l, v)| *l += v * v);
+        }
+        let var = (lanes.iter().sum::<f32>() + tail) / x.len() as f32;
         let rstd = 1.0 / (var + self.eps as f32).sqrt();
         out.iter_mut().zip(x).zip(&self.weight_host).for_each(|((o, v), w)| *o = v * rstd * w);
     }
