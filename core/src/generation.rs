@@ -84,8 +84,11 @@ impl Sampler {
 
     /// Chooses a token given the logits and the ids seen so far (for the repetition penalty).
     pub(crate) fn pick(&mut self, logits: &[f32], context: &[u32]) -> u32 {
-        let mut l = logits.to_vec();
         let p = self.opts.repetition_penalty;
+        if p == 1.0 && self.opts.temperature == 0.0 {
+            return argmax(logits); // greedy: no copy of the logits
+        }
+        let mut l = logits.to_vec();
         if p != 1.0 {
             let mut seen = vec![false; l.len()];
             for &id in context {

@@ -473,7 +473,7 @@ impl candle_core::InplaceOp1 for WriteRow<'_> {
             let at = start + (h * cap + self.pos) * hd;
             match storage {
                 CpuStorage::F32(buf) => buf[at..at + hd].copy_from_slice(src),
-                CpuStorage::F16(buf) => buf[at..at + hd].iter_mut().zip(src).for_each(|(d, s)| *d = half::f16::from_f32(*s)),
+                CpuStorage::F16(buf) => half::slice::HalfFloatSliceExt::convert_from_f32_slice(&mut buf[at..at + hd], src),
                 _ => candle_core::bail!("kv cache: a row write needs f32 or f16 buffers"),
             }
         }
