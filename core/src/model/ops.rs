@@ -382,6 +382,20 @@ impl Linear {
         Ok(outs.try_into().expect("one output per layer"))
     }
 
+    /// `f(a·x, b·x)` for one host row (`f` updates its first argument in place): bias-free
+    /// quantized layers of one shape compute both products and `f` in one pass over the thread
+    /// pool ([`QMatrix::matvec_pair`]); others run [`Self::forward_rows`], then `f`.
+    pub(crate) fn forward_gated(a: &Linear, b: &Linear, x: &[f32], f: &(dyn Fn(&mut [f32], &[f32]) + Sync)) -> Result<Vec<f32>> {
+        if let (Weight::Quant(qa), None, Weight::Quant(qb), None) = (&a.weight, &a.bias, &b.weight, &b.bias) {
+            if let Ok(y) = QMatrix::matvec_pair(qa, qb, x, f) {
+                return Ok(y);
+            }
+        }
+        let [mut ya, yb] = Self::forward_rows([a, b], x)?;
+        f(&mut ya, &yb);
+        Ok(ya)
+    }
+
     fn run(&self, x: &Tensor, epilogue: Epilogue) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let k = *dims.last().unwrap_or(&0);

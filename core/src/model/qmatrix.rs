@@ -310,36 +310,21 @@ impl QMatrix {
         }
         let xq = XRows::quantize(x, 1, k, first.precise, false);
         let xr = xq.row(0);
-        // Each matrix's outputs (padded to whole units), cut into chunks of about `per` rows.
+        // Each matrix's outputs (padded to whole units), cut into chunks.
         let mut outs: Vec<Vec<f32>> = mats.iter().map(|q| vec![0f32; q.padded_rows()]).collect();
         let total: usize = outs.iter().map(Vec::len).sum();
-        let pool = SpinPool::global();
-        let nt = pool.threads();
-        let parallel = nt > 1 && total * k >= 2 * PAR_MIN_WORK;
-        // Guided chunks: each a share (1/threads) of the rows still left, down to a floor, so
-        // the threads finish together without paying a handout per tile. Long chunks pay: a
-        // share of 1/(2·threads) made 9 chunks of a 576-row product instead of 6 and decode 5 %
-        // slower (each chunk restarts the weight stream cold).
-        let floor = (PAR_MIN_WORK / 2).div_ceil(k.max(1));
-        let mut left = total;
         let mut chunks: Vec<(&QMatrix, usize, &mut [f32])> = Vec::new();
+        let mut split = Split::new(total, k);
         for (q, o) in mats.iter().zip(outs.iter_mut()) {
             let (mut rest, mut first) = (o.as_mut_slice(), 0);
             while !rest.is_empty() {
-                let want = if parallel { (left / nt).max(floor) } else { rest.len() };
-                let n = want.next_multiple_of(q.unit()).min(rest.len());
+                let n = split.next(q.unit(), rest.len());
                 let (c, r) = std::mem::take(&mut rest).split_at_mut(n);
                 chunks.push((*q, first, c));
-                (first, left, rest) = (first + n, left - n, r);
+                (first, rest) = (first + n, r);
             }
         }
-        let task = |(q, first, o): (&QMatrix, usize, &mut [f32])| q.rows_into(first, xr, o);
-        if parallel {
-            // chunks taken by whichever thread is free
-            pool.for_each(chunks, &task);
-        } else {
-            chunks.into_iter().for_each(task);
-        }
+        split.run(chunks, &|(q, first, o): (&QMatrix, usize, &mut [f32])| q.rows_into(first, xr, o));
         Ok(outs
             .into_iter()
             .zip(mats)
@@ -348,6 +333,39 @@ impl QMatrix {
                 o
             })
             .collect())
+    }
+
+    /// `x · Aᵀ` combined with `x · Bᵀ` by `f(a_rows, b_rows)` (which updates `a_rows` in place),
+    /// for one row `x` and two matrices of one shape and layout (SwiGLU's gate and up): the
+    /// activations are quantized once, and each task of the decode pool computes the same rows
+    /// of both and combines them while they are in L1, so the combination costs no serial pass.
+    /// Returns the combined rows; matrices that differ in shape or layout are an error.
+    pub(crate) fn matvec_pair(a: &QMatrix, b: &QMatrix, x: &[f32], f: &(dyn Fn(&mut [f32], &[f32]) + Sync)) -> Result<Vec<f32>> {
+        let k = x.len();
+        let layout = |q: &QMatrix| (q.rows, q.cols, q.unit(), q.precise);
+        if layout(a) != layout(b) || a.cols != k {
+            candle_core::bail!("matvec_pair: {:?} and {:?} against a row of {k}", layout(a), layout(b))
+        }
+        let xq = XRows::quantize(x, 1, k, a.precise, false);
+        let xr = xq.row(0);
+        let (mut out, mut other) = (vec![0f32; a.padded_rows()], vec![0f32; a.padded_rows()]);
+        let mut chunks: Vec<(usize, &mut [f32], &mut [f32])> = Vec::new();
+        // each row costs two rows' work
+        let mut split = Split::new(out.len(), 2 * k);
+        let (mut ra, mut rb, mut first) = (out.as_mut_slice(), other.as_mut_slice(), 0);
+        while !ra.is_empty() {
+            let n = split.next(a.unit(), ra.len());
+            let ((ca, ta), (cb, tb)) = (std::mem::take(&mut ra).split_at_mut(n), std::mem::take(&mut rb).split_at_mut(n));
+            chunks.push((first, ca, cb));
+            (first, ra, rb) = (first + n, ta, tb);
+        }
+        split.run(chunks, &|(first, oa, ob): (usize, &mut [f32], &mut [f32])| {
+            a.rows_into(first, xr, oa);
+            b.rows_into(first, xr, ob);
+            f(oa, ob);
+        });
+        out.truncate(a.rows);
+        Ok(out)
     }
 
     /// [`Self::matmul`] by gemm over dequantized chunks of weight rows.
@@ -414,6 +432,46 @@ pub fn quantized_kernels() -> &'static str {
     qkernels::kernels().name
 }
 
+/// How a decode product's outputs are cut into chunks for the decode pool: guided chunks, each
+/// a share (1/threads) of the work still left, down to a floor, so the threads finish together
+/// without paying a handout per tile. Long chunks pay: a share of 1/(2·threads) made 9 chunks
+/// of a 576-row product instead of 6 and decode 5 % slower (each chunk restarts the weight
+/// stream cold). Serial (one chunk) when the product is too small to split.
+struct Split {
+    threads: usize,
+    parallel: bool,
+    /// Rows of work not yet handed out.
+    left: usize,
+    floor: usize,
+}
+
+impl Split {
+    /// `rows` outputs of `work` multiply-adds each.
+    fn new(rows: usize, work: usize) -> Self {
+        let threads = SpinPool::global().threads();
+        let parallel = threads > 1 && rows * work >= 2 * PAR_MIN_WORK;
+        Self { threads, parallel, left: rows, floor: (PAR_MIN_WORK / 2).div_ceil(work.max(1)) }
+    }
+
+    /// The next chunk's length: whole `unit`s, at most `rest`.
+    fn next(&mut self, unit: usize, rest: usize) -> usize {
+        let want = if self.parallel { (self.left / self.threads).max(self.floor) } else { rest };
+        let n = want.next_multiple_of(unit).min(rest);
+        self.left = self.left.saturating_sub(n);
+        n
+    }
+
+    /// Runs `task` on every chunk, on the decode pool when parallel (chunks taken by whichever
+    /// thread is free).
+    fn run<T: Send>(&self, chunks: Vec<T>, task: &(dyn Fn(T) + Sync)) {
+        if self.parallel {
+            SpinPool::global().for_each(chunks, task);
+        } else {
+            chunks.into_iter().for_each(task);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,5 +503,31 @@ mod tests {
         let q = QMatrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q5_0).unwrap(), Memory::Own).unwrap();
         assert_eq!(q.format, QFormat::Q8_0);
         assert!(q.rows_f32(&[4]).is_err());
+    }
+
+    /// A pair product equals the two products combined afterwards, bit for bit, split over the
+    /// pool or not (300 rows: a partial tile; 1536: several chunks per thread); shapes that
+    /// differ are refused.
+    #[test]
+    fn pair_products_equal_separate_ones() {
+        let dev = Device::Cpu;
+        let combine = |a: &mut [f32], b: &[f32]| a.iter_mut().zip(b).for_each(|(a, b)| *a = *a * 0.5 - b);
+        for (dtype, rows, k) in [(GgmlDType::Q4_1, 300, 64), (GgmlDType::Q4_1, 1536, 576), (GgmlDType::Q8_0, 1536, 576), (GgmlDType::Q4K, 40, 256)] {
+            let m = |seed: f32| {
+                let w = (Tensor::randn(0f32, 0.1, (rows, k), &dev).unwrap() + seed as f64).unwrap();
+                QMatrix::from_qtensor(&QTensor::quantize(&w, dtype).unwrap(), Memory::Own).unwrap()
+            };
+            let (a, b) = (m(0.0), m(0.01));
+            let x: Vec<f32> = Tensor::randn(0f32, 1.0, k, &dev).unwrap().to_vec1().unwrap();
+            let [mut want, yb]: [Vec<f32>; 2] = QMatrix::matvec_many(&[&a, &b], &x).unwrap().try_into().unwrap();
+            combine(&mut want, &yb);
+            assert_eq!(QMatrix::matvec_pair(&a, &b, &x, &combine).unwrap(), want, "{dtype:?} {rows}x{k}");
+        }
+        let w = Tensor::randn(0f32, 0.1, (32, 64), &dev).unwrap();
+        let (a, b) = (
+            QMatrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q8_0).unwrap(), Memory::Own).unwrap(),
+            QMatrix::from_qtensor(&QTensor::quantize(&w.narrow(0, 0, 16).unwrap(), GgmlDType::Q8_0).unwrap(), Memory::Own).unwrap(),
+        );
+        assert!(QMatrix::matvec_pair(&a, &b, &[0.0; 64], &combine).is_err());
     }
 }

@@ -187,11 +187,12 @@ impl Mlp {
         self.down.forward(&(g * self.up.forward(x)?)?)
     }
 
-    /// [`Self::forward`] of one host row.
+    /// [`Self::forward`] of one host row: silu(gate)·up is applied by the tasks that compute
+    /// gate and up.
     fn step(&self, x: &[f32]) -> Result<Vec<f32>> {
-        let [mut g, u] = Linear::forward_rows([&self.gate, &self.up], x)?;
         // silu as candle computes it, v / (1 + e^-v), with the vectorizing exp
-        g.iter_mut().zip(&u).for_each(|(g, u)| *g = *g / (1.0 + exp(-*g)) * u);
+        let silu_mul = |g: &mut [f32], u: &[f32]| g.iter_mut().zip(u).for_each(|(g, u)| *g = *g / (1.0 + exp(-*g)) * u);
+        let g = Linear::forward_gated(&self.gate, &self.up, x, &silu_mul)?;
         self.down.forward_row(&g)
     }
 }
