@@ -10,7 +10,7 @@ use crate::model::{KvCache, SmolVlmModel, WeightFormat};
 use crate::processor::preprocess::{frames as image_frames, image_grid, preset_config};
 pub use crate::processor::preprocess::ImagePreset;
 use crate::prompt::{expand_images, ChatTemplate};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -570,12 +570,11 @@ impl Session {
 
         cancel.check()?;
         let prefill_start = Instant::now();
-        let logits = engine.model.forward(&ids[keep..], features.as_ref(), &mut self.cache)?;
+        let logits = engine.model.logits(&ids[keep..], features.as_ref(), &mut self.cache)?;
         let prefill_ms = ms(prefill_start);
         let prefill_tokens = ids.len() - keep;
         let prompt_tokens = ids.len();
         self.cached = ids;
-        let logits = logits.to_dtype(DType::F32)?.to_vec1::<f32>()?;
 
         Ok(Reply {
             stream: TextStream::new(&options.stop),
@@ -672,9 +671,8 @@ impl Reply<'_> {
                     self.pending = Some(tok);
                     return Err(Error::Cancelled);
                 }
-                let logits = engine.model.forward(&[tok], None, &mut self.session.cache)?;
+                self.logits = engine.model.logits(&[tok], None, &mut self.session.cache)?;
                 self.session.cached.push(tok);
-                self.logits = logits.to_dtype(DType::F32)?.to_vec1::<f32>()?;
             }
             self.cancel.check()?;
             if self.options.top_logprobs > 0 {

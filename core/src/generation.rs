@@ -141,13 +141,17 @@ impl Sampler {
 
 /// Index of the largest value; the first one on ties (as `torch.argmax`).
 pub(crate) fn argmax(xs: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in xs.iter().enumerate() {
-        if x > xs[best] {
-            best = i;
+    // the largest value (in 16 lanes, which vectorize), then its first index; NaNs never win
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    for c in chunks {
+        for i in 0..16 {
+            lanes[i] = lanes[i].max(c[i]);
         }
     }
-    best as u32
+    let best = lanes.iter().fold(tail, |m, &x| m.max(x));
+    xs.iter().position(|&x| x == best).unwrap_or(0) as u32
 }
 
 /// The `k` most likely tokens under `log_softmax(logits)`, best first.
@@ -262,6 +266,16 @@ mod tests {
     #[test]
     fn greedy_takes_the_first_maximum() {
         assert_eq!(argmax(&[0.1, 3.0, 3.0, -1.0]), 1);
+        // past the 16 lanes, ties in different lanes and in the tail, NaNs skipped
+        let mut v: Vec<f32> = (0..50).map(|i| (i % 7) as f32).collect();
+        v[3] = 9.0;
+        v[37] = 9.0;
+        v[49] = 9.0;
+        v[0] = f32::NAN;
+        assert_eq!(argmax(&v), 3);
+        v[48] = 10.0;
+        assert_eq!(argmax(&v), 48);
+        assert_eq!(argmax(&[f32::NAN, f32::NAN]), 0);
         let mut s = Sampler::new(&GenerationOptions::default());
         assert_eq!(s.pick(&[0.0, 1.0, 5.0], &[]), 2);
     }

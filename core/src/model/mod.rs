@@ -225,6 +225,14 @@ impl SmolVlmModel {
     /// only, shape `[vocab]`. On success the cache grows by `input_ids.len()`; on error it is
     /// left as it was.
     pub fn forward(&self, input_ids: &[u32], image_features: Option<&Tensor>, cache: &mut KvCache) -> Result<Tensor> {
+        let logits = self.logits(input_ids, image_features, cache)?;
+        let n = logits.len();
+        Ok(Tensor::from_vec(logits, n, &self.device)?)
+    }
+
+    /// [`forward`](Self::forward)'s logits as a host vector (what the engine samples from: a
+    /// decode step's logits are not copied).
+    pub(crate) fn logits(&self, input_ids: &[u32], image_features: Option<&Tensor>, cache: &mut KvCache) -> Result<Vec<f32>> {
         let t = input_ids.len();
         if t == 0 {
             return Err(Error::InvalidArgument("forward needs at least one input id".into()));
@@ -286,7 +294,7 @@ impl SmolVlmModel {
         let offset = cache.len;
         let logits = self.text.forward(x, offset, &mut cache.layers)?;
         cache.len = offset + t;
-        Ok(logits.to_dtype(DType::F32)?)
+        Ok(logits)
     }
 
     /// An empty cache for this model, sized for up to `max_position_embeddings` positions.

@@ -33,7 +33,9 @@ impl RmsNorm {
         let chunks = x.chunks_exact(8);
         let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
         for c in chunks {
-            lanes.iter_mut().zip(c).for_each(|(l, v)| *l += v * v);
+            for i in 0..8 {
+                lanes[i] += c[i] * c[i];
+            }
         }
         let var = (lanes.iter().sum::<f32>() + tail) / x.len() as f32;
         let rstd = 1.0 / (var + self.eps as f32).sqrt();
@@ -266,9 +268,9 @@ impl TextModel {
         self.embed_tokens.lookup(ids)
     }
 
-    /// Runs the layers over `x` `[t, d]` (positions `offset..offset+t`) and returns the logits of
-    /// the last position, `[vocab]`.
-    pub(crate) fn forward(&self, x: Tensor, offset: usize, kv: &mut [LayerKv]) -> Result<Tensor> {
+    /// Runs the layers over `x` `[t, d]` (positions `offset..offset+t`) and returns the f32
+    /// logits of the last position (`vocab` values).
+    pub(crate) fn forward(&self, x: Tensor, offset: usize, kv: &mut [LayerKv]) -> Result<Vec<f32>> {
         let (t, _) = x.dims2()?;
         if t == 1 && matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
             return self.step(x.flatten_all()?.to_vec1()?, offset, kv);
@@ -286,13 +288,13 @@ impl TextModel {
         // Norm and head are row-wise: only the last position is needed.
         let last = x.narrow(0, t - 1, 1)?;
         let logits = self.lm_head.forward(&self.norm.forward(&last)?)?;
-        logits.squeeze(0)
+        logits.squeeze(0)?.to_dtype(DType::F32)?.to_vec1()
     }
 
     /// [`Self::forward`] of one token on the CPU (the decode step): host rows and the quantized
     /// kernels directly, with no tensor operation per layer but the KV-cache write; Q, K, V (and
     /// gate, up) share one activation quantization and one thread-pool pass.
-    fn step(&self, mut x: Vec<f32>, pos: usize, kv: &mut [LayerKv]) -> Result<Tensor> {
+    fn step(&self, mut x: Vec<f32>, pos: usize, kv: &mut [LayerKv]) -> Result<Vec<f32>> {
         let (cos, sin) = self.rope.rows(pos, 1);
         let mut h = vec![0f32; x.len()];
         for (layer, kv) in self.layers.iter().zip(kv.iter_mut()) {
@@ -304,8 +306,6 @@ impl TextModel {
             x.iter_mut().zip(&m).for_each(|(x, m)| *x += m);
         }
         self.norm.forward_row(&x, &mut h);
-        let logits = self.lm_head.forward_row(&h)?;
-        let n = logits.len();
-        Tensor::from_vec(logits, n, &Device::Cpu)
+        self.lm_head.forward_row(&h)
     }
 }
