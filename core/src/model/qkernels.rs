@@ -435,28 +435,96 @@ mod x86 {
     use super::{f16_at, q4k_scale_min, Kernels, QFormat, GROUP, LEVEL2, X};
     use std::arch::x86_64::*;
 
-    /// [`super::quantize_blocks`] on AVX2, to the same bits; false (nothing written) on a CPU
-    /// without AVX2. Each block's scale is a horizontal maximum and a division long: the
-    /// compiler's version of the scalar loop left little else to overlap with them.
+    /// [`super::quantize_blocks`] on AVX-512 or AVX2, to the same bits; false (nothing written)
+    /// on a CPU with neither. Each block's scale is a horizontal maximum and a division long:
+    /// the compiler's version of the scalar loop left little else to overlap with them.
     pub(super) fn quantize_blocks(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[[i8; 32]; 2]], two: bool) -> bool {
-        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if !*AVX2.get_or_init(|| is_x86_feature_detected!("avx2")) {
-            return false;
-        }
         let nb = (x.len() / 32).min(d.len()).min(s.len()).min(q.len());
-        // SAFETY: AVX2 was detected; the kernel touches blocks 0..nb of each slice.
-        unsafe {
-            if two {
-                quantize_avx2::<true>(x, d, s, q, nb)
-            } else {
-                quantize_avx2::<false>(x, d, s, q, nb)
-            }
+        match quantizer() {
+            // SAFETY: the CPU has the kernel's features; it touches blocks 0..nb of each slice.
+            Some(Quantizer::Avx512) => unsafe {
+                if two {
+                    quantize_avx512::<true>(x, d, s, q, nb)
+                } else {
+                    quantize_avx512::<false>(x, d, s, q, nb)
+                }
+            },
+            Some(Quantizer::Avx2) => unsafe {
+                if two {
+                    quantize_avx2::<true>(x, d, s, q, nb)
+                } else {
+                    quantize_avx2::<false>(x, d, s, q, nb)
+                }
+            },
+            None => return false,
         }
         true
     }
 
+    /// The vector quantizers.
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    pub(super) enum Quantizer {
+        Avx2,
+        Avx512,
+    }
+
+    /// The fastest quantizer this CPU runs, detected once.
+    pub(super) fn quantizer() -> Option<Quantizer> {
+        static CHOSEN: std::sync::OnceLock<Option<Quantizer>> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+                Some(Quantizer::Avx512)
+            } else if is_x86_feature_detected!("avx2") {
+                Some(Quantizer::Avx2)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Sixteen lanes: two vectors a block.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn quantize_avx512<const TWO: bool>(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[[i8; 32]; 2]], nb: usize) {
+        let sign = _mm512_set1_epi32(i32::MIN);
+        let (lo, hi, half, one) = (_mm512_set1_ps(-127.0), _mm512_set1_ps(127.0), _mm512_set1_ps(0.5), _mm512_set1_ps(1.0));
+        // `super::round` on 16 lanes: integer part, plus one from a remainder of a half on
+        let round = |t: __m512| {
+            let a = _mm512_abs_ps(t);
+            let i = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(a);
+            let r = _mm512_mask_add_ps(i, _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_sub_ps(a, i), half), i, one);
+            _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), _mm512_and_si512(_mm512_castps_si512(t), sign)))
+        };
+        for b in 0..nb {
+            let p = x.as_ptr().add(32 * b);
+            let v = [_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16))];
+            // `max_ps` returns its second operand when either is NaN: NaNs are skipped, as `f32::max` does
+            let m = _mm512_max_ps(_mm512_abs_ps(v[1]), _mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_setzero_ps()));
+            let db = _mm512_reduce_max_ps(m) / 127.0;
+            let id = _mm512_set1_ps(if db > 0.0 { 1.0 / db } else { 0.0 });
+            let (mut q0, mut q1) = ([_mm512_setzero_si512(); 2], [_mm512_setzero_si512(); 2]);
+            for j in 0..2 {
+                // NaN · id → −127 (second operand of max), as `super::quantize_blocks` does
+                let t = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v[j], id), lo), hi);
+                let r0 = round(t);
+                q0[j] = _mm512_cvttps_epi32(r0);
+                if TWO {
+                    q1[j] = _mm512_cvttps_epi32(round(_mm512_mul_ps(_mm512_sub_ps(t, r0), _mm512_set1_ps(254.0))));
+                }
+            }
+            let out = q.get_unchecked_mut(b);
+            for (l, v) in [q0, q1].iter().enumerate() {
+                _mm_storeu_si128(out[l].as_mut_ptr() as *mut __m128i, _mm512_cvtsepi32_epi8(v[0]));
+                _mm_storeu_si128(out[l].as_mut_ptr().add(16) as *mut __m128i, _mm512_cvtsepi32_epi8(v[1]));
+            }
+            let sum = |v: [__m512i; 2]| _mm512_reduce_add_epi32(_mm512_add_epi32(v[0], v[1]));
+            *d.get_unchecked_mut(b) = db;
+            *s.get_unchecked_mut(b) = db * (sum(q0) as f32 + sum(q1) as f32 * LEVEL2);
+        }
+    }
+
+    /// Eight lanes: four vectors a block.
     #[target_feature(enable = "avx2")]
-    unsafe fn quantize_avx2<const TWO: bool>(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[[i8; 32]; 2]], nb: usize) {
+    pub(super) unsafe fn quantize_avx2<const TWO: bool>(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[[i8; 32]; 2]], nb: usize) {
         let sign = _mm256_set1_ps(-0.0);
         let (lo, hi, half, one) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0), _mm256_set1_ps(0.5), _mm256_set1_ps(1.0));
         // `super::round` on 8 lanes: integer part, plus one from a remainder of a half on
@@ -1081,10 +1149,8 @@ mod tests {
         x[200] = 1e-40; // subnormal
         for two in [false, true] {
             let nb = x.len() / 32;
-            let (mut d, mut s, mut q) = (vec![0f32; nb], vec![0f32; nb], vec![[[0i8; 32]; 2]; nb]);
-            if !x86::quantize_blocks(&x, &mut d, &mut s, &mut q, two) {
-                return; // no AVX2 here
-            }
+            let Some(best) = x86::quantizer() else { return }; // no vector quantizer here
+            let kernels: &[x86::Quantizer] = if best == x86::Quantizer::Avx512 { &[x86::Quantizer::Avx2, x86::Quantizer::Avx512] } else { &[x86::Quantizer::Avx2] };
             // the scalar loop, from a copy of quantize_blocks without the vector branch
             let (mut d2, mut s2, mut q2) = (vec![0f32; nb], vec![0f32; nb], vec![[[0i8; 32]; 2]; nb]);
             for (((chunk, d), s), q) in x.chunks_exact(32).zip(&mut d2).zip(&mut s2).zip(&mut q2) {
@@ -1101,8 +1167,21 @@ mod tests {
                 }
                 *s = *d * (s0 as f32 + s1 as f32 * LEVEL2);
             }
-            assert_eq!(q, q2, "two levels: {two}");
-            assert!(d.iter().zip(&d2).chain(s.iter().zip(&s2)).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())), "two levels: {two}");
+            for &kernel in kernels {
+                let (mut d, mut s, mut q) = (vec![0f32; nb], vec![0f32; nb], vec![[[0i8; 32]; 2]; nb]);
+                // SAFETY: `quantizer` found the features of every kernel listed.
+                unsafe {
+                    match (kernel, two) {
+                        (x86::Quantizer::Avx2, true) => x86::quantize_avx2::<true>(&x, &mut d, &mut s, &mut q, nb),
+                        (x86::Quantizer::Avx2, false) => x86::quantize_avx2::<false>(&x, &mut d, &mut s, &mut q, nb),
+                        (x86::Quantizer::Avx512, true) => x86::quantize_avx512::<true>(&x, &mut d, &mut s, &mut q, nb),
+                        (x86::Quantizer::Avx512, false) => x86::quantize_avx512::<false>(&x, &mut d, &mut s, &mut q, nb),
+                    }
+                }
+                assert_eq!(q, q2, "{kernel:?}, two levels: {two}");
+                let same = |a: &f32, b: &f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+                assert!(d.iter().zip(&d2).chain(s.iter().zip(&s2)).all(|(a, b)| same(a, b)), "{kernel:?}, two levels: {two}");
+            }
         }
     }
 
