@@ -116,6 +116,26 @@ impl XRows {
         r
     }
 
+    /// Calls `f` with `x` (one row, a multiple of 32 values) quantized as [`Self::quantize`]
+    /// does, into buffers this thread reuses: a decode step quantizes ~120 activation rows, and
+    /// allocating, zeroing and freeing their blocks each time cost as much as quantizing them.
+    pub(crate) fn with_row<R>(x: &[f32], two: bool, f: impl FnOnce(X<'_>) -> R) -> R {
+        thread_local! {
+            static SPARE: std::cell::Cell<Option<XRows>> = const { std::cell::Cell::new(None) };
+        }
+        let nb = x.len() / 32;
+        // (a nested call finds no spare and allocates its own)
+        let mut r = SPARE.take().unwrap_or(Self { d: Vec::new(), s: Vec::new(), q: Vec::new(), nb, two });
+        (r.nb, r.two) = (nb, two);
+        r.d.resize(nb, 0.0);
+        r.s.resize(nb, 0.0);
+        r.q.resize(nb, [[0; 32]; 2]);
+        quantize_blocks(x, &mut r.d, &mut r.s, &mut r.q, two);
+        let out = f(r.row(0));
+        SPARE.set(Some(r));
+        out
+    }
+
     /// Row `t`.
     pub(crate) fn row(&self, t: usize) -> X<'_> {
         let r = t * self.nb..(t + 1) * self.nb;

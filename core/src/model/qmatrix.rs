@@ -308,12 +308,10 @@ impl QMatrix {
         if mats.iter().any(|q| q.precise != first.precise) {
             return mats.iter().map(|q| q.matmul(x, 1)).collect();
         }
-        let xq = XRows::quantize(x, 1, k, first.precise, false);
-        let xr = xq.row(0);
         // Each matrix's outputs (padded to whole units), cut into chunks.
         let mut outs: Vec<Vec<f32>> = mats.iter().map(|q| vec![0f32; q.padded_rows()]).collect();
         let total: usize = outs.iter().map(Vec::len).sum();
-        let mut chunks: Vec<(&QMatrix, usize, &mut [f32])> = Vec::new();
+        let mut chunks: Vec<(&QMatrix, usize, &mut [f32])> = Vec::with_capacity(16);
         let mut split = Split::new(total, k);
         for (q, o) in mats.iter().zip(outs.iter_mut()) {
             let (mut rest, mut first) = (o.as_mut_slice(), 0);
@@ -324,7 +322,9 @@ impl QMatrix {
                 (first, rest) = (first + n, r);
             }
         }
-        split.run(chunks, &|(q, first, o): (&QMatrix, usize, &mut [f32])| q.rows_into(first, xr, o));
+        XRows::with_row(x, first.precise, |xr| {
+            split.run(chunks, &|(q, first, o): (&QMatrix, usize, &mut [f32])| q.rows_into(first, xr, o))
+        });
         Ok(outs
             .into_iter()
             .zip(mats)
@@ -346,10 +346,8 @@ impl QMatrix {
         if layout(a) != layout(b) || a.cols != k {
             candle_core::bail!("matvec_pair: {:?} and {:?} against a row of {k}", layout(a), layout(b))
         }
-        let xq = XRows::quantize(x, 1, k, a.precise, false);
-        let xr = xq.row(0);
         let (mut out, mut other) = (vec![0f32; a.padded_rows()], vec![0f32; a.padded_rows()]);
-        let mut chunks: Vec<(usize, &mut [f32], &mut [f32])> = Vec::new();
+        let mut chunks: Vec<(usize, &mut [f32], &mut [f32])> = Vec::with_capacity(16);
         // each row costs two rows' work
         let mut split = Split::new(out.len(), 2 * k);
         let (mut ra, mut rb, mut first) = (out.as_mut_slice(), other.as_mut_slice(), 0);
@@ -359,10 +357,12 @@ impl QMatrix {
             chunks.push((first, ca, cb));
             (first, ra, rb) = (first + n, ta, tb);
         }
-        split.run(chunks, &|(first, oa, ob): (usize, &mut [f32], &mut [f32])| {
-            a.rows_into(first, xr, oa);
-            b.rows_into(first, xr, ob);
-            f(oa, ob);
+        XRows::with_row(x, a.precise, |xr| {
+            split.run(chunks, &|(first, oa, ob): (usize, &mut [f32], &mut [f32])| {
+                a.rows_into(first, xr, oa);
+                b.rows_into(first, xr, ob);
+                f(oa, ob);
+            })
         });
         out.truncate(a.rows);
         Ok(out)
