@@ -523,11 +523,11 @@ mod tests {
             combine(&mut want, &yb);
             assert_eq!(QMatrix::matvec_pair(&a, &b, &x, &combine).unwrap(), want, "{dtype:?} {rows}x{k}");
         }
-        let w = Tensor::randn(0f32, 0.1, (32, 64), &dev).unwrap();
-        let (a, b) = (
-            QMatrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q8_0).unwrap(), Memory::Own).unwrap(),
-            QMatrix::from_qtensor(&QTensor::quantize(&w.narrow(0, 0, 16).unwrap(), GgmlDType::Q8_0).unwrap(), Memory::Own).unwrap(),
-        );
+        let m = |rows: usize| {
+            let w = Tensor::randn(0f32, 0.1, (rows, 64), &dev).unwrap();
+            QMatrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q8_0).unwrap(), Memory::Own).unwrap()
+        };
+        let (a, b) = (m(32), m(16));
         assert!(QMatrix::matvec_pair(&a, &b, &[0.0; 64], &combine).is_err());
     }
 }
