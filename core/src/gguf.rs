@@ -62,6 +62,8 @@ impl GgufFile {
             Ok(Err(e)) => return Err(Error::file(path, format!("not a valid GGUF file: {e}"))),
             Err(_) => return Err(Error::file(path, "not a valid GGUF file (parser failure)")),
         };
+        let len = f.metadata().map_err(|e| Error::file(path, e))?.len();
+        check_tensor_table(&content, len).map_err(|reason| Error::file(path, reason))?;
         Ok(Self { path: path.to_path_buf(), content })
     }
 
@@ -124,6 +126,37 @@ impl GgufFile {
             Err(_) => candle_core::bail!("tensor {name}: unreadable"),
         }
     }
+}
+
+/// Checks every entry of the tensor table before any tensor is read: the element count and the
+/// byte size in checked arithmetic (candle's own element count wraps, and a wrapped size would
+/// reach the allocators of the quantized storage), whole blocks along the innermost dimension,
+/// and the bytes within the file. A failure names the tensor.
+fn check_tensor_table(content: &Content, file_len: u64) -> std::result::Result<(), String> {
+    for (name, info) in &content.tensor_infos {
+        let dims = info.shape.dims();
+        let dtype = info.ggml_dtype;
+        let elems = dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| format!("tensor {name}: the element count of {dims:?} overflows"))?;
+        let block = dtype.block_size();
+        if elems % block != 0 || dims.last().is_some_and(|&w| w % block != 0) {
+            return Err(format!("tensor {name}: {dtype:?} {dims:?} is not made of whole blocks of {block}"));
+        }
+        let bytes = (elems / block)
+            .checked_mul(dtype.type_size())
+            .and_then(|b| u64::try_from(b).ok())
+            .ok_or_else(|| format!("tensor {name}: the byte size of {dtype:?} {dims:?} overflows"))?;
+        let end = content.tensor_data_offset.checked_add(info.offset).and_then(|start| start.checked_add(bytes));
+        if end.is_none_or(|end| end > file_len) {
+            return Err(format!(
+                "tensor {name}: {dtype:?} {dims:?} needs {bytes} bytes at offset {}, beyond the file's {file_len} bytes",
+                info.offset
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Which file a Hugging Face tensor name lives in.
@@ -398,8 +431,13 @@ fn model_config(text: &GgufFile, mmproj: Option<&GgufFile>) -> Result<ModelConfi
         .or_else(|| text.uint(&k("rope.dimension_count")))
         .map_or(if heads > 0 { hidden_size / heads } else { 0 }, |x| x as usize);
     let vocab_size = match text.tensor_dims("token_embd.weight") {
-        Some([v, _]) => *v,
-        _ => return Err(text.err("token_embd.weight is missing or not a matrix")),
+        Some([v, d]) if *d == hidden_size => *v,
+        Some(dims) => {
+            return Err(text.err(format!(
+                "tensor token_embd.weight has shape {dims:?}, expected [vocabulary, {hidden_size}] ({arch}.embedding_length)"
+            )))
+        }
+        None => return Err(text.err("tensor token_embd.weight is missing")),
     };
     let textcfg = TextConfig {
         vocab_size,
@@ -419,6 +457,12 @@ fn model_config(text: &GgufFile, mmproj: Option<&GgufFile>) -> Result<ModelConfi
         .and_then(|v| v.to_vec().ok())
         .map(|a| a.iter().filter_map(|t| t.to_string().ok().map(String::as_str)).collect())
         .unwrap_or_default();
+    if !tokens.is_empty() && tokens.len() != vocab_size {
+        return Err(text.err(format!(
+            "tensor token_embd.weight has {vocab_size} rows but tokenizer.ggml.tokens holds {} tokens",
+            tokens.len()
+        )));
+    }
     let (vision, scale_factor, image_token_id, family) = match mmproj {
         None => (None, 1, u32::MAX, ModelFamily::Llama),
         Some(m) => {

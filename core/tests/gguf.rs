@@ -203,3 +203,54 @@ fn corrupt_or_mismatched_gguf_is_a_model_file_error() {
     assert!(matches!(Engine::load(&fixtures().join("models/tiny-smolvlm2"), &o), Err(Error::InvalidArgument(_))));
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+/// The tiny text GGUF with `token_embd.weight`'s entry in the tensor table rewritten to `dims`
+/// (GGUF order: innermost first) and GGML type `dtype`; the tensor data is left as it is.
+fn with_crafted_embedding(dir: &Path, name: &str, dims: [u64; 2], dtype: u32) -> PathBuf {
+    let mut bytes = std::fs::read(text_gguf()).unwrap();
+    let entry = [&17u64.to_le_bytes()[..], b"token_embd.weight", &2u32.to_le_bytes()].concat();
+    let at = bytes.windows(entry.len()).position(|w| w == entry).expect("the tensor table names token_embd.weight") + entry.len();
+    bytes[at..at + 8].copy_from_slice(&dims[0].to_le_bytes());
+    bytes[at + 8..at + 16].copy_from_slice(&dims[1].to_le_bytes());
+    bytes[at + 16..at + 20].copy_from_slice(&dtype.to_le_bytes());
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// A tensor table that lies is refused when the file is opened, before any tensor is read or
+/// any storage sized, with a model-file error naming the tensor: dims whose Q8_0 byte size wraps
+/// (`(2^63 + 1) · 34` bytes is 34 modulo 2^64, so unchecked arithmetic would read one row and
+/// build a matrix of 2^63 rows over it), bytes beyond the end of the file, partial blocks, and an
+/// embedding whose width is not the model's hidden size.
+#[test]
+fn crafted_tensor_tables_are_refused_when_opened() {
+    let tmp = std::env::temp_dir().join(format!("smolvlm-gguf-crafted-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    const F16: u32 = 1;
+    const Q8_0: u32 = 8;
+    for (name, dims, dtype, why) in [
+        ("wrapping.gguf", [32, (1 << 63) + 1], Q8_0, "overflows"),
+        ("beyond-end.gguf", [32, 1 << 40], F16, "beyond the file"),
+        ("partial-block.gguf", [33, 49280], Q8_0, "whole blocks"),
+        ("transposed.gguf", [49280, 32], F16, "embedding_length"),
+    ] {
+        let path = with_crafted_embedding(&tmp, name, dims, dtype);
+        match GgufModel::open(&path, None) {
+            Err(Error::ModelFile { path: p, reason }) => {
+                assert_eq!(p, path, "{name}");
+                assert!(reason.contains("token_embd.weight") && reason.contains(why), "{name}: {reason}");
+            }
+            Err(e) => panic!("{name}: expected a model-file error, got {e}"),
+            Ok(_) => panic!("{name}: the crafted tensor table was accepted"),
+        }
+        match Engine::load(&path, &EngineOptions { weights: WeightFormat::Q8_0, ..EngineOptions::default() }) {
+            Err(Error::ModelFile { path: p, .. }) => assert_eq!(p, path, "{name}"),
+            other => panic!("{name}: expected a model-file error, got {:?}", other.map(|_| ())),
+        }
+    }
+    // The same rewrite with the true dims and type loads: the helper itself is sound.
+    let same = with_crafted_embedding(&tmp, "unchanged.gguf", [32, 49280], F16);
+    assert!(GgufModel::open(&same, None).is_ok());
+    std::fs::remove_dir_all(&tmp).ok();
+}

@@ -77,24 +77,29 @@ impl QMatrix {
         match format {
             Some(format) if cols % format.block_len() == 0 => {
                 let src = q.data()?;
-                let row_bytes = cols / format.block_len() * format.block_bytes();
-                if src.len() != rows * row_bytes {
+                // Every size in checked arithmetic: the dims may come from a hostile file, and
+                // a wrapped product would size the storage far below what is written into it.
+                let size = |a: usize, b: usize| {
+                    a.checked_mul(b).ok_or_else(|| candle_core::Error::Msg(format!("{format:?} tensor [{rows}, {cols}] is too large")))
+                };
+                let row_bytes = size(cols / format.block_len(), format.block_bytes())?;
+                if src.len() != size(rows, row_bytes)? {
                     candle_core::bail!("{format:?} tensor [{rows}, {cols}] has {} bytes", src.len())
                 }
                 if let Some(tile) = qtiles::kernel(format) {
-                    let tb = (TILE * row_bytes).max(1);
-                    let data = WeightBytes::new(rows.div_ceil(TILE) * tb, memory, |data| {
+                    let tb = size(TILE, row_bytes)?.max(1);
+                    let data = WeightBytes::new(size(rows.div_ceil(TILE), tb)?, memory, |data| {
                         for (s, d) in src.chunks(tb).zip(data.chunks_exact_mut(tb)) {
                             qtiles::tile_rows(format, s, row_bytes, d);
                         }
-                    });
+                    })?;
                     return Ok(Self { format, rows, cols, data, precise: true, tile: Some(tile) });
                 }
                 let data = WeightBytes::new(src.len(), memory, |data| {
                     for (s, d) in src.chunks_exact(row_bytes.max(1)).zip(data.chunks_exact_mut(row_bytes.max(1))) {
                         qkernels::regroup_row(format, s, d);
                     }
-                });
+                })?;
                 Ok(Self { format, rows, cols, data, precise: true, tile: None })
             }
             _ if cols % 32 == 0 => Self::quantize(&q.dequantize(&Device::Cpu)?, GgmlDType::Q8_0, memory),
@@ -115,13 +120,15 @@ impl QMatrix {
             return None;
         }
         let len = parts.iter().map(|q| q.data.len()).sum();
+        // (where the joined copy cannot be allocated, the parts stay apart)
         let data = WeightBytes::new(len, first.data.memory(), |d| {
             let mut at = 0;
             for q in parts {
                 d[at..at + q.data.len()].copy_from_slice(&q.data);
                 at += q.data.len();
             }
-        });
+        })
+        .ok()?;
         Some(QMatrix { data, rows: parts.iter().map(|q| q.rows).sum(), ..**first })
     }
 
@@ -503,6 +510,24 @@ mod tests {
         let q = QMatrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q5_0).unwrap(), Memory::Own).unwrap();
         assert_eq!(q.format, QFormat::Q8_0);
         assert!(q.rows_f32(&[4]).is_err());
+    }
+
+    /// Dims whose byte size wraps (as a crafted GGUF can declare: `(2^62 + 1) · 68` bytes wraps
+    /// to the 68 a one-row tensor holds) are refused, never sized from the wrapped product.
+    #[test]
+    fn wrapping_dims_are_refused() {
+        use candle_core::quantized::QStorage;
+        let w = Tensor::randn(0f32, 0.1, (1, 64), &Device::Cpu).unwrap();
+        let bytes = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap().data().unwrap().to_vec();
+        assert_eq!(bytes.len(), 68);
+        for rows in [(1usize << 62) + 1, usize::MAX / 64] {
+            let storage = QStorage::from_data(std::borrow::Cow::Owned(bytes.clone()), &Device::Cpu, GgmlDType::Q8_0).unwrap();
+            let q = QTensor::new(storage, (rows, 64)).unwrap();
+            for memory in [Memory::Packed, Memory::Own] {
+                let r = QMatrix::from_qtensor(&q, memory);
+                assert!(r.is_err(), "[{rows}, 64] in {memory:?} was accepted");
+            }
+        }
     }
 
     /// A pair product equals the two products combined afterwards, bit for bit, split over the

@@ -38,18 +38,18 @@ impl Drop for Chunk {
 }
 
 impl Chunk {
-    fn new(size: usize) -> Arc<Chunk> {
-        let layout = Layout::from_size_align(size.next_multiple_of(HUGE), HUGE).expect("chunk layout");
+    /// A chunk of at least `size` bytes, or None where the size cannot be laid out or allocated.
+    fn new(size: usize) -> Option<Arc<Chunk>> {
+        let layout = Layout::from_size_align(size.checked_next_multiple_of(HUGE)?, HUGE).ok()?;
         // SAFETY: the layout's size is non-zero (at least HUGE).
-        let ptr = unsafe { std::alloc::alloc(layout) };
-        let Some(ptr) = NonNull::new(ptr) else { std::alloc::handle_alloc_error(layout) };
+        let ptr = NonNull::new(unsafe { std::alloc::alloc(layout) })?;
         // Advised before any byte is touched, so the pages are huge from the first fault.
         #[cfg(any(target_os = "linux", target_os = "android"))]
         // SAFETY: the range is this allocation; advice never changes its contents.
         unsafe {
             libc::madvise(ptr.as_ptr().cast(), layout.size(), libc::MADV_HUGEPAGE);
         }
-        Arc::new(Chunk { ptr, layout })
+        Some(Arc::new(Chunk { ptr, layout }))
     }
 }
 
@@ -74,23 +74,29 @@ enum Repr {
 }
 
 impl WeightBytes {
-    /// `len` bytes in `memory`, zeroed, then written by `fill`.
-    pub(crate) fn new(len: usize, memory: Memory, fill: impl FnOnce(&mut [u8])) -> Self {
+    /// `len` bytes in `memory`, zeroed, then written by `fill`; an error where `len` bytes cannot
+    /// be had (the size comes from a model file: it never aborts the process).
+    pub(crate) fn new(len: usize, memory: Memory, fill: impl FnOnce(&mut [u8])) -> candle_core::Result<Self> {
+        let refuse = || candle_core::Error::Msg(format!("cannot allocate {len} bytes of weights"));
         if memory == Memory::Own {
-            let mut v = vec![0u8; len];
+            let mut v = Vec::new();
+            v.try_reserve_exact(len).map_err(|_| refuse())?;
+            v.resize(len, 0);
             fill(&mut v);
-            return Self(Repr::Own(v));
+            return Ok(Self(Repr::Own(v)));
         }
         let (chunk, start) = {
             let mut cur = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
-            match cur.0.upgrade() {
-                Some(c) if cur.1 + len <= c.layout.size() => {
+            let room = cur.0.upgrade().filter(|c| cur.1.checked_add(len).is_some_and(|end| end <= c.layout.size()));
+            // (`end` fits the chunk, so rounding it up to ALIGN cannot overflow)
+            match room {
+                Some(c) => {
                     let start = cur.1;
                     cur.1 = (start + len).next_multiple_of(ALIGN);
                     (c, start)
                 }
-                _ => {
-                    let c = Chunk::new(CHUNK.max(len));
+                None => {
+                    let c = Chunk::new(CHUNK.max(len)).ok_or_else(refuse)?;
                     *cur = (Arc::downgrade(&c), len.next_multiple_of(ALIGN));
                     (c, 0)
                 }
@@ -104,7 +110,7 @@ impl WeightBytes {
             std::slice::from_raw_parts_mut(p, len)
         };
         fill(bytes);
-        Self(Repr::Packed { chunk, start, len })
+        Ok(Self(Repr::Packed { chunk, start, len }))
     }
 
     /// Where the bytes live.
@@ -140,8 +146,8 @@ mod tests {
             Repr::Packed { chunk, .. } => chunk.ptr.as_ptr() as usize,
             Repr::Own(_) => unreachable!("packed"),
         };
-        let parts: Vec<WeightBytes> = (0..40).map(|i| WeightBytes::new(1 << 20, Memory::Packed, |b| b.fill(i as u8))).collect();
-        let big = WeightBytes::new(CHUNK + 5, Memory::Packed, |b| b[CHUNK + 4] = 7);
+        let parts: Vec<WeightBytes> = (0..40).map(|i| WeightBytes::new(1 << 20, Memory::Packed, |b| b.fill(i as u8)).unwrap()).collect();
+        let big = WeightBytes::new(CHUNK + 5, Memory::Packed, |b| b[CHUNK + 4] = 7).unwrap();
         for (i, p) in parts.iter().enumerate() {
             assert_eq!(p.len(), 1 << 20);
             assert!(p.iter().all(|&v| v == i as u8), "matrix {i} was overwritten");
@@ -151,8 +157,24 @@ mod tests {
         assert!(shared >= 30 && chunk(&parts[0]) != chunk(&parts[39]), "{shared} neighbours share");
         assert_eq!((big.len(), big[CHUNK + 4], big[0]), (CHUNK + 5, 7, 0));
         assert_eq!(chunk(&big) % HUGE, 0);
-        assert!(WeightBytes::new(0, Memory::Packed, |_| ()).is_empty());
-        let own = WeightBytes::new(3, Memory::Own, |b| b[1] = 9);
+        assert!(WeightBytes::new(0, Memory::Packed, |_| ()).unwrap().is_empty());
+        let own = WeightBytes::new(3, Memory::Own, |b| b[1] = 9).unwrap();
         assert_eq!((&own[..], own.memory()), (&[0u8, 9, 0][..], Memory::Own));
+    }
+
+    /// Sizes no memory can hold, near the top of `usize` (where rounding up to a chunk or to the
+    /// alignment used to wrap to a tiny allocation, then zero ~2^64 bytes), are refused with an
+    /// error, and the chunk being filled stays usable.
+    #[test]
+    fn impossible_sizes_are_errors() {
+        let before = WeightBytes::new(100, Memory::Packed, |b| b.fill(3)).unwrap();
+        for len in [usize::MAX, usize::MAX - 63, usize::MAX - (CHUNK - 1), 1usize << 62] {
+            for memory in [Memory::Packed, Memory::Own] {
+                let r = WeightBytes::new(len, memory, |_| unreachable!("nothing to fill"));
+                assert!(r.is_err(), "{len} bytes in {memory:?}");
+            }
+        }
+        let after = WeightBytes::new(100, Memory::Packed, |b| b.fill(4)).unwrap();
+        assert!(before.iter().all(|&v| v == 3) && after.iter().all(|&v| v == 4));
     }
 }

@@ -144,8 +144,9 @@ impl<'a> Loader<'a> {
         match &self.src {
             Source::Files(f, _) => match target {
                 Target::Quant(dt, memory) => {
-                    let q = f.quantized(&self.full("weight"), out_dim, in_dim, dt)?;
-                    Ok(MatrixData::Quant(Arc::new(QMatrix::from_qtensor(&q, memory)?)))
+                    let full = self.full("weight");
+                    let q = f.quantized(&full, out_dim, in_dim, dt)?;
+                    Ok(MatrixData::Quant(Arc::new(QMatrix::from_qtensor(&q, memory).map_err(|e| named(&full, e))?)))
                 }
                 Target::F32 | Target::F16 => Ok(MatrixData::Dense(self.tensor((out_dim, in_dim), "weight")?)),
             },
@@ -160,7 +161,7 @@ impl<'a> Loader<'a> {
                     GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
                         Ok(MatrixData::Dense(q.dequantize(&Device::Cpu)?))
                     }
-                    _ => Ok(MatrixData::Quant(Arc::new(QMatrix::from_qtensor(&q, self.memory())?))),
+                    _ => Ok(MatrixData::Quant(Arc::new(QMatrix::from_qtensor(&q, self.memory()).map_err(|e| named(&full, e))?))),
                 }
             }
         }
@@ -239,6 +240,11 @@ pub(crate) enum Target {
 enum MatrixData {
     Dense(Tensor),
     Quant(Arc<QMatrix>),
+}
+
+/// `e`, saying which tensor it is about.
+fn named(tensor: &str, e: candle_core::Error) -> candle_core::Error {
+    candle_core::Error::Msg(format!("tensor {tensor}: {e}"))
 }
 
 #[cfg(test)]
