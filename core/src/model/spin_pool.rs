@@ -110,11 +110,10 @@ impl SpinPool {
             std::hint::spin_loop();
         }
         unsafe { *s.job.get() = None };
-        if let Err(p) = mine {
-            std::panic::resume_unwind(p);
-        }
+        // Taken whatever happens, so a worker's panic never outlives its job (the caller's own
+        // panic wins when both failed).
         let worker_panic = s.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(p) = worker_panic {
+        if let Some(p) = mine.err().or(worker_panic) {
             std::panic::resume_unwind(p);
         }
     }
@@ -216,5 +215,24 @@ mod tests {
         let mut out = vec![0usize; 1000];
         pool.for_each(out.chunks_mut(7).enumerate().collect(), &|(c, o): (usize, &mut [usize])| o.iter_mut().for_each(|v| *v += c + 1));
         assert!(out.iter().enumerate().all(|(i, v)| *v == i / 7 + 1));
+    }
+
+    /// When the caller's share and a worker's share of one job both panic, the caller's panic is
+    /// resumed and the worker's is dropped with the job: the next, unrelated job succeeds.
+    #[test]
+    fn a_panic_never_leaks_into_the_next_job() {
+        let pool = SpinPool::new(1);
+        for _ in 0..20 {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pool.run(&|i| std::panic::panic_any(i));
+            }));
+            let payload = r.expect_err("the job panicked");
+            assert_eq!(payload.downcast_ref::<usize>(), Some(&0), "the caller's own panic is the one resumed");
+            let ran = AtomicUsize::new(0);
+            pool.run(&|_| {
+                ran.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(ran.load(Ordering::Relaxed), 2);
+        }
     }
 }
