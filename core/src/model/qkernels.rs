@@ -97,6 +97,15 @@ pub(crate) struct X<'a> {
     pub(crate) two: bool,
 }
 
+impl X<'_> {
+    /// The blocks all three parts of the row hold: the most a kernel may read, whatever the
+    /// caller put in the fields.
+    #[inline(always)]
+    pub(crate) fn blocks(&self) -> usize {
+        self.d.len().min(self.s.len()).min(self.q.len())
+    }
+}
+
 impl XRows {
     /// Quantizes `m` rows of `k` (a multiple of 32) values: scale `max|x| / 127`, values rounded
     /// half away from zero, so `|q| ≤ 127`.
@@ -743,7 +752,7 @@ mod x86 {
     unsafe fn grouped<I: Isa, const F: u8>(w: &[u8], x: X) -> f32 {
         let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][F as usize];
         let bb = format.block_bytes();
-        let nb = x.d.len().min(w.len() / bb);
+        let nb = x.blocks().min(w.len() / bb);
         let (_, qo, qb) = format.group_layout(GROUP);
         let (mut a0, mut a1, mut off) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
         let mut scale = [0f32; GROUP];
@@ -800,7 +809,7 @@ mod x86 {
     unsafe fn grouped4<I: Isa, const F: u8>(w: &[u8], x: [X; 4]) -> [f32; 4] {
         let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][F as usize];
         let bb = format.block_bytes();
-        let nb = x[0].d.len().min(w.len() / bb);
+        let nb = x.iter().map(X::blocks).min().unwrap_or(0).min(w.len() / bb);
         let (_, qo, qb) = format.group_layout(GROUP);
         let mut acc = [_mm256_setzero_ps(); 4];
         let mut off = [_mm256_setzero_ps(); 4];
@@ -1145,6 +1154,42 @@ mod tests {
                     assert!((got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{} {format:?} two={two}: {got} vs {want}", set.name);
                 }
             }
+            }
+        }
+    }
+
+    /// The safe kernels read no further than the shortest part of any activation row they are
+    /// given: rows of unequal length (or a row whose parts differ) are multiplied over the blocks
+    /// all of them hold, as if cut there. (A 4-row kernel that took its length from row 0 read
+    /// rows 1-3 past their ends.)
+    #[test]
+    fn kernels_never_read_past_a_short_row() {
+        let dev = Device::Cpu;
+        let k = 33 * 32;
+        let x: Vec<f32> = Tensor::randn(0f32, 1.0, k, &dev).unwrap().to_vec1().unwrap();
+        let xr = XRows::quantize(&x, 1, k, true, false);
+        let full = xr.row(0);
+        let cut = |n: usize| X { d: &full.d[..n], s: &full.s[..n], q: &full.q[..n], two: true };
+        for format in [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1] {
+            let w = Tensor::randn(0f32, 0.05, (1, k), &dev).unwrap();
+            let data = QTensor::quantize(&w, ggml(format)).unwrap().data().unwrap().to_vec();
+            let mut row = vec![0u8; data.len()];
+            regroup_row(format, &data, &mut row);
+            // whole groups of blocks, so a prefix of the regrouped row is a row of its own
+            let prefix = |n: usize| {
+                let mut r = vec![0u8; n * format.block_bytes()];
+                regroup_row(format, &data[..n * format.block_bytes()], &mut r);
+                r
+            };
+            // (the portable and NEON row kernels index the activations with bounds checks)
+            for set in available() {
+                let Some(dot4) = set.dot4(format) else { continue };
+                let want = dot4(&prefix(16), [cut(16); 4]);
+                assert_eq!(dot4(&row, [full, cut(24), cut(16), full]), want, "{} {format:?}: rows of unequal length", set.name);
+                let odd = X { s: &full.s[..16], ..full };
+                assert_eq!(dot4(&row, [full, full, odd, full]), want, "{} {format:?}: parts of unequal length", set.name);
+                let dot = set.dot(format);
+                assert_eq!(dot(&row, odd), dot(&prefix(16), cut(16)), "{} {format:?}: one row", set.name);
             }
         }
     }

@@ -161,7 +161,7 @@ mod x86 {
     /// `F`: 0 Q8_0 (`d·q`, stored `q + 128`), 1 Q4_0 (`d·(q − 8)`), 2 Q4_1 (`d·q + m`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma")]
     unsafe fn tile<const F: u8>(t: &[u8], x: X) -> [f32; TILE] {
-        let (tb, nb, qo) = geometry(F, t.len(), x.d.len());
+        let (tb, nb, qo) = geometry(F, t.len(), x.blocks());
         let nib = _mm512_set1_epi8(0xf);
         let (mut acc, mut off) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         for b in 0..nb {
@@ -217,7 +217,7 @@ mod x86 {
     /// [`tile`] for four activation rows: each weight register is loaded and unpacked once.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma")]
     unsafe fn tile4<const F: u8>(t: &[u8], x: [X; 4]) -> [[f32; TILE]; 4] {
-        let (tb, nb, qo) = geometry(F, t.len(), x.iter().map(|x| x.d.len()).min().unwrap_or(0));
+        let (tb, nb, qo) = geometry(F, t.len(), x.iter().map(X::blocks).min().unwrap_or(0));
         let two = x[0].two;
         let nib = _mm512_set1_epi8(0xf);
         let mut acc = [_mm512_setzero_ps(); 4];
@@ -366,7 +366,7 @@ mod arm {
     /// `F`: 0 Q8_0 (stored `q + 128`, flipped back to signed here), 1 Q4_0, 2 Q4_1.
     #[target_feature(enable = "neon,dotprod")]
     unsafe fn tile<const F: u8>(t: &[u8], x: X) -> [f32; TILE] {
-        let (tb, nb, qo) = geometry(F, t.len(), x.d.len());
+        let (tb, nb, qo) = geometry(F, t.len(), x.blocks());
         let z = vdupq_n_f32(0.0);
         let (mut acc, mut off) = ([z; 4], [z; 4]);
         for b in 0..nb {
@@ -452,6 +452,33 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The tile kernels multiply over the blocks every part of every activation row holds: a
+    /// short row (or a row with a short part) is read as if the tile were cut there.
+    #[test]
+    fn tile_kernels_never_read_past_a_short_row() {
+        let dev = Device::Cpu;
+        let k = 96;
+        for (format, dtype) in [(QFormat::Q8_0, GgmlDType::Q8_0), (QFormat::Q4_0, GgmlDType::Q4_0), (QFormat::Q4_1, GgmlDType::Q4_1)] {
+            let Some(kernels) = kernel(format) else { continue };
+            let data = QTensor::quantize(&Tensor::randn(0f32, 0.05, (TILE, k), &dev).unwrap(), dtype).unwrap().data().unwrap().to_vec();
+            let rb = k / 32 * format.block_bytes();
+            let mut tile = vec![0u8; TILE * rb];
+            tile_rows(format, &data, rb, &mut tile);
+            // the first block of each row alone, tiled
+            let first: Vec<u8> = data.chunks_exact(rb).flat_map(|r| r[..format.block_bytes()].to_vec()).collect();
+            let mut tile1 = vec![0u8; TILE * format.block_bytes()];
+            tile_rows(format, &first, format.block_bytes(), &mut tile1);
+            let xs: Vec<f32> = Tensor::randn(0f32, 1.0, k, &dev).unwrap().to_vec1().unwrap();
+            let xr = XRows::quantize(&xs, 1, k, true, false);
+            let full = xr.row(0);
+            let one = X { d: &full.d[..1], s: &full.s[..1], q: &full.q[..1], two: true };
+            let odd = X { q: &full.q[..1], ..full };
+            let want = (kernels.one)(&tile1, one);
+            assert_eq!((kernels.one)(&tile, odd), want, "{format:?}: one row");
+            assert_eq!((kernels.four)(&tile, [full, odd, one, full]), (kernels.four)(&tile1, [one; 4]), "{format:?}: four rows");
         }
     }
 }
