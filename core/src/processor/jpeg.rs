@@ -38,6 +38,10 @@ pub(crate) enum JpegError {
     Unsupported(String),
     /// The frame exceeds the caller's limits (checked before anything is allocated for it).
     TooLarge { width: u32, height: u32 },
+    /// The frame declares far more 8x8 blocks than the file has bits, which no complete JPEG
+    /// does (see [`SMALL_FRAME_PIXELS`]); refused before anything is allocated for the frame.
+    /// Pillow would decode such a file as mostly grey.
+    TooLittleData { width: u32, height: u32, bytes: usize },
 }
 
 impl fmt::Display for JpegError {
@@ -47,6 +51,9 @@ impl fmt::Display for JpegError {
             JpegError::Truncated => f.write_str("JPEG: image file is truncated"),
             JpegError::Unsupported(m) => write!(f, "JPEG: unsupported {m}"),
             JpegError::TooLarge { width, height } => write!(f, "JPEG: {width}x{height} image is too large"),
+            JpegError::TooLittleData { width, height, bytes } => {
+                write!(f, "JPEG: declares {width}x{height} but holds only {bytes} bytes")
+            }
         }
     }
 }
@@ -81,6 +88,13 @@ pub(crate) struct DecodedJpeg {
 
 /// Decodes a JPEG exactly as Pillow 13 does. Frames wider or taller than `max_side`, or with more
 /// than `max_pixels` pixels, are rejected with [`JpegError::TooLarge`] before any allocation.
+///
+/// Two more limits keep hostile files cheap, where Pillow would spend the time and memory: at
+/// most [`MAX_SCANS`] scans, and a frame above [`SMALL_FRAME_PIXELS`] must come with at least one
+/// byte of input per 8 blocks ([`JpegError::TooLittleData`]). No complete, real file reaches
+/// either. Within a scan, the blocks after the entropy-coded data ran out are only walked while a
+/// restart marker could still resynchronise the decoder, so a scan costs in proportion to its data
+/// (plus at most one pass over the frame per restart marker it holds).
 pub(crate) fn decode_jpeg(bytes: &[u8], max_side: u32, max_pixels: u64) -> Result<DecodedJpeg, JpegError> {
     // Pillow only recognises data starting with SOI followed by another marker's 0xFF.
     if bytes.len() < 3 || bytes[..3] != [0xff, 0xd8, 0xff] {
@@ -88,6 +102,26 @@ pub(crate) fn decode_jpeg(bytes: &[u8], max_side: u32, max_pixels: u64) -> Resul
     }
     Decoder::new(bytes, max_side, max_pixels).run()
 }
+
+/// The most scans (SOS markers) a file may hold; one more is [`JpegError::Invalid`]. libjpeg
+/// accepts any number (every scan is a pass over the whole frame, so a few kilobytes of empty
+/// scans cost seconds); libjpeg-turbo's own tools cap it on request (`djpeg -maxscans`,
+/// `TJPARAM_SCANLIMIT`). Real files hold one scan per component (sequential) or about 10
+/// (progressive: libjpeg's default script has 10 for colour, 6 for grey; mozjpeg's a few more).
+pub(crate) const MAX_SCANS: u32 = 100;
+
+/// Frames up to this many pixels (2048x2048) are decoded whatever the size of the input: their
+/// buffers (at most about 15 bytes per pixel, four components) are harmless.
+///
+/// Above it, a frame whose blocks (the sum over components of `width_in_blocks *
+/// height_in_blocks`) outnumber the bits of the whole input is refused before anything is
+/// allocated for it. A complete JPEG cannot be that small: every block of every component is coded
+/// in some scan with at least one Huffman code of at least one bit (sequential: a DC and an AC
+/// code per block; progressive: each block's DC-first code, and DC cannot be run-length coded,
+/// unlike the EOB runs of AC scans; interleaved scans code dummy blocks too, which only adds
+/// bits). Only degenerate files fail: a component no scan codes, or entropy data cut short by a
+/// marker (both decode as grey blocks in libjpeg).
+pub(crate) const SMALL_FRAME_PIXELS: u64 = 1 << 22;
 
 // ------------------------------------------------------------------------------------------------
 // Tables
@@ -461,6 +495,10 @@ struct Decoder<'a> {
     sos: (Vec<usize>, usize, usize, i32, i32),
     input_scan_number: u32,
     last_good_imcu_row: usize,
+    /// Work and memory counters (always on; tests check them): MCUs walked over all scans, and
+    /// bytes allocated for the frame's coefficient buffers, planes and output.
+    mcus_walked: u64,
+    frame_bytes: usize,
 }
 
 impl<'a> Decoder<'a> {
@@ -489,6 +527,8 @@ impl<'a> Decoder<'a> {
             sos: (Vec::new(), 0, 0, 0, 0),
             input_scan_number: 0,
             last_good_imcu_row: 0,
+            mcus_walked: 0,
+            frame_bytes: 0,
         }
     }
 
@@ -607,6 +647,9 @@ impl<'a> Decoder<'a> {
     fn get_sos(&mut self) -> Res<()> {
         if !self.saw_sof {
             return invalid("SOS before SOF");
+        }
+        if self.input_scan_number >= MAX_SCANS {
+            return invalid(format!("too many scans (the limit is {MAX_SCANS})"));
         }
         let length = self.r.u16()?;
         let n = self.r.byte()? as usize;
@@ -755,6 +798,17 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
+    /// The input-size rule of [`SMALL_FRAME_PIXELS`], after `initial_setup` (block counts known)
+    /// and before anything is allocated for the frame.
+    fn check_data_size(&self) -> Res<()> {
+        let blocks: u64 = self.comps.iter().map(|c| c.wb as u64 * c.hb as u64).sum();
+        let bytes = self.r.data.len();
+        if (self.width as u64) * (self.height as u64) > SMALL_FRAME_PIXELS && blocks > 8 * bytes as u64 {
+            return Err(JpegError::TooLittleData { width: self.width as u32, height: self.height as u32, bytes });
+        }
+        Ok(())
+    }
+
     /// `jdapimin.c` `default_decompress_parms`: the colour space libjpeg assumes.
     fn color_space(&self) -> ColorSpace {
         match self.comps.len() {
@@ -886,14 +940,17 @@ impl<'a> Decoder<'a> {
     /// Decodes the MCUs of one iMCU row of the current scan. Block (row, col) of component `ci` is
     /// stored at `bufs[ci][((row - base) * bw + col) * 64..]`, `base` being the first block row of
     /// this iMCU row when `row_buffers`, else 0.
+    ///
+    /// Returns true, possibly before the row's end, once the rest of the scan can change nothing
+    /// ([`scan_exhausted`]): the caller then skips the scan's remaining rows.
     fn decode_imcu_row(
         &mut self,
         st: &mut ScanState,
         imcu: usize,
         bufs: &mut [Vec<i16>],
         row_buffers: bool,
-    ) -> Res<()> {
-        let Decoder { r, comps, last_good_imcu_row, .. } = self;
+    ) -> Res<bool> {
+        let Decoder { r, comps, last_good_imcu_row, mcus_walked, .. } = self;
         if st.comps.len() == 1 {
             let ci = st.comps[0];
             let c = &comps[ci];
@@ -905,6 +962,7 @@ impl<'a> Decoder<'a> {
                     if !r.insufficient {
                         *last_good_imcu_row = imcu;
                     }
+                    *mcus_walked += 1;
                     start_mcu(r, st)?;
                     if st.kind == Kind::DcRefine || !r.insufficient {
                         let off = ((br - base) * c.bw + bc) * 64;
@@ -912,6 +970,9 @@ impl<'a> Decoder<'a> {
                         decode_block(r, st, 0, blk)?;
                     }
                     end_mcu(st);
+                    if scan_exhausted(r, st) {
+                        return Ok(true);
+                    }
                 }
             }
         } else {
@@ -919,6 +980,7 @@ impl<'a> Decoder<'a> {
                 if !r.insufficient {
                     *last_good_imcu_row = imcu;
                 }
+                *mcus_walked += 1;
                 start_mcu(r, st)?;
                 if st.kind == Kind::DcRefine || !r.insufficient {
                     for si in 0..st.comps.len() {
@@ -936,14 +998,17 @@ impl<'a> Decoder<'a> {
                     }
                 }
                 end_mcu(st);
+                if scan_exhausted(r, st) {
+                    return Ok(true);
+                }
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     // --- the whole decode -----------------------------------------------------------------------
 
-    fn run(mut self) -> Res<DecodedJpeg> {
+    fn run(&mut self) -> Res<DecodedJpeg> {
         // jpeg_read_header: markers up to the first SOS.
         match self.read_markers()? {
             Next::Sos => {}
@@ -951,6 +1016,7 @@ impl<'a> Decoder<'a> {
         }
         self.in_headers = false;
         self.initial_setup()?;
+        self.check_data_size()?;
         let space = self.color_space();
         let multi = self.progressive || self.sos.0.len() < self.comps.len();
         if !self.progressive {
@@ -972,14 +1038,20 @@ impl<'a> Decoder<'a> {
             }
         }
         let mut planes: Vec<Vec<u8>> = Vec::with_capacity(self.comps.len());
+        // Planes and output, in both paths.
+        self.frame_bytes = self.comps.iter().map(|c| c.wb * 8 * c.hb * 8).sum::<usize>()
+            + self.width * self.height * if self.comps.len() == 1 { 1 } else { 3 };
         if multi {
             // Whole-image coefficient buffers; every scan is consumed before any output.
             let mut coefs: Vec<Vec<i16>> = self.comps.iter().map(|c| vec![0i16; c.bw * c.bh * 64]).collect();
+            self.frame_bytes += coefs.iter().map(|b| b.len() * 2).sum::<usize>();
             let mut next = Next::Sos;
             while let Next::Sos = next {
                 let mut st = self.start_scan()?;
                 for imcu in 0..self.imcu_rows {
-                    self.decode_imcu_row(&mut st, imcu, &mut coefs, false)?;
+                    if self.decode_imcu_row(&mut st, imcu, &mut coefs, false)? {
+                        break;
+                    }
                 }
                 next = self.read_markers()?;
             }
@@ -1011,11 +1083,15 @@ impl<'a> Decoder<'a> {
             for c in &self.comps {
                 planes.push(vec![0u8; c.wb * 8 * c.hb * 8]);
             }
+            let mut exhausted = false;
             for imcu in 0..self.imcu_rows {
                 for b in &mut rows {
                     b.fill(0);
                 }
-                self.decode_imcu_row(&mut st, imcu, &mut rows, true)?;
+                // Once the scan is exhausted its remaining blocks are all zero.
+                if !exhausted {
+                    exhausted = self.decode_imcu_row(&mut st, imcu, &mut rows, true)?;
+                }
                 for (ci, c) in self.comps.iter().enumerate() {
                     let stride = c.wb * 8;
                     let q = c.quant.as_ref().ok_or_else(|| JpegError::Invalid("no quantization table".into()))?;
@@ -1206,6 +1282,21 @@ impl<'a> Decoder<'a> {
         }
         Ok(if n == 1 { JpegPixels::Gray(out) } else { JpegPixels::Rgb(out) })
     }
+}
+
+/// Whether the rest of the current scan is a no-op, so that it need not be walked: the entropy
+/// data ran into a marker (`insufficient`: every further bit reads as zero) and nothing can
+/// resynchronise the decoder before the scan ends. That holds when the scan has no restart
+/// interval, or when the pending marker is a valid marker other than RSTn (>= 0xC0, not
+/// 0xD0..=0xD7): `process_restart` leaves such a marker in place without reading input, so
+/// `insufficient` stays set. In that state, `decode_block` is skipped for every kind except a DC
+/// refinement, which only ORs in the zero bits it reads; the bit buffer, EOB run, DC predictors and
+/// restart counters die with the scan; `last_good_imcu_row` is only updated while data remains;
+/// nothing can fail (no input is read). A marker below 0xC0 or an RSTn is different:
+/// `process_restart` reads on or consumes it, and decoding may resume.
+#[inline(always)]
+fn scan_exhausted(r: &Reader, st: &ScanState) -> bool {
+    r.insufficient && (st.interval == 0 || (r.marker >= 0xc0 && !(0xd0..=0xd7).contains(&r.marker)))
 }
 
 fn start_mcu(r: &mut Reader, st: &mut ScanState) -> Res<()> {
@@ -1907,6 +1998,137 @@ mod tests {
         assert!(decode_jpeg(&cut, 8192, 1 << 26).is_ok());
         assert!(matches!(decode_jpeg(b"\xff\xd8\xff\xd9", 8192, 1 << 26), Err(JpegError::Invalid(_))));
         assert!(matches!(decode_jpeg(b"\xff\xd8", 8192, 1 << 26), Err(JpegError::Invalid(_))));
+    }
+
+    /// A hand-built progressive (SOF2) file: `ncomp` components sampled 1x1, one quantisation
+    /// table, a DRI when `restart_interval` is not 0, a DC table with a single 1-bit code (category
+    /// 0) when some scan is a DC-first scan, then one SOS per `(Ah, Al, data)` (all components,
+    /// Ss = Se = 0) followed by its entropy-coded `data`, then EOI.
+    fn progressive(width: u16, height: u16, ncomp: u8, restart_interval: u16, scans: &[(u8, u8, &[u8])]) -> Vec<u8> {
+        let mut b = vec![0xff, 0xd8];
+        b.extend_from_slice(&[0xff, 0xdb, 0, 67, 0]);
+        b.extend_from_slice(&[1; 64]);
+        b.extend_from_slice(&[0xff, 0xc2]);
+        b.extend_from_slice(&(8 + 3 * ncomp as u16).to_be_bytes());
+        b.push(8);
+        b.extend_from_slice(&height.to_be_bytes());
+        b.extend_from_slice(&width.to_be_bytes());
+        b.push(ncomp);
+        for id in 1..=ncomp {
+            b.extend_from_slice(&[id, 0x11, 0]);
+        }
+        if restart_interval != 0 {
+            b.extend_from_slice(&[0xff, 0xdd, 0, 4]);
+            b.extend_from_slice(&restart_interval.to_be_bytes());
+        }
+        if scans.iter().any(|s| s.0 == 0) {
+            b.extend_from_slice(&[0xff, 0xc4, 0, 20, 0x00, 1]);
+            b.extend_from_slice(&[0; 15]);
+            b.push(0);
+        }
+        for &(ah, al, data) in scans {
+            b.extend_from_slice(&[0xff, 0xda]);
+            b.extend_from_slice(&(6 + 2 * ncomp as u16).to_be_bytes());
+            b.push(ncomp);
+            for id in 1..=ncomp {
+                b.extend_from_slice(&[id, 0x00]);
+            }
+            b.extend_from_slice(&[0, 0, (ah << 4) | al]);
+            b.extend_from_slice(data);
+        }
+        b.extend_from_slice(&[0xff, 0xd9]);
+        b
+    }
+
+    /// Decodes like `decode_jpeg`, returning the decoder's counters too: (result, MCUs walked,
+    /// bytes allocated for the frame).
+    fn decode_counted(b: &[u8]) -> (Res<DecodedJpeg>, u64, usize) {
+        let mut d = Decoder::new(b, 8192, 64_000_000);
+        let res = d.run();
+        (res, d.mcus_walked, d.frame_bytes)
+    }
+
+    #[test]
+    fn scan_bomb_is_refused_before_any_work() {
+        // 8192x7812, three components, 500 empty DC refinement scans: ~7 KB. Before the limits,
+        // each scan walked the frame's million MCUs (seconds), after ~300 MB of allocations.
+        let empty: &[u8] = &[];
+        let b = progressive(8192, 7812, 3, 0, &vec![(1, 0, empty); 500]);
+        assert!(b.len() < 8192, "{}", b.len());
+        let (res, walked, allocated) = decode_counted(&b);
+        assert_eq!(res.unwrap_err(), JpegError::TooLittleData { width: 8192, height: 7812, bytes: b.len() });
+        assert_eq!((walked, allocated), (0, 0));
+    }
+
+    #[test]
+    fn huge_header_is_refused_before_allocation() {
+        // 111 bytes declaring an 8192x7812 four-component progressive frame (~440 MB of buffers).
+        let b = progressive(8192, 7812, 4, 0, &[(1, 0, &[])]);
+        assert_eq!(b.len(), 111);
+        let (res, walked, allocated) = decode_counted(&b);
+        assert_eq!(res.unwrap_err(), JpegError::TooLittleData { width: 8192, height: 7812, bytes: 111 });
+        assert_eq!((walked, allocated), (0, 0));
+        assert_eq!(
+            JpegError::TooLittleData { width: 8192, height: 7812, bytes: 111 }.to_string(),
+            "JPEG: declares 8192x7812 but holds only 111 bytes"
+        );
+    }
+
+    #[test]
+    fn scan_count_is_capped() {
+        // At the small-frame floor (2048x2048), so only the scan cap and the early end of empty
+        // scans apply: one MCU walked per scan, then the error at scan MAX_SCANS + 1.
+        let empty: &[u8] = &[];
+        let b = progressive(2048, 2048, 1, 0, &vec![(1, 0, empty); 500]);
+        let (res, walked, _) = decode_counted(&b);
+        assert!(matches!(res, Err(JpegError::Invalid(ref m)) if m.contains("too many scans")), "{res:?}");
+        assert_eq!(walked, MAX_SCANS as u64);
+        let b = progressive(512, 512, 1, 0, &vec![(1, 0, empty); MAX_SCANS as usize + 1]);
+        assert!(matches!(decode_counted(&b).0, Err(JpegError::Invalid(ref m)) if m.contains("too many scans")));
+        let b = progressive(512, 512, 1, 0, &vec![(1, 0, empty); MAX_SCANS as usize]);
+        assert!(decode_counted(&b).0.is_ok());
+    }
+
+    #[test]
+    fn empty_scans_stop_at_once_and_decode_grey() {
+        // An empty DC-first scan and 20 empty DC refinements: libjpeg decodes zero coefficients
+        // (mid grey), walking each scan to the end; we stop each after its first MCU. With a
+        // restart interval too: the pending marker (SOS / EOI) is not a restart marker.
+        let empty: &[u8] = &[];
+        let mut scans = vec![(0, 1, empty)];
+        scans.extend(vec![(1, 0, empty); 20]);
+        for interval in [0, 1, 5] {
+            let b = progressive(512, 512, 1, interval, &scans);
+            let (res, walked, _) = decode_counted(&b);
+            let d = res.unwrap();
+            assert!(matches!(d.pixels, JpegPixels::Gray(ref v) if v.len() == 512 * 512 && v.iter().all(|&p| p == 128)));
+            assert_eq!(walked, 21, "interval {interval}");
+        }
+        // Data that runs out mid-scan: the scan ends with it (4096 MCUs in the frame).
+        let b = progressive(512, 512, 1, 0, &[(0, 0, &[0x00; 8])]);
+        let (res, walked, _) = decode_counted(&b);
+        assert!(res.is_ok());
+        assert!(walked <= 8 * 8 + 1, "{walked}");
+    }
+
+    #[test]
+    fn fixtures_code_at_least_a_bit_per_block() {
+        // The premise of SMALL_FRAME_PIXELS, on every fixture (all below the floor).
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/preprocess/images");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "jpg") {
+                let b = std::fs::read(&p).unwrap();
+                let mut d = Decoder::new(&b, 8192, 1 << 26);
+                assert!(matches!(d.read_markers(), Ok(Next::Sos)), "{}", p.display());
+                d.initial_setup().unwrap();
+                let blocks: usize = d.comps.iter().map(|c| c.wb * c.hb).sum();
+                assert!(blocks <= 8 * b.len(), "{}: {blocks} blocks in {} bytes", p.display(), b.len());
+                n += 1;
+            }
+        }
+        assert!(n > 20);
     }
 
     #[test]
