@@ -6,6 +6,7 @@ use crate::checkpoint::{load_tokenizer, Checkpoint};
 use crate::config::{ModelConfig, PreprocessorConfig};
 use crate::error::{Error, Result};
 use crate::generation::{top_logprobs, GenerationOptions, Sampler, TextStream, TokenLogprob};
+pub use crate::model::LoadStage;
 use crate::model::{KvCache, SmolVlmModel, WeightFormat};
 use crate::processor::preprocess::{frames as image_frames, image_grid, preset_config};
 pub use crate::processor::preprocess::ImagePreset;
@@ -56,19 +57,6 @@ pub enum Backend {
     /// Metal when this build has it, a Metal device exists and the model is not a GGUF file;
     /// the CPU otherwise.
     Auto,
-}
-
-/// What [`Engine::load_with_progress`] is doing when it reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoadStage {
-    /// Reading the configuration, tokenizer, chat template and weight-file headers.
-    Reading,
-    /// Building the vision encoder and connector (reported after each encoder layer).
-    Vision,
-    /// Building the text decoder (reported after each decoder layer and the output head).
-    Text,
-    /// The engine is ready.
-    Ready,
 }
 
 impl Backend {

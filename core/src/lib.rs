@@ -13,6 +13,7 @@ pub mod error;
 pub mod generation;
 pub mod gguf;
 pub mod hub;
+mod kernels;
 pub mod model;
 pub mod processor;
 pub mod prompt;
@@ -22,5 +23,6 @@ pub use engine::{Answer, CancelToken, Engine, EngineOptions, FinishReason, Reply
 pub use error::{Error, Result};
 pub use generation::{GenerationOptions, TokenLogprob};
 pub use hub::resolve_model;
-pub use model::{quantized_kernels, WeightFormat};
+pub use kernels::quantized_kernels;
+pub use model::WeightFormat;
 pub use processor::image::{decode_image, load_image, RgbImage};

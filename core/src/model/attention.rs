@@ -8,7 +8,7 @@
 //! reused score buffer per thread, heads spread over the threads (each gemm on one thread, so
 //! the sums are the same whatever the thread count).
 
-use super::ops::exp;
+use crate::kernels::ops::exp;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -153,7 +153,7 @@ mod tests {
         let got = attention_rows(&q, &k, &v, heads, 0.25).unwrap();
         let got_copy = got.copy().unwrap();
         let split = |x: &Tensor| x.reshape((b, s, heads, hd)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap().reshape((b * heads, s, hd)).unwrap();
-        let want = super::super::ops::attention(&split(&q), &split(&k), &split(&v), 0.25, None).unwrap();
+        let want = crate::kernels::ops::attention(&split(&q), &split(&k), &split(&v), 0.25, None).unwrap();
         let want = want.reshape((b, heads, s, hd)).unwrap().transpose(1, 2).unwrap().reshape((b, s, heads * hd)).unwrap();
         let d = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(d < 4e-6, "max difference {d}");

@@ -1,7 +1,7 @@
 //! The connector (spec §5): pixel shuffle (space-to-depth by the scale factor r) followed by a
 //! bias-free linear projection into the text model's width.
 
-use super::ops::Linear;
+use super::layers::Linear;
 use super::weights::Loader;
 use candle_core::{Result, Tensor};
 

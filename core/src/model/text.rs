@@ -3,12 +3,13 @@
 //!
 //! Activations are kept 2-D (`[tokens, hidden]`): the engine runs one sequence at a time.
 
-use super::decode_attention::{decode_attention, Cache};
-use super::ops::{attention, exp, Embedding, Linear};
-use super::{HostKv, LayerKv};
-use crate::config::TextConfig;
-use candle_core::{DType, Device, Result, Tensor, D};
+use super::kv_cache::{HostKv, LayerKv};
+use super::layers::{Embedding, Linear};
 use super::weights::Loader;
+use crate::config::TextConfig;
+use crate::kernels::decode_attention::{decode_attention, Cache};
+use crate::kernels::ops::{attention, exp};
+use candle_core::{DType, Device, Result, Tensor, D};
 
 /// RMSNorm as transformers' `LlamaRMSNorm`: `weight * (x * rsqrt(mean(x²) + eps))`, the
 /// normalisation in f32.

@@ -2,10 +2,11 @@
 //! pre-LN transformer layers and a final LayerNorm.
 
 use super::attention::attention_rows;
-use super::ops::{attention, fast_path, LayerNormRows, Linear};
-use crate::config::VisionConfig;
-use candle_core::{DType, Device, Result, Tensor, D};
+use super::layers::Linear;
 use super::weights::Loader;
+use crate::config::VisionConfig;
+use crate::kernels::ops::{attention, fast_path, LayerNormRows};
+use candle_core::{DType, Device, Result, Tensor, D};
 
 /// Patch embedding (a stride-P, kernel-P convolution, computed as one matmul) plus the learned
 /// position embedding (identity position ids for full tiles, spec §4.2).
@@ -193,15 +194,6 @@ fn layer_norm(d: usize, eps: f64, vb: Loader) -> Result<LayerNorm> {
     Ok(LayerNorm { weight, bias, eps, host })
 }
 
-/// Softmax over the last dimension, computed in f32 and cast back.
-pub(crate) fn softmax_f32(x: &Tensor) -> Result<Tensor> {
-    let dt = x.dtype();
-    if dt == DType::F32 {
-        candle_nn::ops::softmax_last_dim(x)
-    } else {
-        candle_nn::ops::softmax_last_dim(&x.to_dtype(DType::F32)?)?.to_dtype(dt)
-    }
-}
 
 struct Mlp {
     fc1: Linear,

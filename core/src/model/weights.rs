@@ -6,11 +6,12 @@
 //! (`model.text_model.layers.3.self_attn.q_proj.weight`, …); the GGUF source translates those
 //! names to llama.cpp's (`blk.3.attn_q.weight`, …), see [`crate::gguf`].
 
-use super::ops::{Embedding, Linear};
-use super::qmatrix::QMatrix;
-use super::weight_memory::Memory;
+use super::layers::{Embedding, Linear};
 use super::safetensors_files::SafetensorsFiles;
 use crate::gguf::GgufModel;
+use crate::kernels::qmatrix::QMatrix;
+use crate::kernels::weight_memory::Memory;
+use crate::kernels::Target;
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
@@ -224,17 +225,6 @@ impl<'a> Loader<'a> {
             None => Target::F16,
         }
     }
-}
-
-/// What a dense matrix becomes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Target {
-    /// Kept f32.
-    F32,
-    /// Stored f16.
-    F16,
-    /// Quantized to this block type, the bytes held in this memory.
-    Quant(GgmlDType, Memory),
 }
 
 enum MatrixData {

@@ -133,7 +133,7 @@ pub(crate) fn dequantize_tile_row(format: QFormat, tile: &[u8], lane: usize, out
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{geometry, TileKernels, TILE};
-    use crate::model::qkernels::{LEVEL2, X};
+    use crate::kernels::qkernels::{LEVEL2, X};
     use std::arch::x86_64::*;
 
     /// Blocks ahead of the one being multiplied whose bytes are prefetched.
@@ -281,7 +281,7 @@ mod arm {
     //! 16-byte register of a tile group) by 4 activations taken from one lane of another register,
     //! so a group of 16 rows is 4 `sdot`s per nibble half and level, with no horizontal sums.
     use super::{geometry, TileKernels, TILE};
-    use crate::model::qkernels::{LEVEL2, X};
+    use crate::kernels::qkernels::{LEVEL2, X};
     use std::arch::aarch64::*;
 
     // Safe entry points: `kernel` hands them out only when the CPU has NEON and dotprod.
@@ -401,7 +401,7 @@ mod arm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::qkernels::{dequantize_row, regroup_row, XRows, LEVEL2};
+    use crate::kernels::qkernels::{dequantize_row, regroup_row, XRows, LEVEL2};
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
 
