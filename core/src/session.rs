@@ -1,0 +1,347 @@
+//! A session: one conversation with an [`Engine`] and its key/value cache, answered step by
+//! step ([`Reply`]) or whole ([`Answer`]), with the answer's [`Stats`].
+
+use crate::chat::{Content, Message, Role};
+use crate::engine::{CancelToken, Engine};
+use crate::error::{Error, Result};
+use crate::generation::{top_logprobs, GenerationOptions, Sampler, TextStream, TokenLogprob};
+use crate::model::KvCache;
+use crate::processor::preprocess::frames as image_frames;
+use candle_core::Tensor;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Why an answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model produced an end-of-turn token.
+    EndOfTurn,
+    /// A caller stop string appeared.
+    StopString,
+    /// `max_tokens` were generated, or the context is full.
+    Length,
+}
+
+/// Timings and counts of one answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Time spent preprocessing and encoding images (0 when every image was already cached).
+    pub vision_encode_ms: f64,
+    /// Time of the prompt's forward pass.
+    pub prefill_ms: f64,
+    /// From the call to the first generated token.
+    pub ttft_ms: f64,
+    /// Generated tokens per second after the first one.
+    pub decode_tokens_per_s: f64,
+    /// Tokens in the whole prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens actually computed (the rest came from the session's cache).
+    pub prefill_tokens: usize,
+    /// Image tiles run through the vision encoder.
+    pub vision_tiles: usize,
+    /// Tokens generated.
+    pub generated_tokens: usize,
+}
+
+/// A finished answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The answer text (special tokens removed; stop string excluded).
+    pub text: String,
+    /// Generated ids, in order (the end-of-turn token excluded).
+    pub token_ids: Vec<u32>,
+    /// Per generated token, the most likely candidates (when asked for).
+    pub top_logprobs: Vec<Vec<TokenLogprob>>,
+    /// Why generation stopped.
+    pub finish_reason: FinishReason,
+    /// Timings and counts.
+    pub stats: Stats,
+}
+
+/// One conversation with its KV cache. Follow-up questions reuse the cache, so an image already
+/// seen is not encoded again and only new tokens are computed.
+pub struct Session {
+    engine: Arc<Engine>,
+    messages: Vec<Message>,
+    cache: KvCache,
+    /// Ids whose keys and values `cache` holds.
+    cached: Vec<u32>,
+}
+
+impl Session {
+    /// A new, empty conversation.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let cache = engine.model.new_cache_with_limit(engine.context_length);
+        Session { engine, messages: Vec::new(), cache, cached: Vec::new() }
+    }
+
+    /// The engine this session runs on.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The transcript so far.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// Appends a message to the transcript (nothing is computed until [`Session::reply`]).
+    pub fn push(&mut self, message: Message) {
+        self.messages.push(message);
+    }
+
+    /// Drops every message after the first `len` (for undoing a failed or cancelled question).
+    /// The KV cache is kept: the part of it that still matches the shorter conversation is reused.
+    pub fn truncate(&mut self, len: usize) {
+        self.messages.truncate(len);
+    }
+
+    /// Forgets the conversation and the cache.
+    pub fn reset(&mut self) {
+        self.messages.clear();
+        self.cache.clear();
+        self.cached.clear();
+    }
+
+    /// Starts the assistant's answer to the transcript: encodes new images and runs the prompt.
+    /// Pull the text with [`Reply::next_piece`]. When the reply ends, it is appended to the
+    /// transcript as an assistant message.
+    pub fn reply(&mut self, options: &GenerationOptions, cancel: &CancelToken) -> Result<Reply<'_>> {
+        options.validate()?;
+        let start = Instant::now();
+        let engine = self.engine.clone();
+        if self.messages.is_empty() {
+            return Err(Error::InvalidArgument("the conversation is empty".into()));
+        }
+        let has_content = self.messages.iter().any(|m| {
+            m.content.iter().any(|c| match c {
+                Content::Text(t) => !t.trim().is_empty(),
+                Content::Image(_) => true,
+            })
+        });
+        if !has_content {
+            return Err(Error::InvalidArgument("the prompt is empty".into()));
+        }
+        let (_, ids) = engine.prompt(&self.messages)?;
+        let limit = engine.context_length();
+        if ids.len() + 1 > limit {
+            return Err(Error::ContextOverflow { tokens: ids.len() + 1, limit });
+        }
+
+        // Reuse the longest cached prefix, but never cut into an image's block of tokens.
+        let images: Vec<_> = self.messages.iter().flat_map(Message::images).cloned().collect();
+        let image_id = engine.config.image_token_id;
+        let per_tile = engine.config.image_seq_len();
+        let mut image_starts = Vec::with_capacity(images.len());
+        let mut pos = 0;
+        for img in &images {
+            let (r, c) = engine.image_grid(img.width, img.height);
+            let tokens = (r * c + 1) * per_tile;
+            let first = ids[pos..].iter().position(|&t| t == image_id).map(|i| i + pos).ok_or_else(|| {
+                Error::Internal("image tokens missing from the prompt".into())
+            })?;
+            image_starts.push(first);
+            pos = first + tokens;
+        }
+        let mut keep = self.cached.iter().zip(&ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1);
+        let mut first_new_image = images.len();
+        for (k, &s) in image_starts.iter().enumerate() {
+            let end = s + (image_block(&images[k], &engine) * per_tile);
+            if end > keep {
+                keep = keep.min(s);
+                first_new_image = k;
+                break;
+            }
+        }
+        self.cache.truncate(keep);
+        self.cached.truncate(keep);
+        // The prompt and the longest answer: the KV buffers are sized for both at once.
+        self.cache.reserve(ids.len().saturating_add(options.max_tokens));
+
+        // Vision: one tile at a time so a cancel is honoured between tiles; each tile's pixels
+        // are made just before it is encoded and dropped after, so only one exists at a time.
+        let vision_start = Instant::now();
+        let mut features = Vec::new();
+        let mut tiles = 0;
+        for img in &images[first_new_image..] {
+            cancel.check()?;
+            let frames = image_frames(img, &engine.image_config(img.width, img.height))?;
+            let m = frames.tile_size;
+            for f in 0..frames.frames {
+                cancel.check()?;
+                let mut pixels = vec![0f32; frames.frame_len()];
+                frames.write(f, &mut pixels)?;
+                let tile = Tensor::from_vec(pixels, (1, 3, m, m), &engine.device)?;
+                let feats = engine.model.encode_images(&tile)?;
+                features.push(feats.squeeze(0)?);
+                tiles += 1;
+            }
+        }
+        let features = if features.is_empty() { None } else { Some(Tensor::cat(&features, 0)?) };
+        let vision_ms = if tiles == 0 { 0.0 } else { ms(vision_start) };
+
+        cancel.check()?;
+        let prefill_start = Instant::now();
+        let logits = engine.model.logits(&ids[keep..], features.as_ref(), &mut self.cache)?;
+        let prefill_ms = ms(prefill_start);
+        let prefill_tokens = ids.len() - keep;
+        let prompt_tokens = ids.len();
+        self.cached = ids;
+
+        Ok(Reply {
+            stream: TextStream::new(&options.stop),
+            sampler: Sampler::new(options),
+            options: options.clone(),
+            cancel: cancel.clone(),
+            session: self,
+            logits,
+            pending: None,
+            generated: Vec::new(),
+            top: Vec::new(),
+            finish: None,
+            start,
+            first_token: None,
+            stats: Stats {
+                vision_encode_ms: vision_ms,
+                prefill_ms,
+                prompt_tokens,
+                prefill_tokens,
+                vision_tiles: tiles,
+                ..Stats::default()
+            },
+        })
+    }
+
+    /// Adds `message` to the transcript and answers it, calling `on_text` with each new piece
+    /// of text as it is generated.
+    pub fn ask(
+        &mut self,
+        message: Message,
+        options: &GenerationOptions,
+        cancel: &CancelToken,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Answer> {
+        self.push(message);
+        self.generate(options, cancel, on_text)
+    }
+
+    /// Answers the transcript as it stands (see [`Session::reply`]), streaming into `on_text`.
+    pub fn generate(
+        &mut self,
+        options: &GenerationOptions,
+        cancel: &CancelToken,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Answer> {
+        let mut reply = self.reply(options, cancel)?;
+        while let Some(piece) = reply.next_piece()? {
+            on_text(&piece);
+        }
+        reply.into_answer()
+    }
+}
+
+/// Number of tiles (including the global view) an image is cut into.
+fn image_block(img: &crate::processor::image::RgbImage, engine: &Engine) -> usize {
+    let (r, c) = engine.image_grid(img.width, img.height);
+    r * c + 1
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// An answer being generated; pull its text with [`Reply::next_piece`].
+pub struct Reply<'s> {
+    session: &'s mut Session,
+    options: GenerationOptions,
+    cancel: CancelToken,
+    sampler: Sampler,
+    stream: TextStream,
+    /// Logits for the next token (valid when `pending` is `None`).
+    logits: Vec<f32>,
+    /// A sampled token not yet fed to the model.
+    pending: Option<u32>,
+    generated: Vec<u32>,
+    top: Vec<Vec<TokenLogprob>>,
+    finish: Option<FinishReason>,
+    start: Instant,
+    first_token: Option<Instant>,
+    stats: Stats,
+}
+
+impl Reply<'_> {
+    /// The next piece of text, or `None` once the answer is complete. Pieces never split a
+    /// UTF-8 character. Fails with [`Error::Cancelled`] after a cancel.
+    pub fn next_piece(&mut self) -> Result<Option<String>> {
+        loop {
+            if self.finish.is_some() {
+                return Ok(None);
+            }
+            let engine = self.session.engine.clone();
+            if let Some(tok) = self.pending.take() {
+                if self.cancel.is_cancelled() {
+                    self.pending = Some(tok);
+                    return Err(Error::Cancelled);
+                }
+                self.logits = engine.model.logits(&[tok], None, &mut self.session.cache)?;
+                self.session.cached.push(tok);
+            }
+            self.cancel.check()?;
+            if self.options.top_logprobs > 0 {
+                self.top.push(top_logprobs(&self.logits, self.options.top_logprobs));
+            }
+            let tok = self.sampler.pick(&self.logits, &self.session.cached);
+            if self.first_token.is_none() {
+                self.first_token = Some(Instant::now());
+                self.stats.ttft_ms = ms(self.start);
+            }
+            if engine.eos.contains(&tok) {
+                return self.end(FinishReason::EndOfTurn);
+            }
+            self.generated.push(tok);
+            let (piece, stopped) = self.stream.push(&engine.tokenizer, tok)?;
+            if stopped {
+                self.end(FinishReason::StopString)?;
+                return Ok(Some(piece).filter(|p| !p.is_empty()));
+            }
+            let full = self.session.cached.len() + 1 >= engine.context_length();
+            if self.generated.len() >= self.options.max_tokens || full {
+                let rest = self.stream.flush(&engine.tokenizer)?;
+                self.end(FinishReason::Length)?;
+                let piece = piece + &rest;
+                return Ok(Some(piece).filter(|p| !p.is_empty()));
+            }
+            self.pending = Some(tok);
+            if !piece.is_empty() {
+                return Ok(Some(piece));
+            }
+        }
+    }
+
+    fn end(&mut self, reason: FinishReason) -> Result<Option<String>> {
+        let engine = self.session.engine.clone();
+        let rest = if reason == FinishReason::EndOfTurn { self.stream.flush(&engine.tokenizer)? } else { String::new() };
+        self.finish = Some(reason);
+        self.session.messages.push(Message::text(Role::Assistant, self.stream.text().trim_start()));
+        Ok(Some(rest).filter(|p| !p.is_empty()))
+    }
+
+    /// Generates to the end and returns the whole answer with its statistics.
+    pub fn into_answer(mut self) -> Result<Answer> {
+        while self.next_piece()?.is_some() {}
+        let mut stats = self.stats.clone();
+        stats.generated_tokens = self.generated.len();
+        if let Some(first) = self.first_token {
+            let secs = first.elapsed().as_secs_f64();
+            let after_first = self.generated.len().saturating_sub(1);
+            stats.decode_tokens_per_s = if secs > 0.0 && after_first > 0 { after_first as f64 / secs } else { 0.0 };
+        }
+        Ok(Answer {
+            text: self.stream.text().to_string(),
+            token_ids: self.generated.clone(),
+            top_logprobs: std::mem::take(&mut self.top),
+            finish_reason: self.finish.unwrap_or(FinishReason::Length),
+            stats,
+        })
+    }
+}
