@@ -11,7 +11,7 @@
 
 use clap::Args;
 use serde_json::{json, Value};
-use smolvlm::engine::{set_num_threads, ImagePreset};
+use smolvlm::{set_num_threads, ImagePreset};
 use smolvlm::{
     load_image, CancelToken, Engine, EngineOptions, Error, GenerationOptions, Message, Role, Session, WeightFormat,
 };
@@ -71,7 +71,7 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
     }
     let image = args.image.as_deref().map(load_image).transpose()?;
     let gguf = Path::new(&args.model);
-    let dir = if smolvlm::gguf::is_gguf(gguf) { gguf.to_path_buf() } else { smolvlm::resolve_model(&args.model)? };
+    let dir = if smolvlm::is_gguf(gguf) { gguf.to_path_buf() } else { smolvlm::resolve_model(&args.model)? };
     let options = EngineOptions {
         image_splitting: args.no_split.then_some(false),
         preset,

@@ -148,8 +148,8 @@ fn ask(args: AskArgs) -> smolvlm::Result<()> {
         Error::InvalidArgument(format!("unknown --quantize {:?}: use none, f16, q8_0, q4k or auto", args.quantize))
     })?;
     let gguf = std::path::Path::new(&args.model);
-    let dir = if smolvlm::gguf::is_gguf(gguf) { gguf.to_path_buf() } else { smolvlm::resolve_model(&args.model)? };
-    let preset = smolvlm::engine::ImagePreset::parse(&args.preset)
+    let dir = if smolvlm::is_gguf(gguf) { gguf.to_path_buf() } else { smolvlm::resolve_model(&args.model)? };
+    let preset = smolvlm::ImagePreset::parse(&args.preset)
         .ok_or_else(|| Error::InvalidArgument(format!("unknown --preset {:?}: use exact or fast", args.preset)))?;
     let engine_options = EngineOptions {
         image_splitting: args.no_split.then_some(false),

@@ -1,6 +1,6 @@
 //! Sessions: follow-ups reuse the KV cache exactly, cancellation, and typed errors.
 
-use smolvlm::engine::{Backend, LoadStage};
+use smolvlm::{Backend, LoadStage};
 use smolvlm::{load_image, CancelToken, Engine, EngineOptions, Error, GenerationOptions, Message, Role, Session};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

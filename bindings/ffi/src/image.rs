@@ -2,7 +2,7 @@
 //! that bad input fails at once and borrowed pixel buffers are never kept.
 
 use crate::error::SmolVlmError;
-use smolvlm::processor::camera::{frame_to_rgb, Frame, PackedFormat, Plane, Rotation, YuvRange};
+use smolvlm::{frame_to_rgb, Frame, PackedFormat, Plane, Rotation, YuvRange};
 use smolvlm::RgbImage;
 use std::sync::Arc;
 

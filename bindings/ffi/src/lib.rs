@@ -21,7 +21,7 @@ pub use error::SmolVlmError;
 pub use image::{ImageInput, PixelFormat, YuvColorRange};
 pub use session::{ChatMessage, ChatRole, ChatSession, FinishReason, GenerationConfig, GenerationStats, TokenStream};
 
-use smolvlm::engine::{Backend as CoreBackend, ImagePreset as CorePreset, LoadStage as CoreStage};
+use smolvlm::{Backend as CoreBackend, ImagePreset as CorePreset, LoadStage as CoreStage};
 use smolvlm::{Engine, EngineOptions, WeightFormat};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
