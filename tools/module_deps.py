@@ -158,7 +158,7 @@ def regions(text: str, depth: int = 0):
     """(depth, code) for the file's code outside inline modules and for each inline module's body,
     `depth` being how many inline modules enclose it."""
     out, rest, i = [], [], 0
-    for m in re.finditer(rf"\bmod\s+{IDENT}\s*{{", text):
+    for m in re.finditer(rf"\bmod\s+\$?{IDENT}\s*{{", text):
         if m.start() < i:
             continue
         rest.append(text[i:m.start()])
