@@ -165,10 +165,10 @@ impl ModelConfig {
         if let Some((name, _)) = text_nonzero.iter().find(|(_, x)| *x == 0) {
             return Err(format!("{name} must be positive"));
         }
-        if t.num_attention_heads % t.num_key_value_heads != 0 {
+        if !t.num_attention_heads.is_multiple_of(t.num_key_value_heads) {
             return Err("num_attention_heads is not a multiple of num_key_value_heads".into());
         }
-        if t.head_dim % 2 != 0 {
+        if !t.head_dim.is_multiple_of(2) {
             return Err("head_dim must be even for RoPE".into());
         }
         let Some(v) = &self.vision else { return Ok(()) };
@@ -190,7 +190,7 @@ impl ModelConfig {
             return Err(format!("vision num_channels {} (only 3 is supported)", v.num_channels));
         }
         let n = self.patches_per_side();
-        if n == 0 || n % self.scale_factor != 0 {
+        if n == 0 || !n.is_multiple_of(self.scale_factor) {
             return Err(format!(
                 "patches per side {n} (image_size / patch_size) is not a multiple of scale_factor {}",
                 self.scale_factor

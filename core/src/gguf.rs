@@ -387,7 +387,7 @@ fn vision_name(rest: &str) -> Option<String> {
 /// block type is restored exactly.
 fn unpermute_rows(q: &QTensor, heads: usize) -> candle_core::Result<QTensor> {
     let (rows, cols) = q.shape().dims2()?;
-    if heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0 {
+    if heads == 0 || !rows.is_multiple_of(heads) || !(rows / heads).is_multiple_of(2) {
         candle_core::bail!("cannot un-permute a [{rows}, {cols}] projection for {heads} heads")
     }
     let dtype = q.dtype();
@@ -429,7 +429,7 @@ fn model_config(text: &GgufFile, mmproj: Option<&GgufFile>) -> Result<ModelConfi
     let head_dim = text
         .uint(&k("attention.key_length"))
         .or_else(|| text.uint(&k("rope.dimension_count")))
-        .map_or(if heads > 0 { hidden_size / heads } else { 0 }, |x| x as usize);
+        .map_or(hidden_size.checked_div(heads).unwrap_or(0), |x| x as usize);
     let vocab_size = match text.tensor_dims("token_embd.weight") {
         Some([v, d]) if *d == hidden_size => *v,
         Some(dims) => {

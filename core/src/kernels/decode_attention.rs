@@ -1,12 +1,15 @@
 //! Attention of one new position (a decode step) against the KV cache, grouped-query.
 //!
 //! Each key and value row (f32, or f16 for quantized models) is read once for all the query heads
-//! that share it, and the dot products and weighted sums run on explicit vector code (AVX2 + FMA
-//! + F16C on x86-64, NEON on arm64): the compiler turned the plain loops into 2-lane code, which
-//! made attention a seventh of a SmolLM2 decode step at 60 positions.
+//! that share it, and the dot products and weighted sums run on explicit vector code (AVX2, FMA
+//! and F16C on x86-64, NEON on arm64): the compiler turned the plain loops into 2-lane code,
+//! which made attention a seventh of a SmolLM2 decode step at 60 positions.
 
 use super::ops::{exp, exp_shifted};
 use super::spin_pool::SpinPool;
+
+/// One task of [`decode_attention`]: its index, its share of the outputs and of the statistics.
+type Task<'a> = (usize, (&'a mut [f32], &'a mut [f32]));
 
 /// Query heads handled in one pass over a kv head's keys and values.
 const GROUP: usize = 4;
@@ -34,7 +37,7 @@ pub(crate) fn decode_attention<T: Element>(q: &[f32], cache: Cache<T>, n_rep: us
     let hd = cache.hd;
     let heads = q.len() / hd.max(1);
     let (len, kvh) = (cache.len, heads / n_rep.max(1));
-    debug_assert!(out.len() == q.len() && n_rep > 0 && heads % n_rep == 0 && len > 0);
+    debug_assert!(out.len() == q.len() && n_rep > 0 && heads.is_multiple_of(n_rep) && len > 0);
     let pool = SpinPool::global();
     let parallel = pool.threads() > 1 && len * heads * hd >= PAR_MIN;
     // Spans per kv head: about two tasks per thread in all.
@@ -43,9 +46,8 @@ pub(crate) fn decode_attention<T: Element>(q: &[f32], cache: Cache<T>, n_rep: us
     // Per task and query head: the unnormalised output (hd values), and the maximum and the sum.
     let mut outs = vec![0f32; kvh * spans * n_rep * hd];
     let mut stats = [f32::NEG_INFINITY, 0.0].repeat(kvh * spans * n_rep); // an empty span adds nothing
-    let tasks: Vec<(usize, (&mut [f32], &mut [f32]))> =
-        outs.chunks_mut(n_rep * hd).zip(stats.chunks_mut(n_rep * 2)).enumerate().collect();
-    let task = |(i, (o, st)): (usize, (&mut [f32], &mut [f32]))| {
+    let tasks: Vec<Task> = outs.chunks_mut(n_rep * hd).zip(stats.chunks_mut(n_rep * 2)).enumerate().collect();
+    let task = |(i, (o, st)): Task| {
         let g = i / spans;
         let a = (i % spans * span).min(len);
         let b = (a + span).min(len);
@@ -177,7 +179,7 @@ mod simd {
     /// `p[r·len + t] = q_r · k_t` for each query row `r` of `q` and key row `t` of `k`; the
     /// value rows `v` (as many as `k`'s), which `weighted_sum` reads next, are prefetched.
     pub(super) fn scores<T: Element>(q: &[f32], k: &[T], v: &[T], hd: usize, p: &mut [f32]) {
-        if fast() && hd % 8 == 0 {
+        if fast() && hd.is_multiple_of(8) {
             // SAFETY: AVX2, FMA and F16C were detected; every access is within the slices (hd % 8 == 0).
             unsafe { by_rows!(q.len() / hd, scores_avx2::<T>(q, k, v, hd, p)) }
         } else {
@@ -187,7 +189,7 @@ mod simd {
 
     /// `out_r = Σ_t p[r·len + t] · v_t` for each row `r`.
     pub(super) fn weighted_sum<T: Element>(p: &[f32], v: &[T], hd: usize, out: &mut [f32]) {
-        if fast() && hd % 16 == 0 {
+        if fast() && hd.is_multiple_of(16) {
             // SAFETY: as in `scores` (hd % 16 == 0).
             unsafe { by_rows!(out.len() / hd, weighted_sum_avx2::<T>(p, v, hd, out)) }
         } else {

@@ -61,7 +61,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5; // Cephes: 5.000_000_1e-1, which is 0.5 in f32
     let er = p * r * r + r + 1.0;
     // n ∈ [-126, 128]: 2^n is applied as two factors, since 2^128 has no f32 exponent
     let n = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);

@@ -245,8 +245,8 @@ impl QMatrix {
                         t += 4;
                     }
                 }
-                for t in t..m {
-                    o[t] = dot(w, xq.row(t));
+                for (o, t) in o[t..m].iter_mut().zip(t..) {
+                    *o = dot(w, xq.row(t));
                 }
             }
         };

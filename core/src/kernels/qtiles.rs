@@ -440,13 +440,13 @@ mod tests {
                 let xs: Vec<f32> = (0..4).flat_map(|r| x.iter().map(move |v| v * (1.0 + r as f32) - 0.1 * r as f32)).collect();
                 let xr = XRows::quantize(&xs, 4, k, two, false);
                 let four = (kernels.four)(&tile, [xr.row(0), xr.row(1), xr.row(2), xr.row(3)]);
-                for r in 0..4 {
+                for (r, four) in four.iter().enumerate() {
                     let row = xr.row(r);
                     let xd: Vec<f64> = (0..k).map(|i| (row.q[i / 32][0][i % 32] as f64 + row.q[i / 32][1][i % 32] as f64 * LEVEL2 as f64) * row.d[i / 32] as f64).collect();
                     let one = (kernels.one)(&tile, row);
                     for j in 0..TILE {
                         let want: f64 = whole[j * k..(j + 1) * k].iter().zip(&xd).map(|(a, b)| *a as f64 * b).sum();
-                        for (what, got) in [("one", one[j]), ("four", four[r][j])] {
+                        for (what, got) in [("one", one[j]), ("four", four[j])] {
                             assert!((got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{format:?} {what} two={two} x{r} row {j}: {got} vs {want}");
                         }
                     }

@@ -160,7 +160,7 @@ fn worker(s: &Shared, index: usize) {
         while s.epoch.load(Ordering::Acquire) == seen {
             std::hint::spin_loop();
             spins += 1;
-            if spins % 256 == 0 && t0.elapsed() > SPIN {
+            if spins.is_multiple_of(256) && t0.elapsed() > SPIN {
                 let mut g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
                 s.sleepers.fetch_add(1, Ordering::SeqCst);
                 while s.epoch.load(Ordering::SeqCst) == seen {

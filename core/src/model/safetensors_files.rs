@@ -105,7 +105,7 @@ impl SafetensorsFiles {
     fn quantize_rows<T: GgmlType + Send + Sync + 'static>(&self, name: &str, rows: usize, cols: usize) -> Result<QTensor> {
         let shape = Shape::from((rows, cols));
         let (file, info) = self.entry(name, &shape)?;
-        if cols % T::BLCK_SIZE != 0 {
+        if !cols.is_multiple_of(T::BLCK_SIZE) {
             candle_core::bail!("{name}: width {cols} is not a multiple of the block size {}", T::BLCK_SIZE)
         }
         let blocks_per_row = cols / T::BLCK_SIZE;

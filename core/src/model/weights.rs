@@ -64,12 +64,12 @@ impl WeightFormat {
 
     /// The GGML block type used for a matrix with `in_dim` columns, or None to keep it dense.
     fn ggml(self, in_dim: usize, embedding_or_head: bool) -> Option<GgmlDType> {
-        let q8 = (in_dim % 32 == 0).then_some(GgmlDType::Q8_0);
+        let q8 = in_dim.is_multiple_of(32).then_some(GgmlDType::Q8_0);
         match self {
             Self::F32 | Self::F16 | Self::Auto => None,
             Self::Q8_0 => q8,
             Self::Q4K if embedding_or_head => q8,
-            Self::Q4K => (in_dim % 256 == 0).then_some(GgmlDType::Q4K).or(q8),
+            Self::Q4K => in_dim.is_multiple_of(256).then_some(GgmlDType::Q4K).or(q8),
         }
     }
 }

@@ -300,7 +300,9 @@ pub fn rotate(img: RgbImage, rotation: Rotation) -> RgbImage {
         let i = (y * w + x) * 3;
         [src[i], src[i + 1], src[i + 2]]
     };
-    let (nw, nh, map): (usize, usize, Box<dyn Fn(usize, usize) -> (usize, usize)>) = match rotation {
+    // output (x, y) -> source (sx, sy)
+    type Map = Box<dyn Fn(usize, usize) -> (usize, usize)>;
+    let (nw, nh, map): (usize, usize, Map) = match rotation {
         Rotation::R0 => return img,
         // Output (x, y) comes from source (sx, sy).
         Rotation::R90 => (h, w, Box::new(move |x, y| (y, h - 1 - x))),

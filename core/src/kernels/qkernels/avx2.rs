@@ -258,6 +258,7 @@ unsafe fn grouped_tail<I: Isa, const F: u8>(p: *const u8, g: usize, x: X, i: usi
 /// [`grouped`] for four activation rows at once: each weight block is loaded and unpacked
 /// once for the four (batched products: prefill, vision).
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // `b` also addresses the weight block and each row's activations
 pub(super) unsafe fn grouped4<I: Isa, const F: u8>(w: &[u8], x: [X; 4]) -> [f32; 4] {
     let format = [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1][F as usize];
     let bb = format.block_bytes();

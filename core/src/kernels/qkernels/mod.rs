@@ -66,6 +66,7 @@ fn quantize_blocks(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[[i8; 32]; 
         let (mut s0, mut s1) = (0i32, 0i32);
         for (l, v) in chunk.iter().enumerate() {
             // |t| ≤ 127 (a NaN becomes −127: `max` ignores it), so every cast below is exact
+            #[allow(clippy::manual_clamp)] // `clamp` would keep a NaN, which must become −127
             let t = (v * id).max(-127.0).min(127.0);
             let q0 = round(t);
             // |t − q0| ≤ 1/2, so |q1| ≤ 127
@@ -378,7 +379,8 @@ mod tests {
                 let id = if *d > 0.0 { 1.0 / *d } else { 0.0 };
                 let (mut s0, mut s1) = (0i32, 0i32);
                 for (l, v) in chunk.iter().enumerate() {
-                    let t = (v * id).max(-127.0).min(127.0);
+                    #[allow(clippy::manual_clamp)] // `clamp` would keep a NaN, which must become −127
+            let t = (v * id).max(-127.0).min(127.0);
                     let q0 = round(t);
                     let q1 = if two { round((t - q0) * 254.0) } else { 0.0 };
                     (q[0][l], q[1][l]) = (q0 as i8, q1 as i8);
