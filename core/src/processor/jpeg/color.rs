@@ -2,9 +2,17 @@
 //! `CMYK;I` unpacking and `cmyk2rgb`) and the assembly of the output pixels.
 
 use super::error::Res;
-use super::markers::ColorSpace;
+use super::state::{ColorSpace, Decoder};
 use super::upsample::{choose_upsampler, upsample_row, Up};
-use super::{Decoder, JpegPixels};
+
+/// Decoded samples as Pillow hands them to `convert("RGB")`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum JpegPixels {
+    /// One sample per pixel (Pillow mode `L`).
+    Gray(Vec<u8>),
+    /// Packed R, G, B (mode `RGB`, or mode `CMYK` already converted the way Pillow converts it).
+    Rgb(Vec<u8>),
+}
 
 // ------------------------------------------------------------------------------------------------
 // Colour conversion (jdcolor.c)

@@ -3,8 +3,7 @@
 //! data has run out may stop early.
 
 use super::error::{invalid, Res};
-use super::markers::{HuffDef, Reader, NATURAL};
-use super::Decoder;
+use super::state::{Decoder, HuffDef, Reader, NATURAL};
 
 // ------------------------------------------------------------------------------------------------
 // Huffman tables

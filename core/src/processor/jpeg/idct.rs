@@ -1,8 +1,7 @@
 //! The integer IDCT (`jidctint.c` as libjpeg-turbo's SIMD kernels compute it) and the block
 //! smoothing of progressive files (`jdcoefct.c`).
 
-use super::markers::Comp;
-use super::Decoder;
+use super::state::{Comp, Decoder};
 
 // ------------------------------------------------------------------------------------------------
 // IDCT: jpeg_idct_islow as libjpeg-turbo's x86-64 SSE2/AVX2 kernels compute it

@@ -1,127 +1,16 @@
-//! Markers and headers (`jdmarker.c`): SOF, SOS, DHT, DQT, DRI, APPn (JFIF, Adobe, EXIF, XMP),
-//! the byte-level half of the [`Reader`], the frame's components and their setup (`jdinput.c`,
+//! Markers and headers (`jdmarker.c`): SOF, SOS (and the limit [`MAX_SCANS`]), DHT, DQT, DRI,
+//! APPn (JFIF, Adobe, EXIF, XMP), the setup of the frame's components (`jdinput.c`,
 //! `jdmaster.c`), and the colour space libjpeg guesses (`jdapimin.c`).
 
 use super::error::{invalid, JpegError, Res};
-use super::{Decoder, MAX_SCANS};
+use super::state::{ColorSpace, Comp, Decoder, HuffDef, Next, NATURAL};
 
-// ------------------------------------------------------------------------------------------------
-// Tables
-
-/// Zigzag index -> natural index, with 16 extra entries so corrupt run lengths stay in bounds
-/// (libjpeg's `jpeg_natural_order`).
-pub(super) const NATURAL: [usize; 80] = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14,
-    21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53,
-    60, 61, 54, 47, 55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
-];
-
-/// A Huffman table as defined by DHT (counts per code length, symbols).
-#[derive(Clone)]
-pub(super) struct HuffDef {
-    pub(super) bits: [u8; 17],
-    pub(super) vals: [u8; 256],
-}
-
-// ------------------------------------------------------------------------------------------------
-// Byte input
-
-/// The data source plus libjpeg's bit-reading state (`jdhuff.h`, 64-bit `bit_buf_type`).
-pub(super) struct Reader<'a> {
-    pub(super) data: &'a [u8],
-    pub(super) pos: usize,
-    pub(super) buf: u64,
-    pub(super) bits: i32,
-    /// `cinfo->unread_marker`: a marker code already read past (0 = none).
-    pub(super) marker: u8,
-    /// `entropy->insufficient_data`: the current segment ran into a marker.
-    pub(super) insufficient: bool,
-}
-
-impl<'a> Reader<'a> {
-    #[inline]
-    pub(super) fn byte(&mut self) -> Res<u8> {
-        let b = *self.data.get(self.pos).ok_or(JpegError::Truncated)?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    pub(super) fn u16(&mut self) -> Res<usize> {
-        let hi = self.byte()? as usize;
-        Ok((hi << 8) | self.byte()? as usize)
-    }
-
-    pub(super) fn skip(&mut self, n: usize) -> Res<()> {
-        if n > self.data.len() - self.pos {
-            self.pos = self.data.len();
-            return Err(JpegError::Truncated);
-        }
-        self.pos += n;
-        Ok(())
-    }
-
-    /// `next_marker`: skips garbage, fill bytes and stuffed zeros up to the next marker.
-    pub(super) fn next_marker(&mut self) -> Res<u8> {
-        loop {
-            let mut c = self.byte()?;
-            while c != 0xff {
-                c = self.byte()?;
-            }
-            loop {
-                c = self.byte()?;
-                if c != 0xff {
-                    break;
-                }
-            }
-            if c != 0 {
-                self.marker = c;
-                return Ok(c);
-            }
-        }
-    }
-}
-
-// ------------------------------------------------------------------------------------------------
-// Frame state
-
-pub(super) struct Comp {
-    id: u8,
-    pub(super) h: usize,
-    pub(super) v: usize,
-    pub(super) tq: usize,
-    pub(super) dc_tbl: usize,
-    pub(super) ac_tbl: usize,
-    /// `width_in_blocks` / `height_in_blocks`: blocks holding image samples.
-    pub(super) wb: usize,
-    pub(super) hb: usize,
-    /// Blocks stored (rounded up to whole MCUs: dummy blocks of interleaved scans).
-    pub(super) bw: usize,
-    pub(super) bh: usize,
-    /// `downsampled_width` / `downsampled_height`.
-    pub(super) dw: usize,
-    pub(super) dh: usize,
-    /// The quantisation table latched at the component's first scan, as `ISLOW_MULT_TYPE`.
-    pub(super) quant: Option<[i16; 64]>,
-    /// Raw latched values (block smoothing divides by them).
-    pub(super) quant_raw: [u16; 64],
-    /// Progressive: `cinfo->coef_bits` and the previous-scan copy.
-    pub(super) coef_bits: [i32; 64],
-    pub(super) prev_coef_bits: [i32; 64],
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum ColorSpace {
-    Gray,
-    YCbCr,
-    Rgb,
-    Cmyk,
-    Ycck,
-}
-
-pub(super) enum Next {
-    Sos,
-    Eoi,
-}
+/// The most scans (SOS markers) a file may hold; one more is [`JpegError::Invalid`]. libjpeg
+/// accepts any number (every scan is a pass over the whole frame, so a few kilobytes of empty
+/// scans cost seconds); libjpeg-turbo's own tools cap it on request (`djpeg -maxscans`,
+/// `TJPARAM_SCANLIMIT`). Real files hold one scan per component (sequential) or about 10
+/// (progressive: libjpeg's default script has 10 for colour, 6 for grey; mozjpeg's a few more).
+pub(crate) const MAX_SCANS: u32 = 100;
 
 impl Decoder<'_> {
     // --- markers (jdmarker.c) -------------------------------------------------------------------

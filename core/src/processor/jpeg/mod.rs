@@ -27,42 +27,38 @@
 //!
 //! One file per stage, each with the tests of that stage:
 //!
-//! * `mod.rs`: the API ([`decode_jpeg`], [`JpegError`], [`JpegPixels`], [`DecodedJpeg`], the
-//!   limits [`MAX_SCANS`] and [`SMALL_FRAME_PIXELS`]), the decoder state `Decoder`, whose `run`
-//!   drives the stages below, and the tests of the whole decoder;
+//! * `mod.rs`: the API ([`decode_jpeg`], [`DecodedJpeg`], the limit [`SMALL_FRAME_PIXELS`], and
+//!   re-exported from the stages: [`JpegError`], [`JpegPixels`]), `Decoder::run`, which drives
+//!   the stages below, and the tests of the whole decoder;
 //! * `error.rs`: the error type and the `Res` / `invalid` shorthands;
-//! * `markers.rs`: markers and headers, the byte-level reader, the frame's components and their
-//!   setup, the colour-space guess;
+//! * `state.rs`: the data every stage shares: the decoder state `Decoder` (which each stage
+//!   extends), the byte-level reader, the frame's components, Huffman table definitions, the
+//!   zigzag order, the colour spaces;
+//! * `markers.rs`: markers and headers (and the limit [`MAX_SCANS`](markers::MAX_SCANS)), the
+//!   components' setup, the colour-space guess;
 //! * `entropy.rs`: Huffman tables, the bit reader, scan setup, restart markers and block decoding
 //!   (sequential and progressive), including the early end of a scan whose data has run out;
 //! * `idct.rs`: the integer IDCT and progressive block smoothing;
 //! * `upsample.rs`: fancy upsampling;
 //! * `color.rs`: colour conversion and the output pixels.
 //!
-//! Dependencies run one way: `error` <- `markers` <- `entropy`, `idct`, `upsample` <- `color`.
-//! Stage files refer back to this file only for the `Decoder` they extend, [`MAX_SCANS`]
-//! (`markers`) and [`JpegPixels`] (`color`).
+//! Dependencies run one way: `error` <- `state` <- `markers`, `entropy`, `idct`, `upsample`;
+//! `upsample` <- `color` (which defines [`JpegPixels`]); this file uses them all, and nothing uses
+//! this file (only the tests, which share its fixtures).
 
 mod color;
 mod entropy;
 mod error;
 mod idct;
 mod markers;
+mod state;
 mod upsample;
 
+pub(crate) use color::JpegPixels;
 pub(crate) use error::JpegError;
 use error::{invalid, Res};
 use idct::idct_islow;
-use markers::{Comp, HuffDef, Next, Reader};
-
-/// Decoded samples as Pillow hands them to `convert("RGB")`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum JpegPixels {
-    /// One sample per pixel (Pillow mode `L`).
-    Gray(Vec<u8>),
-    /// Packed R, G, B (mode `RGB`, or mode `CMYK` already converted the way Pillow converts it).
-    Rgb(Vec<u8>),
-}
+use state::{Decoder, Next};
 
 /// A decoded JPEG plus the metadata Pillow reads from it.
 #[derive(Debug, Clone)]
@@ -81,9 +77,9 @@ pub(crate) struct DecodedJpeg {
 /// than `max_pixels` pixels, are rejected with [`JpegError::TooLarge`] before any allocation.
 ///
 /// Two more limits keep hostile files cheap, where Pillow would spend the time and memory: at
-/// most [`MAX_SCANS`] scans, and a frame above [`SMALL_FRAME_PIXELS`] must come with at least one
-/// byte of input per 8 blocks ([`JpegError::TooLittleData`]). No complete, real file reaches
-/// either. Within a scan, the blocks after the entropy-coded data ran out are only walked while a
+/// most [`MAX_SCANS`](markers::MAX_SCANS) scans, and a frame above [`SMALL_FRAME_PIXELS`] must
+/// come with at least one byte of input per 8 blocks ([`JpegError::TooLittleData`]). No complete,
+/// real file reaches either. Within a scan, the blocks after the entropy-coded data ran out are only walked while a
 /// restart marker could still resynchronise the decoder, so a scan costs in proportion to its data
 /// (plus at most one pass over the frame per restart marker it holds).
 pub(crate) fn decode_jpeg(bytes: &[u8], max_side: u32, max_pixels: u64) -> Result<DecodedJpeg, JpegError> {
@@ -93,13 +89,6 @@ pub(crate) fn decode_jpeg(bytes: &[u8], max_side: u32, max_pixels: u64) -> Resul
     }
     Decoder::new(bytes, max_side, max_pixels).run()
 }
-
-/// The most scans (SOS markers) a file may hold; one more is [`JpegError::Invalid`]. libjpeg
-/// accepts any number (every scan is a pass over the whole frame, so a few kilobytes of empty
-/// scans cost seconds); libjpeg-turbo's own tools cap it on request (`djpeg -maxscans`,
-/// `TJPARAM_SCANLIMIT`). Real files hold one scan per component (sequential) or about 10
-/// (progressive: libjpeg's default script has 10 for colour, 6 for grey; mozjpeg's a few more).
-pub(crate) const MAX_SCANS: u32 = 100;
 
 /// Frames up to this many pixels (2048x2048) are decoded whatever the size of the input: their
 /// buffers (at most about 15 bytes per pixel, four components) are harmless.
@@ -117,68 +106,7 @@ pub(crate) const SMALL_FRAME_PIXELS: u64 = 1 << 22;
 // ------------------------------------------------------------------------------------------------
 // The decoder
 
-struct Decoder<'a> {
-    r: Reader<'a>,
-    max_side: u32,
-    max_pixels: u64,
-    qt: [Option<[u16; 64]>; 4],
-    dc_defs: [Option<HuffDef>; 4],
-    ac_defs: [Option<HuffDef>; 4],
-    restart_interval: u32,
-    jfif: bool,
-    adobe: Option<u8>,
-    exif: Option<Vec<u8>>,
-    xmp: Option<Vec<u8>>,
-    saw_sof: bool,
-    in_headers: bool,
-    progressive: bool,
-    width: usize,
-    height: usize,
-    comps: Vec<Comp>,
-    max_h: usize,
-    max_v: usize,
-    imcu_rows: usize,
-    /// The last SOS: components (frame indices) and Ss, Se, Ah, Al.
-    sos: (Vec<usize>, usize, usize, i32, i32),
-    input_scan_number: u32,
-    last_good_imcu_row: usize,
-    /// Work and memory counters (always on; tests check them): MCUs walked over all scans, and
-    /// bytes allocated for the frame's coefficient buffers, planes and output.
-    mcus_walked: u64,
-    frame_bytes: usize,
-}
-
-impl<'a> Decoder<'a> {
-    fn new(data: &'a [u8], max_side: u32, max_pixels: u64) -> Self {
-        Decoder {
-            r: Reader { data, pos: 2, buf: 0, bits: 0, marker: 0, insufficient: false },
-            max_side,
-            max_pixels,
-            qt: [None; 4],
-            dc_defs: [None, None, None, None],
-            ac_defs: [None, None, None, None],
-            restart_interval: 0,
-            jfif: false,
-            adobe: None,
-            exif: None,
-            xmp: None,
-            saw_sof: false,
-            in_headers: true,
-            progressive: false,
-            width: 0,
-            height: 0,
-            comps: Vec::new(),
-            max_h: 1,
-            max_v: 1,
-            imcu_rows: 0,
-            sos: (Vec::new(), 0, 0, 0, 0),
-            input_scan_number: 0,
-            last_good_imcu_row: 0,
-            mcus_walked: 0,
-            frame_bytes: 0,
-        }
-    }
-
+impl Decoder<'_> {
     /// The input-size rule of [`SMALL_FRAME_PIXELS`], after `initial_setup` (block counts known)
     /// and before anything is allocated for the frame.
     fn check_data_size(&self) -> Res<()> {
@@ -299,6 +227,7 @@ impl<'a> Decoder<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::markers::MAX_SCANS;
     use super::*;
 
     pub(super) fn fixture(name: &str) -> Vec<u8> {

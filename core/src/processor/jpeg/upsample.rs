@@ -1,7 +1,7 @@
 //! Upsampling (`jdsample.c`): fancy (triangle-filter) upsampling for h2v1 / h1v2 / h2v2, box
 //! replication otherwise.
 
-use super::markers::Comp;
+use super::state::Comp;
 
 #[derive(Clone, Copy)]
 pub(super) enum Up {
