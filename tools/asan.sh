@@ -23,7 +23,7 @@ run=(cargo +nightly test --locked -p smolvlm --target "$host" --target-dir targe
 log=$(mktemp)
 status=0
 {
-    "${run[@]}" --lib -- model:: processor::jpeg gguf
+    "${run[@]}" --lib -- kernels:: model:: processor::jpeg gguf
     "${run[@]}" --test gguf --test quant --test model
 } >"$log" 2>&1 || status=1
 grep -E "ERROR: AddressSanitizer|^SUMMARY|^test .*FAILED|panicked" "$log" | head -40 || true
