@@ -11,10 +11,8 @@
 
 use clap::Args;
 use serde_json::{json, Value};
+use smolvlm::{load_image, CancelToken, Engine, EngineOptions, Error, GenerationOptions, Message, Role, Session, WeightFormat};
 use smolvlm::{set_num_threads, ImagePreset};
-use smolvlm::{
-    load_image, CancelToken, Engine, EngineOptions, Error, GenerationOptions, Message, Role, Session, WeightFormat,
-};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,7 +53,6 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
 }
-
 
 pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
     if let Some(n) = args.threads {
@@ -123,8 +120,7 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
     }
     let peak_inference = rss_mb("VmHWM:");
     let per_tile = if st.vision_tiles > 0 { Some(st.vision_encode_ms / st.vision_tiles as f64) } else { None };
-    let prefill_tps =
-        if st.prefill_ms > 0.0 { st.prefill_tokens as f64 / (st.prefill_ms / 1000.0) } else { 0.0 };
+    let prefill_tps = if st.prefill_ms > 0.0 { st.prefill_tokens as f64 / (st.prefill_ms / 1000.0) } else { 0.0 };
     let decode_tps = if decode_s > 0.0 { decode_steps as f64 / decode_s } else { 0.0 };
     let out = json!({
         "model": args.model,
@@ -165,7 +161,11 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
 
 /// Seconds spent on `steps` tokens at `rate` tokens/s.
 fn rate_time(steps: usize, rate: f64) -> f64 {
-    if steps > 0 && rate > 0.0 { steps as f64 / rate } else { 0.0 }
+    if steps > 0 && rate > 0.0 {
+        steps as f64 / rate
+    } else {
+        0.0
+    }
 }
 
 fn round(x: f64) -> f64 {
@@ -174,9 +174,10 @@ fn round(x: f64) -> f64 {
 
 /// The thread count in force when none was asked for (candle's default or the environment's).
 fn rayon_threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    })
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
 
 /// A memory figure of this process from /proc/self/status in MiB (Linux and Android only).

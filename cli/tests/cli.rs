@@ -49,8 +49,18 @@ fn json_answers_match_the_reference() {
     let case: Value = serde_json::from_str(&std::fs::read_to_string(case_dir.join("case.json")).unwrap()).unwrap();
     let messages = case_dir.join("messages.json");
     let out = smolvlm(&[
-        "ask", "--model", model().to_str().unwrap(), "--messages", messages.to_str().unwrap(),
-        "--json", "--temperature", "0", "--max-tokens", "12", "--top-logprobs", "5",
+        "ask",
+        "--model",
+        model().to_str().unwrap(),
+        "--messages",
+        messages.to_str().unwrap(),
+        "--json",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "12",
+        "--top-logprobs",
+        "5",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -73,8 +83,16 @@ fn json_answers_match_the_reference() {
 fn streams_plain_text_with_image_and_prompt_flags() {
     let image = fixtures().join("images/wide.png");
     let out = smolvlm(&[
-        "ask", "--model", model().to_str().unwrap(), "--image", image.to_str().unwrap(),
-        "--system", "Be brief.", "--max-tokens", "5", "What is this?",
+        "ask",
+        "--model",
+        model().to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--system",
+        "Be brief.",
+        "--max-tokens",
+        "5",
+        "What is this?",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();

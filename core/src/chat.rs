@@ -119,9 +119,9 @@ pub fn parse_messages(json: &Value, base: &Path) -> Result<Vec<Message>> {
 fn parse_item(item: &Value, base: &Path) -> Result<Content> {
     let arg = |s: &str| Error::InvalidArgument(s.to_string());
     match item.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(Content::Text(
-            item.get("text").and_then(Value::as_str).ok_or_else(|| arg("text item without text"))?.to_string(),
-        )),
+        Some("text") => {
+            Ok(Content::Text(item.get("text").and_then(Value::as_str).ok_or_else(|| arg("text item without text"))?.to_string()))
+        }
         Some("image") => {
             let p = item
                 .get("path")

@@ -58,10 +58,9 @@ fn check_image_seq_len(dir: &Path, expected: usize) -> Result<()> {
     }
     let v = read_json(&path)?;
     match v.get("image_seq_len").and_then(Value::as_u64) {
-        Some(n) if n as usize != expected => Err(Error::file(
-            path,
-            format!("image_seq_len {n} disagrees with the model's {expected} tokens per tile"),
-        )),
+        Some(n) if n as usize != expected => {
+            Err(Error::file(path, format!("image_seq_len {n} disagrees with the model's {expected} tokens per tile")))
+        }
         _ => Ok(()),
     }
 }
@@ -76,10 +75,7 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
         return Err(Error::file(single, "not found (nor model.safetensors.index.json)"));
     }
     let v = read_json(&index)?;
-    let map = v
-        .get("weight_map")
-        .and_then(Value::as_object)
-        .ok_or_else(|| Error::file(&index, "no weight_map"))?;
+    let map = v.get("weight_map").and_then(Value::as_object).ok_or_else(|| Error::file(&index, "no weight_map"))?;
     let mut names: Vec<&str> = map.values().filter_map(Value::as_str).collect();
     names.sort_unstable();
     names.dedup();
@@ -90,7 +86,11 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .into_iter()
         .map(|n| {
             let p = dir.join(n);
-            if p.exists() { Ok(p) } else { Err(Error::file(p, "shard named in the index is missing")) }
+            if p.exists() {
+                Ok(p)
+            } else {
+                Err(Error::file(p, "shard named in the index is missing"))
+            }
         })
         .collect()
 }

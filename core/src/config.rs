@@ -140,10 +140,8 @@ impl ModelConfig {
         };
         let image_token_id = get_u64(v, "image_token_id")? as u32;
         let scale_factor = v.get("scale_factor").and_then(Value::as_u64).unwrap_or(2) as usize;
-        let vision: VisionConfig = serde_json::from_value(
-            v.get("vision_config").cloned().ok_or("missing vision_config")?,
-        )
-        .map_err(|e| format!("vision_config: {e}"))?;
+        let vision: VisionConfig = serde_json::from_value(v.get("vision_config").cloned().ok_or("missing vision_config")?)
+            .map_err(|e| format!("vision_config: {e}"))?;
         let text = text_config(v.get("text_config").ok_or("missing text_config")?, v)?;
         let cfg = ModelConfig { family, image_token_id, scale_factor, vision: Some(vision), text };
         cfg.validate()?;
@@ -244,10 +242,7 @@ fn text_config(t: &Value, top: &Value) -> std::result::Result<TextConfig, String
         head_dim,
         rms_norm_eps: t.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-5),
         rope_theta,
-        max_position_embeddings: t
-            .get("max_position_embeddings")
-            .and_then(Value::as_u64)
-            .unwrap_or(8192) as usize,
+        max_position_embeddings: t.get("max_position_embeddings").and_then(Value::as_u64).unwrap_or(8192) as usize,
         // transformers 5 writes the flag at the top level, published checkpoints in text_config.
         tie_word_embeddings: t
             .get("tie_word_embeddings")
@@ -294,9 +289,10 @@ impl PreprocessorConfig {
                 return Err(Error::file(pre, "not found (nor processor_config.json)"));
             }
             let v = read_json(&proc)?;
-            let ip = v.get("image_processor").cloned().ok_or_else(|| {
-                Error::file(&proc, "has no image_processor settings and preprocessor_config.json is missing")
-            })?;
+            let ip = v
+                .get("image_processor")
+                .cloned()
+                .ok_or_else(|| Error::file(&proc, "has no image_processor settings and preprocessor_config.json is missing"))?;
             (proc, ip)
         };
         Self::from_json(&v).map_err(|reason| Error::file(path, reason))
@@ -362,8 +358,9 @@ impl GenerationConfig {
         let eos_token_ids = match v.get("eos_token_id") {
             None | Some(Value::Null) => vec![],
             Some(Value::Number(n)) => vec![n.as_u64().ok_or_else(|| Error::file(path, "bad eos_token_id"))? as u32],
-            Some(a @ Value::Array(_)) => serde_json::from_value::<Vec<u32>>(a.clone())
-                .map_err(|e| Error::file(path, format!("eos_token_id: {e}")))?,
+            Some(a @ Value::Array(_)) => {
+                serde_json::from_value::<Vec<u32>>(a.clone()).map_err(|e| Error::file(path, format!("eos_token_id: {e}")))?
+            }
             Some(_) => return Err(Error::file(path, "eos_token_id must be an integer or a list")),
         };
         Ok(GenerationConfig { eos_token_ids })

@@ -7,8 +7,8 @@ use crate::config::{ModelConfig, PreprocessorConfig};
 use crate::error::{Error, Result};
 pub use crate::model::LoadStage;
 use crate::model::{SmolVlmModel, WeightFormat};
-use crate::processor::preprocess::{image_grid, preset_config};
 pub use crate::processor::preprocess::ImagePreset;
+use crate::processor::preprocess::{image_grid, preset_config};
 use crate::prompt::{expand_images, ChatTemplate};
 use candle_core::Device;
 use std::path::{Path, PathBuf};
@@ -62,9 +62,7 @@ impl Backend {
     fn device(self, gguf: bool) -> Result<Device> {
         match self {
             Backend::Cpu => Ok(Device::Cpu),
-            Backend::Metal if gguf => {
-                Err(Error::InvalidArgument("GGUF models run on the CPU only: use the CPU backend".into()))
-            }
+            Backend::Metal if gguf => Err(Error::InvalidArgument("GGUF models run on the CPU only: use the CPU backend".into())),
             Backend::Metal => metal_device(),
             Backend::Auto => Ok(if gguf { Device::Cpu } else { metal_device().unwrap_or(Device::Cpu) }),
         }
@@ -129,7 +127,11 @@ impl CancelToken {
         self.0.load(Ordering::SeqCst)
     }
     pub(crate) fn check(&self) -> Result<()> {
-        if self.is_cancelled() { Err(Error::Cancelled) } else { Ok(()) }
+        if self.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -165,23 +167,14 @@ impl Engine {
     /// `(Reading, 0.0)`, reports `Vision` after each vision encoder layer and after the
     /// connector, `Text` after each decoder layer and after the output head (fractions counted
     /// in those steps), and ends with `(Ready, 1.0)`. Nothing is reported after an error.
-    pub fn load_with_progress(
-        dir: &Path,
-        options: &EngineOptions,
-        on_progress: &mut dyn FnMut(LoadStage, f32),
-    ) -> Result<Self> {
+    pub fn load_with_progress(dir: &Path, options: &EngineOptions, on_progress: &mut dyn FnMut(LoadStage, f32)) -> Result<Self> {
         on_progress(LoadStage::Reading, 0.0);
         let gguf = crate::gguf::is_gguf(dir);
         let device = options.backend.device(gguf)?;
         // `steps + 1` parts: the last one is Ready, so fractions grow strictly up to 1.0.
-        let mut on_step = |stage: LoadStage, done: usize, steps: usize| {
-            on_progress(stage, done as f32 / (steps + 1) as f32)
-        };
-        let engine = if gguf {
-            Self::load_gguf(dir, options, &mut on_step)?
-        } else {
-            Self::load_dir(dir, options, device, &mut on_step)?
-        };
+        let mut on_step = |stage: LoadStage, done: usize, steps: usize| on_progress(stage, done as f32 / (steps + 1) as f32);
+        let engine =
+            if gguf { Self::load_gguf(dir, options, &mut on_step)? } else { Self::load_dir(dir, options, device, &mut on_step)? };
         on_progress(LoadStage::Ready, 1.0);
         Ok(engine)
     }
@@ -194,10 +187,7 @@ impl Engine {
         on_step: &mut dyn FnMut(LoadStage, usize, usize),
     ) -> Result<Self> {
         if let Some(m) = &options.mmproj {
-            return Err(Error::InvalidArgument(format!(
-                "--mmproj {} needs a GGUF text model, not a folder",
-                m.display()
-            )));
+            return Err(Error::InvalidArgument(format!("--mmproj {} needs a GGUF text model, not a folder", m.display())));
         }
         let ckpt = Checkpoint::open(dir)?;
         let context_length = context_cap(options, &ckpt.config)?;
@@ -264,8 +254,8 @@ impl Engine {
         let context_length = context_cap(options, &cfg)?;
         let tokenizer = gguf.tokenizer()?;
         let source = gguf.chat_template().ok_or_else(|| Error::file(path, "no tokenizer.chat_template in the metadata"))?;
-        let template = ChatTemplate::from_source(source.to_string(), gguf.special_tokens())
-            .map_err(|reason| Error::file(path, reason))?;
+        let template =
+            ChatTemplate::from_source(source.to_string(), gguf.special_tokens()).map_err(|reason| Error::file(path, reason))?;
         let mut preprocessor = gguf.preprocessor().unwrap_or(PreprocessorConfig {
             longest_edge: 0,
             max_image_size: 0,
@@ -352,7 +342,11 @@ impl Engine {
 
     /// Where the math runs ([`Backend::Cpu`] or [`Backend::Metal`]; `Auto` resolved).
     pub fn backend(&self) -> Backend {
-        if self.device.is_metal() { Backend::Metal } else { Backend::Cpu }
+        if self.device.is_metal() {
+            Backend::Metal
+        } else {
+            Backend::Cpu
+        }
     }
 
     /// The tokenizer.
@@ -371,17 +365,10 @@ impl Engine {
             return Err(Error::InvalidArgument("this model is text-only (no vision encoder): it cannot take images".into()));
         }
         let text = self.template.render(messages, true)?;
-        let grids: Vec<(usize, usize)> = messages
-            .iter()
-            .flat_map(Message::images)
-            .map(|img| self.image_grid(img.width, img.height))
-            .collect();
+        let grids: Vec<(usize, usize)> =
+            messages.iter().flat_map(Message::images).map(|img| self.image_grid(img.width, img.height)).collect();
         let text = expand_images(&text, &grids, self.config.image_seq_len())?;
-        let enc = self
-            .tokenizer
-            .encode(text.as_str(), false)
-            .map_err(|e| Error::Internal(format!("tokenize: {e}")))?;
+        let enc = self.tokenizer.encode(text.as_str(), false).map_err(|e| Error::Internal(format!("tokenize: {e}")))?;
         Ok((text, enc.get_ids().to_vec()))
     }
 }
-

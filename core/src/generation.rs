@@ -207,9 +207,7 @@ impl TextStream {
     /// (then the text is cut just before it).
     pub(crate) fn push(&mut self, tokenizer: &tokenizers::Tokenizer, id: u32) -> Result<(String, bool)> {
         self.ids.push(id);
-        let decoded = tokenizer
-            .decode(&self.ids, true)
-            .map_err(|e| Error::Internal(format!("detokenize: {e}")))?;
+        let decoded = tokenizer.decode(&self.ids, true).map_err(|e| Error::Internal(format!("detokenize: {e}")))?;
         // A trailing U+FFFD means a multi-byte character is still incomplete: wait for more tokens.
         if decoded.ends_with('\u{FFFD}') {
             return Ok((String::new(), false));
@@ -234,9 +232,7 @@ impl TextStream {
     /// Hands out whatever is still held back (at the end of generation), including a final
     /// incomplete character as U+FFFD.
     pub(crate) fn flush(&mut self, tokenizer: &tokenizers::Tokenizer) -> Result<String> {
-        let decoded = tokenizer
-            .decode(&self.ids, true)
-            .map_err(|e| Error::Internal(format!("detokenize: {e}")))?;
+        let decoded = tokenizer.decode(&self.ids, true).map_err(|e| Error::Internal(format!("detokenize: {e}")))?;
         if decoded.len() > self.text.len() && decoded.starts_with(self.text.as_str()) {
             self.text = decoded;
         }
@@ -253,10 +249,7 @@ impl TextStream {
 
 /// Length of the longest suffix of `text` that is a proper prefix of `stop`.
 fn partial_suffix(text: &str, stop: &str) -> usize {
-    (1..stop.len().min(text.len() + 1))
-        .rev()
-        .find(|&n| stop.is_char_boundary(n) && text.ends_with(&stop[..n]))
-        .unwrap_or(0)
+    (1..stop.len().min(text.len() + 1)).rev().find(|&n| stop.is_char_boundary(n) && text.ends_with(&stop[..n])).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -293,14 +286,23 @@ mod tests {
     fn sampling_is_seeded_and_respects_top_k() {
         let logits: Vec<f32> = (0..50).map(|i| (i % 7) as f32 * 0.3).collect();
         let opts = GenerationOptions { temperature: 1.0, top_k: 3, seed: 7, ..Default::default() };
-        let a: Vec<u32> = { let mut s = Sampler::new(&opts); (0..64).map(|_| s.pick(&logits, &[])).collect() };
-        let b: Vec<u32> = { let mut s = Sampler::new(&opts); (0..64).map(|_| s.pick(&logits, &[])).collect() };
+        let a: Vec<u32> = {
+            let mut s = Sampler::new(&opts);
+            (0..64).map(|_| s.pick(&logits, &[])).collect()
+        };
+        let b: Vec<u32> = {
+            let mut s = Sampler::new(&opts);
+            (0..64).map(|_| s.pick(&logits, &[])).collect()
+        };
         assert_eq!(a, b);
         let mut allowed: Vec<u32> = (0..50).collect();
         allowed.sort_by(|&x, &y| logits[y as usize].total_cmp(&logits[x as usize]).then(x.cmp(&y)));
         allowed.truncate(3);
         assert!(a.iter().all(|t| allowed.contains(t)), "{a:?} outside {allowed:?}");
-        let c: Vec<u32> = { let mut s = Sampler::new(&GenerationOptions { seed: 8, ..opts.clone() }); (0..64).map(|_| s.pick(&logits, &[])).collect() };
+        let c: Vec<u32> = {
+            let mut s = Sampler::new(&GenerationOptions { seed: 8, ..opts.clone() });
+            (0..64).map(|_| s.pick(&logits, &[])).collect()
+        };
         assert_ne!(a, c);
     }
 

@@ -118,9 +118,7 @@ impl GgufFile {
     /// Reads tensor `name` (llama.cpp name) as stored.
     pub fn tensor(&self, name: &str) -> candle_core::Result<QTensor> {
         let mut f = std::fs::File::open(&self.path)?;
-        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.content.tensor(&mut f, name, &Device::Cpu)
-        }));
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.content.tensor(&mut f, name, &Device::Cpu)));
         match read {
             Ok(r) => r.map_err(|e| candle_core::Error::Msg(format!("tensor {name}: {e}"))),
             Err(_) => candle_core::bail!("tensor {name}: unreadable"),
@@ -209,9 +207,7 @@ impl GgufModel {
 
     /// The tensor with Hugging Face name `hf_name`, as stored (Q/K rows un-permuted).
     pub fn qtensor(&self, hf_name: &str) -> candle_core::Result<QTensor> {
-        let Some((part, name)) = map_name(hf_name) else {
-            candle_core::bail!("no GGUF tensor corresponds to {hf_name}")
-        };
+        let Some((part, name)) = map_name(hf_name) else { candle_core::bail!("no GGUF tensor corresponds to {hf_name}") };
         let file = match part {
             Part::Text => &self.text,
             Part::Vision => match &self.mmproj {
@@ -270,11 +266,7 @@ impl GgufModel {
             ("pad_token", "tokenizer.ggml.padding_token_id"),
             ("unk_token", "tokenizer.ggml.unknown_token_id"),
         ] {
-            let s = self
-                .text
-                .uint(meta)
-                .and_then(|id| tokens.and_then(|t| t.get(id as usize)))
-                .and_then(|v| v.to_string().ok());
+            let s = self.text.uint(meta).and_then(|id| tokens.and_then(|t| t.get(id as usize))).and_then(|v| v.to_string().ok());
             if let Some(s) = s {
                 out[key] = serde_json::Value::String(s.clone());
             }
@@ -490,9 +482,9 @@ fn model_config(text: &GgufFile, mmproj: Option<&GgufFile>) -> Result<ModelConfi
                 .ok_or_else(|| text.err("the vocabulary has no <image> token (is this the text half of a SmolVLM?)"))?;
             if let Some(pd) = m.uint("clip.vision.projection_dim") {
                 if pd as usize != hidden_size {
-                    return Err(m.err(format!(
-                        "projection_dim {pd} differs from the text model's embedding_length {hidden_size}"
-                    )));
+                    return Err(
+                        m.err(format!("projection_dim {pd} differs from the text model's embedding_length {hidden_size}"))
+                    );
                 }
             }
             (Some(v), r, image as u32, ModelFamily::SmolVlm)
@@ -500,9 +492,7 @@ fn model_config(text: &GgufFile, mmproj: Option<&GgufFile>) -> Result<ModelConfi
     };
     let cfg = ModelConfig { family, image_token_id, scale_factor, vision, text: textcfg };
     cfg.validate().map_err(|reason| match mmproj {
-        Some(m) if reason.contains("vision") || reason.contains("scale_factor") || reason.contains("patches") => {
-            m.err(reason)
-        }
+        Some(m) if reason.contains("vision") || reason.contains("scale_factor") || reason.contains("patches") => m.err(reason),
         _ => text.err(reason),
     })?;
     Ok(cfg)

@@ -127,10 +127,8 @@ mod download {
     }
 
     pub(super) fn fetch(cache: &Path, repo: &str, revision: &str, endpoint: &str) -> Result<PathBuf> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(std::time::Duration::from_secs(10)))
-            .build()
-            .into();
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().timeout_connect(Some(std::time::Duration::from_secs(10))).build().into();
         let hub = Hub { agent, base: format!("{endpoint}/{repo}/resolve/{revision}"), repo, endpoint };
         let config = hub
             .get("config.json")?
@@ -161,7 +159,8 @@ mod download {
             Some(resp) => hub.save(resp, &snap, "model.safetensors")?,
             None => {
                 let index = "model.safetensors.index.json";
-                let resp = hub.get(index)?.ok_or_else(|| Error::ModelUnavailable(format!("{repo} has no safetensors weights")))?;
+                let resp =
+                    hub.get(index)?.ok_or_else(|| Error::ModelUnavailable(format!("{repo} has no safetensors weights")))?;
                 hub.save(resp, &snap, index)?;
                 let v = crate::config::read_json(&snap.join(index))?;
                 let mut shards: Vec<String> = v

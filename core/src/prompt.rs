@@ -37,16 +37,20 @@ impl ChatTemplate {
         let jinja_path = dir.join("chat_template.jinja");
         let (source, path) = if json_path.exists() {
             let v = read_json(&json_path)?;
-            let t = v.get("chat_template").and_then(Value::as_str).ok_or_else(|| {
-                Error::file(&json_path, "no \"chat_template\" string")
-            })?;
+            let t = v
+                .get("chat_template")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::file(&json_path, "no \"chat_template\" string"))?;
             (t.to_string(), json_path)
         } else if jinja_path.exists() {
             (std::fs::read_to_string(&jinja_path).map_err(|e| Error::file(&jinja_path, e))?, jinja_path)
         } else if let Some(t) = tok_cfg.as_ref().and_then(|c| c.get("chat_template")).and_then(Value::as_str) {
             (t.to_string(), tok_cfg_path.clone())
         } else {
-            return Err(Error::file(json_path, "not found (no chat template in chat_template.jinja or tokenizer_config.json either)"));
+            return Err(Error::file(
+                json_path,
+                "not found (no chat template in chat_template.jinja or tokenizer_config.json either)",
+            ));
         };
         let specials = special_tokens(tok_cfg.as_ref());
         Self::compile(source, specials).map_err(|reason| Error::file(path, reason))
@@ -184,9 +188,7 @@ mod tests {
         let t = ChatTemplate::compile(SMOLVLM_TEMPLATE.into(), json!({})).unwrap();
         let s = t.render(&[image_msg()], true).unwrap();
         assert_eq!(s, "<|im_start|>User:<image>Can you describe this image?<end_of_utterance>\nAssistant:");
-        let s = t
-            .render(&[Message::text(Role::System, "Be brief."), Message::text(Role::User, "hi")], false)
-            .unwrap();
+        let s = t.render(&[Message::text(Role::System, "Be brief."), Message::text(Role::User, "hi")], false).unwrap();
         assert_eq!(s, "<|im_start|>System: Be brief.<end_of_utterance>\nUser: hi<end_of_utterance>\n");
     }
 

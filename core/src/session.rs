@@ -137,9 +137,11 @@ impl Session {
         for img in &images {
             let (r, c) = engine.image_grid(img.width, img.height);
             let tokens = (r * c + 1) * per_tile;
-            let first = ids[pos..].iter().position(|&t| t == image_id).map(|i| i + pos).ok_or_else(|| {
-                Error::Internal("image tokens missing from the prompt".into())
-            })?;
+            let first = ids[pos..]
+                .iter()
+                .position(|&t| t == image_id)
+                .map(|i| i + pos)
+                .ok_or_else(|| Error::Internal("image tokens missing from the prompt".into()))?;
             image_starts.push(first);
             pos = first + tokens;
         }

@@ -4,8 +4,8 @@
 //! safetensors checkpoint and transformers; a text-only GGUF must refuse images; corrupt files
 //! must be typed errors naming the file.
 
-use serde_json::Value;
 use candle_core::{DType, Device, Tensor};
+use serde_json::Value;
 use smolvlm::config::ModelConfig;
 use smolvlm::gguf::GgufModel;
 use smolvlm::model::SmolVlmModel;
@@ -93,10 +93,9 @@ fn gguf_pair_matches_safetensors_and_transformers() {
     let st_dir = fixtures().join("models/tiny-smolvlm2");
     let st_cfg = ModelConfig::load(&st_dir.join("config.json")).unwrap();
     // SAFETY: the fixture is not modified while mapped.
-    let vb = unsafe {
-        candle_nn::VarBuilder::from_mmaped_safetensors(&[st_dir.join("model.safetensors")], DType::F32, &Device::Cpu)
-    }
-    .unwrap();
+    let vb =
+        unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&[st_dir.join("model.safetensors")], DType::F32, &Device::Cpu) }
+            .unwrap();
     let st_model = SmolVlmModel::new(&st_cfg, vb).unwrap();
     let mut worst = 0f32;
     for (dir, case) in cases() {

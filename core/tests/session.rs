@@ -1,7 +1,7 @@
 //! Sessions: follow-ups reuse the KV cache exactly, cancellation, and typed errors.
 
-use smolvlm::{Backend, LoadStage};
 use smolvlm::{load_image, CancelToken, Engine, EngineOptions, Error, GenerationOptions, Message, Role, Session};
+use smolvlm::{Backend, LoadStage};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

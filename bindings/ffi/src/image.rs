@@ -2,8 +2,8 @@
 //! that bad input fails at once and borrowed pixel buffers are never kept.
 
 use crate::error::SmolVlmError;
-use smolvlm::{frame_to_rgb, Frame, PackedFormat, Plane, Rotation, YuvRange};
 use smolvlm::RgbImage;
+use smolvlm::{frame_to_rgb, Frame, PackedFormat, Plane, Rotation, YuvRange};
 use std::sync::Arc;
 
 /// Layout of a single-buffer raw frame passed to [`ImageInput::from_pixels`].
@@ -125,14 +125,13 @@ impl ImageInput {
         rotation_degrees: i32,
     ) -> Result<Arc<Self>, SmolVlmError> {
         let rot = rotation(rotation_degrees)?;
-        let (yr, ur, up) =
-            (stride(y_row_stride, "y_row_stride")?, stride(uv_row_stride, "uv_row_stride")?, stride(uv_pixel_stride, "uv_pixel_stride")?);
-        let frame = Frame::Yuv420 {
-            y: Plane::new(y, yr, 1),
-            u: Plane::new(u, ur, up),
-            v: Plane::new(v, ur, up),
-            range: range.into(),
-        };
+        let (yr, ur, up) = (
+            stride(y_row_stride, "y_row_stride")?,
+            stride(uv_row_stride, "uv_row_stride")?,
+            stride(uv_pixel_stride, "uv_pixel_stride")?,
+        );
+        let frame =
+            Frame::Yuv420 { y: Plane::new(y, yr, 1), u: Plane::new(u, ur, up), v: Plane::new(v, ur, up), range: range.into() };
         Ok(Arc::new(ImageInput { image: Arc::new(frame_to_rgb(&frame, width, height, rot)?) }))
     }
 

@@ -307,7 +307,13 @@ impl ChatSession {
             return Err(SmolVlmError::internal("cannot start the answer's thread", e.to_string()));
         }
         Ok(Arc::new(TokenStream {
-            inner: Mutex::new(StreamInner { req: Some(req_tx), resp: Some(resp_rx), done: false, text: String::new(), stats: None }),
+            inner: Mutex::new(StreamInner {
+                req: Some(req_tx),
+                resp: Some(resp_rx),
+                done: false,
+                text: String::new(),
+                stats: None,
+            }),
             cancel,
         }))
     }
@@ -389,17 +395,16 @@ enum Outcome {
 
 impl Worker {
     fn run(self, mut session: Counted, req: Receiver<()>, resp: Sender<Msg>) {
-        let (outcome, last) = catch_unwind(AssertUnwindSafe(|| {
-            answer(&self.ctx, &mut session.0, &self.opts, &self.cancel, &req, &resp)
-        }))
-        .unwrap_or_else(|panic| {
-            let details = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            (Outcome::Panicked, Some(Msg::Failed(SmolVlmError::internal("Rust panic while generating", details))))
-        });
+        let (outcome, last) =
+            catch_unwind(AssertUnwindSafe(|| answer(&self.ctx, &mut session.0, &self.opts, &self.cancel, &req, &resp)))
+                .unwrap_or_else(|panic| {
+                    let details = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown panic".into());
+                    (Outcome::Panicked, Some(Msg::Failed(SmolVlmError::internal("Rust panic while generating", details))))
+                });
         // Hand the session back before the host hears that the answer ended, so that its next
         // `ask` finds the session idle.
         let mut st = lock(&self.state);

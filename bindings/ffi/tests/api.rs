@@ -298,7 +298,10 @@ fn load_options_and_progress() {
     let stream = s.ask("What?".into(), vec![img], None).unwrap();
     collect(&stream).unwrap();
     assert_eq!(stream.stats().unwrap().vision_tiles, 1, "no splitting: one tile");
-    assert!(matches!(load_with(LoadOptions { threads: Some(0), ..Default::default() }), Err(SmolVlmError::InvalidArgument { .. })));
+    assert!(matches!(
+        load_with(LoadOptions { threads: Some(0), ..Default::default() }),
+        Err(SmolVlmError::InvalidArgument { .. })
+    ));
 }
 
 #[test]
@@ -369,8 +372,9 @@ fn gguf_pair_and_text_only_gguf() {
     let gguf = |name: &str| fixtures().join("gguf").join(name).to_string_lossy().into_owned();
     let mmproj = Some(gguf("mmproj-tiny-smolvlm2-f16.gguf"));
     let rec = Arc::new(Rec(Mutex::new(Vec::new())));
-    let pair = SmolVlm::load(gguf("tiny-smolvlm2-f16.gguf"), Some(LoadOptions { mmproj, ..Default::default() }), Some(rec.clone()))
-        .unwrap();
+    let pair =
+        SmolVlm::load(gguf("tiny-smolvlm2-f16.gguf"), Some(LoadOptions { mmproj, ..Default::default() }), Some(rec.clone()))
+            .unwrap();
     assert!(pair.info().has_vision);
     assert_eq!(rec.0.lock().unwrap().last().cloned(), Some((LoadStage::Ready, 1.0)));
     let s = pair.new_session(None, greedy(4)).unwrap();

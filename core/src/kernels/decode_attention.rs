@@ -173,7 +173,9 @@ mod simd {
     fn fast() -> bool {
         use std::sync::OnceLock;
         static FAST: OnceLock<bool> = OnceLock::new();
-        *FAST.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c"))
+        *FAST.get_or_init(|| {
+            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+        })
     }
 
     /// `p[r·len + t] = q_r · k_t` for each query row `r` of `q` and key row `t` of `k`; the
@@ -206,7 +208,10 @@ mod simd {
             let kt = k.as_ptr().add(t * hd);
             // keys for the next rows' scores into L1, values for `weighted_sum` into L2 (a
             // prefetch never faults, so rows past the span are harmless)
-            let (ka, va) = ((kt as *const i8).wrapping_add(super::PREFETCH_ROWS * bytes), (v.as_ptr().add(t * hd) as *const i8).wrapping_add(super::PREFETCH_ROWS * bytes));
+            let (ka, va) = (
+                (kt as *const i8).wrapping_add(super::PREFETCH_ROWS * bytes),
+                (v.as_ptr().add(t * hd) as *const i8).wrapping_add(super::PREFETCH_ROWS * bytes),
+            );
             for l in (0..bytes).step_by(64) {
                 _mm_prefetch::<_MM_HINT_T0>(ka.wrapping_add(l));
                 _mm_prefetch::<_MM_HINT_T1>(va.wrapping_add(l));
@@ -282,7 +287,10 @@ mod simd {
         for t in 0..len {
             let kt = k.as_ptr().add(t * hd);
             // keys into L1, values into L2, as on x86 (`prfm` is a hint: it never faults)
-            let (ka, va) = ((kt as *const u8).wrapping_add(super::PREFETCH_ROWS * bytes), (v.as_ptr().add(t * hd) as *const u8).wrapping_add(super::PREFETCH_ROWS * bytes));
+            let (ka, va) = (
+                (kt as *const u8).wrapping_add(super::PREFETCH_ROWS * bytes),
+                (v.as_ptr().add(t * hd) as *const u8).wrapping_add(super::PREFETCH_ROWS * bytes),
+            );
             for l in (0..bytes).step_by(64) {
                 std::arch::asm!("prfm pldl1keep, [{0}]", "prfm pldl2keep, [{1}]", in(reg) ka.wrapping_add(l), in(reg) va.wrapping_add(l), options(nostack, readonly, preserves_flags));
             }
@@ -382,7 +390,9 @@ mod tests {
                 for j in 0..heads {
                     let base = j / n_rep * stride;
                     let s: Vec<f64> = (0..len)
-                        .map(|t| (0..hd).map(|i| q[j * hd + i] as f64 * keys[base + t * hd + i] as f64).sum::<f64>() * scale as f64)
+                        .map(|t| {
+                            (0..hd).map(|i| q[j * hd + i] as f64 * keys[base + t * hd + i] as f64).sum::<f64>() * scale as f64
+                        })
                         .collect();
                     let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                     let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();

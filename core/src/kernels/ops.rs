@@ -389,7 +389,8 @@ mod tests {
         for causal in [None, Some((t / 2, offset + t / 2))] {
             let got = attention(&q, &k, &v, 0.125, causal).unwrap();
             let want = attn_softmax(q.matmul(&k.t().unwrap()).unwrap(), 0.125, causal).unwrap().matmul(&v).unwrap();
-            let (got, want) = (got.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            let (got, want) =
+                (got.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want.flatten_all().unwrap().to_vec1::<f32>().unwrap());
             assert!(got == want, "{causal:?}");
         }
     }
@@ -420,7 +421,13 @@ mod tests {
         let mean = x.mean_keepdim(D::Minus1).unwrap();
         let xc = x.broadcast_sub(&mean).unwrap();
         let var = xc.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
-        let want = xc.broadcast_div(&(var + 1e-6).unwrap().sqrt().unwrap()).unwrap().broadcast_mul(&g).unwrap().broadcast_add(&b).unwrap();
+        let want = xc
+            .broadcast_div(&(var + 1e-6).unwrap().sqrt().unwrap())
+            .unwrap()
+            .broadcast_mul(&g)
+            .unwrap()
+            .broadcast_add(&b)
+            .unwrap();
         let d = (fused - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(d < 1e-5, "layer norm: {d}");
         // softmax with scale and causal mask against the unfused version.

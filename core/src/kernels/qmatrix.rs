@@ -5,10 +5,10 @@
 
 use super::qkernels::{self, QFormat, XRows, X};
 use super::qtiles::{self, TileKernels, TILE};
-use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
 use super::spin_pool::SpinPool;
 use super::weight_memory::{Memory, WeightBytes};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Below this many multiply-adds a product runs on the calling thread.
@@ -80,7 +80,8 @@ impl QMatrix {
                 // Every size in checked arithmetic: the dims may come from a hostile file, and
                 // a wrapped product would size the storage far below what is written into it.
                 let size = |a: usize, b: usize| {
-                    a.checked_mul(b).ok_or_else(|| candle_core::Error::Msg(format!("{format:?} tensor [{rows}, {cols}] is too large")))
+                    a.checked_mul(b)
+                        .ok_or_else(|| candle_core::Error::Msg(format!("{format:?} tensor [{rows}, {cols}] is too large")))
                 };
                 let row_bytes = size(cols / format.block_len(), format.block_bytes())?;
                 if src.len() != size(rows, row_bytes)? {
@@ -162,7 +163,11 @@ impl QMatrix {
 
     /// Rows computed together: a tile, or one row.
     fn unit(&self) -> usize {
-        if self.tile.is_some() { TILE } else { 1 }
+        if self.tile.is_some() {
+            TILE
+        } else {
+            1
+        }
     }
 
     /// Rows rounded up to whole units (the outputs a product computes).
@@ -310,7 +315,10 @@ impl QMatrix {
         let k = x.len();
         let Some(first) = mats.first() else { return Ok(Vec::new()) };
         if mats.iter().any(|q| q.cols != k) {
-            candle_core::bail!("matvec: a row of {k} against matrices of widths {:?}", mats.iter().map(|q| q.cols).collect::<Vec<_>>())
+            candle_core::bail!(
+                "matvec: a row of {k} against matrices of widths {:?}",
+                mats.iter().map(|q| q.cols).collect::<Vec<_>>()
+            )
         }
         if mats.iter().any(|q| q.precise != first.precise) {
             return mats.iter().map(|q| q.matmul(x, 1)).collect();
@@ -384,7 +392,10 @@ impl QMatrix {
         let mut out = vec![0f32; m * n];
         for r0 in (0..n).step_by(chunk) {
             let c = chunk.min(n - r0);
-            wbuf[..c * k].par_chunks_mut(k.max(1)).enumerate().for_each(|(i, o)| qkernels::dequantize_row(self.format, self.row(r0 + i), o));
+            wbuf[..c * k]
+                .par_chunks_mut(k.max(1))
+                .enumerate()
+                .for_each(|(i, o)| qkernels::dequantize_row(self.format, self.row(r0 + i), o));
             let w = Tensor::from_slice(&wbuf[..c * k], (c, k), &Device::Cpu)?;
             let y: Vec<f32> = xt.matmul(&w.t()?)?.flatten_all()?.to_vec1()?;
             for (t, yr) in y.chunks_exact(c).enumerate() {
@@ -490,7 +501,14 @@ mod tests {
     #[test]
     fn matmul_matches_f32_product_with_dequantized_weights() {
         let dev = Device::Cpu;
-        for (dtype, k) in [(GgmlDType::Q8_0, 96), (GgmlDType::Q4K, 512), (GgmlDType::Q4_1, 64), (GgmlDType::Q4_1, 576), (GgmlDType::Q8_0, 576), (GgmlDType::Q5_0, 64)] {
+        for (dtype, k) in [
+            (GgmlDType::Q8_0, 96),
+            (GgmlDType::Q4K, 512),
+            (GgmlDType::Q4_1, 64),
+            (GgmlDType::Q4_1, 576),
+            (GgmlDType::Q8_0, 576),
+            (GgmlDType::Q5_0, 64),
+        ] {
             let w = Tensor::randn(0f32, 0.1, (300, k), &dev).unwrap();
             let q = QMatrix::from_qtensor(&QTensor::quantize(&w, dtype).unwrap(), Memory::Packed).unwrap();
             let wd = q.dequantize().unwrap();
@@ -498,7 +516,8 @@ mod tests {
                 let mut xv: Vec<f32> = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
                 xv.iter_mut().step_by(37).for_each(|v| *v *= 300.0);
                 let x = Tensor::from_vec(xv, (m, k), &dev).unwrap();
-                let got = Tensor::from_vec(q.matmul(&x.flatten_all().unwrap().to_vec1().unwrap(), m).unwrap(), (m, 300), &dev).unwrap();
+                let got =
+                    Tensor::from_vec(q.matmul(&x.flatten_all().unwrap().to_vec1().unwrap(), m).unwrap(), (m, 300), &dev).unwrap();
                 let want = x.matmul(&wd.t().unwrap()).unwrap();
                 let scale = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
                 let d = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
@@ -537,7 +556,9 @@ mod tests {
     fn pair_products_equal_separate_ones() {
         let dev = Device::Cpu;
         let combine = |a: &mut [f32], b: &[f32]| a.iter_mut().zip(b).for_each(|(a, b)| *a = *a * 0.5 - b);
-        for (dtype, rows, k) in [(GgmlDType::Q4_1, 300, 64), (GgmlDType::Q4_1, 1536, 576), (GgmlDType::Q8_0, 1536, 576), (GgmlDType::Q4K, 40, 256)] {
+        for (dtype, rows, k) in
+            [(GgmlDType::Q4_1, 300, 64), (GgmlDType::Q4_1, 1536, 576), (GgmlDType::Q8_0, 1536, 576), (GgmlDType::Q4K, 40, 256)]
+        {
             let m = |seed: f32| {
                 let w = (Tensor::randn(0f32, 0.1, (rows, k), &dev).unwrap() + seed as f64).unwrap();
                 QMatrix::from_qtensor(&QTensor::quantize(&w, dtype).unwrap(), Memory::Own).unwrap()

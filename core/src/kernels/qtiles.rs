@@ -30,12 +30,20 @@ pub(crate) struct TileKernels {
 
 /// Quant bytes per row and block.
 fn quant_bytes(format: QFormat) -> usize {
-    if format == QFormat::Q8_0 { 32 } else { 16 }
+    if format == QFormat::Q8_0 {
+        32
+    } else {
+        16
+    }
 }
 
 /// Offset of the quants within a tile-block.
 fn quant_offset(format: QFormat) -> usize {
-    if format == QFormat::Q4_1 { 4 * TILE } else { 2 * TILE }
+    if format == QFormat::Q4_1 {
+        4 * TILE
+    } else {
+        2 * TILE
+    }
 }
 
 /// For the kernels' format index `f` (0 Q8_0, 1 Q4_0, 2 Q4_1), a tile of `tile_len` bytes and
@@ -142,10 +150,8 @@ mod x86 {
     // Safe entry points: `kernel` hands them out only when the CPU has the features.
     macro_rules! kernels {
         ($name:ident, $f:literal) => {
-            pub(super) static $name: TileKernels = TileKernels {
-                one: |t, x| unsafe { tile::<$f>(t, x) },
-                four: |t, x| unsafe { tile4::<$f>(t, x) },
-            };
+            pub(super) static $name: TileKernels =
+                TileKernels { one: |t, x| unsafe { tile::<$f>(t, x) }, four: |t, x| unsafe { tile4::<$f>(t, x) } };
         };
     }
     kernels!(Q8_0, 0);
@@ -179,7 +185,8 @@ mod x86 {
             let (mut a0, mut b0, mut a1, mut b1) = (z, z, z, z);
             if F == 0 {
                 for g in 0..4 {
-                    let (w0, w1) = (_mm512_loadu_si512(q.add(128 * g) as *const _), _mm512_loadu_si512(q.add(128 * g + 64) as *const _));
+                    let (w0, w1) =
+                        (_mm512_loadu_si512(q.add(128 * g) as *const _), _mm512_loadu_si512(q.add(128 * g + 64) as *const _));
                     a0 = _mm512_dpbusd_epi32(a0, w0, bcast(&xq[0], 8 * g));
                     b0 = _mm512_dpbusd_epi32(b0, w1, bcast(&xq[0], 8 * g + 4));
                     if x.two {
@@ -411,7 +418,9 @@ mod tests {
     #[test]
     fn tiles_hold_their_rows_and_kernels_match() {
         let dev = Device::Cpu;
-        for (format, dtype) in [(QFormat::Q8_0, GgmlDType::Q8_0), (QFormat::Q4_0, GgmlDType::Q4_0), (QFormat::Q4_1, GgmlDType::Q4_1)] {
+        for (format, dtype) in
+            [(QFormat::Q8_0, GgmlDType::Q8_0), (QFormat::Q4_0, GgmlDType::Q4_0), (QFormat::Q4_1, GgmlDType::Q4_1)]
+        {
             let (k, rows) = (96usize, 11usize);
             let w = Tensor::randn(0f32, 0.05, (rows, k), &dev).unwrap();
             let data = QTensor::quantize(&w, dtype).unwrap().data().unwrap().to_vec();
@@ -442,12 +451,20 @@ mod tests {
                 let four = (kernels.four)(&tile, [xr.row(0), xr.row(1), xr.row(2), xr.row(3)]);
                 for (r, four) in four.iter().enumerate() {
                     let row = xr.row(r);
-                    let xd: Vec<f64> = (0..k).map(|i| (row.q[i / 32][0][i % 32] as f64 + row.q[i / 32][1][i % 32] as f64 * LEVEL2 as f64) * row.d[i / 32] as f64).collect();
+                    let xd: Vec<f64> = (0..k)
+                        .map(|i| {
+                            (row.q[i / 32][0][i % 32] as f64 + row.q[i / 32][1][i % 32] as f64 * LEVEL2 as f64)
+                                * row.d[i / 32] as f64
+                        })
+                        .collect();
                     let one = (kernels.one)(&tile, row);
                     for j in 0..TILE {
                         let want: f64 = whole[j * k..(j + 1) * k].iter().zip(&xd).map(|(a, b)| *a as f64 * b).sum();
                         for (what, got) in [("one", one[j]), ("four", four[j])] {
-                            assert!((got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{format:?} {what} two={two} x{r} row {j}: {got} vs {want}");
+                            assert!(
+                                (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                                "{format:?} {what} two={two} x{r} row {j}: {got} vs {want}"
+                            );
                         }
                     }
                 }
@@ -461,9 +478,12 @@ mod tests {
     fn tile_kernels_never_read_past_a_short_row() {
         let dev = Device::Cpu;
         let k = 96;
-        for (format, dtype) in [(QFormat::Q8_0, GgmlDType::Q8_0), (QFormat::Q4_0, GgmlDType::Q4_0), (QFormat::Q4_1, GgmlDType::Q4_1)] {
+        for (format, dtype) in
+            [(QFormat::Q8_0, GgmlDType::Q8_0), (QFormat::Q4_0, GgmlDType::Q4_0), (QFormat::Q4_1, GgmlDType::Q4_1)]
+        {
             let Some(kernels) = kernel(format) else { continue };
-            let data = QTensor::quantize(&Tensor::randn(0f32, 0.05, (TILE, k), &dev).unwrap(), dtype).unwrap().data().unwrap().to_vec();
+            let data =
+                QTensor::quantize(&Tensor::randn(0f32, 0.05, (TILE, k), &dev).unwrap(), dtype).unwrap().data().unwrap().to_vec();
             let rb = k / 32 * format.block_bytes();
             let mut tile = vec![0u8; TILE * rb];
             tile_rows(format, &data, rb, &mut tile);

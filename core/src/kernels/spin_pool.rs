@@ -213,7 +213,9 @@ mod tests {
         assert_eq!(sum.load(Ordering::Relaxed), 6);
         // for_each: every item exactly once
         let mut out = vec![0usize; 1000];
-        pool.for_each(out.chunks_mut(7).enumerate().collect(), &|(c, o): (usize, &mut [usize])| o.iter_mut().for_each(|v| *v += c + 1));
+        pool.for_each(out.chunks_mut(7).enumerate().collect(), &|(c, o): (usize, &mut [usize])| {
+            o.iter_mut().for_each(|v| *v += c + 1)
+        });
         assert!(out.iter().enumerate().all(|(i, v)| *v == i / 7 + 1));
     }
 

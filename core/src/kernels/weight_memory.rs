@@ -146,7 +146,8 @@ mod tests {
             Repr::Packed { chunk, .. } => chunk.ptr.as_ptr() as usize,
             Repr::Own(_) => unreachable!("packed"),
         };
-        let parts: Vec<WeightBytes> = (0..40).map(|i| WeightBytes::new(1 << 20, Memory::Packed, |b| b.fill(i as u8)).unwrap()).collect();
+        let parts: Vec<WeightBytes> =
+            (0..40).map(|i| WeightBytes::new(1 << 20, Memory::Packed, |b| b.fill(i as u8)).unwrap()).collect();
         let big = WeightBytes::new(CHUNK + 5, Memory::Packed, |b| b[CHUNK + 4] = 7).unwrap();
         for (i, p) in parts.iter().enumerate() {
             assert_eq!(p.len(), 1 << 20);

@@ -80,11 +80,25 @@ impl CustomOp3 for RowAttention {
                 unsafe {
                     // scores transposed, st[j, r] = Σ_c k[j, c]·q[r, c]: a column per query
                     gemm::gemm(
-                        s as usize, s as usize, hd,
-                        st.as_mut_ptr(), 1, s, false,
-                        k.as_ptr().add(ka), 1, kr,
-                        q.as_ptr().add(qa), qr, 1,
-                        0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                        s as usize,
+                        s as usize,
+                        hd,
+                        st.as_mut_ptr(),
+                        1,
+                        s,
+                        false,
+                        k.as_ptr().add(ka),
+                        1,
+                        kr,
+                        q.as_ptr().add(qa),
+                        qr,
+                        1,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
                     );
                 }
                 let inv = exp_columns(st, s as usize, self.scale);
@@ -92,11 +106,25 @@ impl CustomOp3 for RowAttention {
                 // (gemm packs no copy of it), then each row divided by its softmax sum
                 unsafe {
                     gemm::gemm(
-                        s as usize, hd, s as usize,
-                        { o }.0.add(at), 1, d, false,
-                        st.as_ptr(), s, 1,
-                        v.as_ptr().add(va), 1, vr,
-                        0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                        s as usize,
+                        hd,
+                        s as usize,
+                        { o }.0.add(at),
+                        1,
+                        d,
+                        false,
+                        st.as_ptr(),
+                        s,
+                        1,
+                        v.as_ptr().add(va),
+                        1,
+                        vr,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
                     );
                     for (r, inv) in inv.iter().enumerate() {
                         std::slice::from_raw_parts_mut({ o }.0.add(at + r * d as usize), hd).iter_mut().for_each(|v| *v *= inv);
@@ -152,7 +180,16 @@ mod tests {
         let (q, k, v) = (t(1, 0.0), t(2, 0.5), t(3, -0.5));
         let got = attention_rows(&q, &k, &v, heads, 0.25).unwrap();
         let got_copy = got.copy().unwrap();
-        let split = |x: &Tensor| x.reshape((b, s, heads, hd)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap().reshape((b * heads, s, hd)).unwrap();
+        let split = |x: &Tensor| {
+            x.reshape((b, s, heads, hd))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .reshape((b * heads, s, hd))
+                .unwrap()
+        };
         let want = crate::kernels::ops::attention(&split(&q), &split(&k), &split(&v), 0.25, None).unwrap();
         let want = want.reshape((b, heads, s, hd)).unwrap().transpose(1, 2).unwrap().reshape((b, s, heads * hd)).unwrap();
         let d = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();

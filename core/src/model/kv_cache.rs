@@ -83,8 +83,11 @@ impl LayerKv {
         if need <= cap {
             return Ok(());
         }
-        let new_cap =
-            if need <= self.planned { self.planned } else { need.max(cap * 2).max(256).next_multiple_of(64).min(self.limit).max(need) };
+        let new_cap = if need <= self.planned {
+            self.planned
+        } else {
+            need.max(cap * 2).max(256).next_multiple_of(64).min(self.limit).max(need)
+        };
         let grow = |old: &Option<Tensor>| -> candle_core::Result<Tensor> {
             let buf = Tensor::zeros((kvh, new_cap, hd), self.dtype, dev)?;
             if let Some(old) = old {
@@ -133,7 +136,10 @@ impl LayerKv {
             candle_core::bail!("kv cache: host access needs contiguous buffers holding {len} positions")
         }
         let stride = kl.dims()[1] * kl.dims()[2];
-        let (kr, vr) = (kl.start_offset()..kl.start_offset() + kl.shape().elem_count(), vl.start_offset()..vl.start_offset() + vl.shape().elem_count());
+        let (kr, vr) = (
+            kl.start_offset()..kl.start_offset() + kl.shape().elem_count(),
+            vl.start_offset()..vl.start_offset() + vl.shape().elem_count(),
+        );
         match (kc, vc) {
             (CpuStorage::F32(kd), CpuStorage::F32(vd)) => Ok(f(HostKv::F32(&kd[kr], &vd[vr]), stride)),
             (CpuStorage::F16(kd), CpuStorage::F16(vd)) => Ok(f(HostKv::F16(&kd[kr], &vd[vr]), stride)),

@@ -145,7 +145,11 @@ impl Linear {
         let weight = match (dense, quant) {
             (Some(ws), _) if ws.iter().all(|w| w.dtype() == ws[0].dtype()) => {
                 let w = Tensor::cat(&ws, 0)?;
-                if w.dtype() == DType::F16 { Weight::F16(w) } else { Weight::F32(w) }
+                if w.dtype() == DType::F16 {
+                    Weight::F16(w)
+                } else {
+                    Weight::F32(w)
+                }
             }
             (_, Some(qs)) => match QMatrix::concat(&qs) {
                 Some(q) => Weight::Quant(Arc::new(q)),
@@ -279,7 +283,11 @@ impl Embedding {
             Embedding::Dense(t) => {
                 let idx = Tensor::from_slice(ids, ids.len(), &Device::Cpu)?;
                 let rows = t.index_select(&idx.to_device(t.device())?, 0)?;
-                if rows.dtype() == DType::F32 { Ok(rows) } else { rows.to_dtype(DType::F32) }
+                if rows.dtype() == DType::F32 {
+                    Ok(rows)
+                } else {
+                    rows.to_dtype(DType::F32)
+                }
             }
             Embedding::Quant(q) => q.rows_f32(ids),
         }
@@ -301,7 +309,9 @@ mod tests {
         let b = Tensor::randn(0f32, 0.5, 96, &dev).unwrap();
         for rows in [1usize, 7] {
             let x = Tensor::randn(0f32, 1.0, (rows, 512), &dev).unwrap();
-            for target in [Target::F16, Target::Quant(GgmlDType::Q8_0, Memory::Own), Target::Quant(GgmlDType::Q4K, Memory::Packed)] {
+            for target in
+                [Target::F16, Target::Quant(GgmlDType::Q8_0, Memory::Own), Target::Quant(GgmlDType::Q4K, Memory::Packed)]
+            {
                 let lin = Linear::with_format(w.clone(), Some(b.clone()), target).unwrap();
                 let wd = match &lin.weight {
                     Weight::F16(t) => t.to_dtype(DType::F32).unwrap(),

@@ -112,8 +112,7 @@ impl SmolVlmModel {
         let files = SafetensorsFiles::open(paths).map_err(|(path, e)| Error::file(path, e))?;
         let format = format.resolve(cfg.parameter_count());
         let loader = Loader::new(Source::Files(&files, device.clone()), format);
-        Self::build(cfg, loader, DType::F32, device.clone(), format, on_step)
-            .map_err(|(_, e)| Error::file(tensors_file, e))
+        Self::build(cfg, loader, DType::F32, device.clone(), format, on_step).map_err(|(_, e)| Error::file(tensors_file, e))
     }
 
     /// Builds the model from llama.cpp GGUF files (see [`crate::gguf`]); `cfg` is
@@ -133,15 +132,13 @@ impl SmolVlmModel {
     ) -> Result<Self> {
         let format = format.resolve(cfg.parameter_count());
         let loader = Loader::new(Source::Gguf(gguf), format);
-        Self::build(cfg, loader, DType::F32, Device::Cpu, format, on_step).map_err(
-            |(vision, e)| {
-                let path = match (vision, gguf.mmproj_file()) {
-                    (true, Some(m)) => m.path(),
-                    _ => gguf.text_file().path(),
-                };
-                Error::file(path, e)
-            },
-        )
+        Self::build(cfg, loader, DType::F32, Device::Cpu, format, on_step).map_err(|(vision, e)| {
+            let path = match (vision, gguf.mmproj_file()) {
+                (true, Some(m)) => m.path(),
+                _ => gguf.text_file().path(),
+            };
+            Error::file(path, e)
+        })
     }
 
     /// Builds the parts; an error says whether it came from the vision half. The steps are the
@@ -211,11 +208,7 @@ impl SmolVlmModel {
         let dims = pixel_values.dims();
         match dims {
             [n, 3, h, w] if *n > 0 && *h == m && *w == m => {}
-            _ => {
-                return Err(Error::InvalidArgument(format!(
-                    "pixel_values must have shape [n>0, 3, {m}, {m}], got {dims:?}"
-                )))
-            }
+            _ => return Err(Error::InvalidArgument(format!("pixel_values must have shape [n>0, 3, {m}, {m}], got {dims:?}"))),
         }
         let px = pixel_values.to_device(&self.device)?.to_dtype(self.dtype)?;
         let hidden = vision.forward(&px)?;
@@ -260,20 +253,14 @@ impl SmolVlmModel {
                 let f = match f.dims() {
                     [_, d] if *d == hidden => f.clone(),
                     [a, b, d] if *d == hidden => f.reshape((a * b, hidden))?,
-                    dims => {
-                        return Err(Error::InvalidArgument(format!(
-                            "image features must be [k, {hidden}], got {dims:?}"
-                        )))
-                    }
+                    dims => return Err(Error::InvalidArgument(format!("image features must be [k, {hidden}], got {dims:?}"))),
                 };
                 Some(f)
             }
         };
         let n_feat = feats.as_ref().map_or(0, |f| f.dims()[0]);
         if n_feat != n_img {
-            return Err(Error::InvalidArgument(format!(
-                "{n_img} image tokens in the input but {n_feat} image feature rows"
-            )));
+            return Err(Error::InvalidArgument(format!("{n_img} image tokens in the input but {n_feat} image feature rows")));
         }
         let text_emb = self.text.embed(input_ids)?;
         let x = match feats {

@@ -68,8 +68,7 @@ impl SafetensorsFiles {
 
     /// The entry of `name`, checked to have `shape`.
     fn entry(&self, name: &str, shape: &Shape) -> Result<(&StFile, &TensorInfo)> {
-        let (index, info) =
-            self.tensors.get(name).ok_or_else(|| Error::CannotFindTensor { path: name.to_string() })?;
+        let (index, info) = self.tensors.get(name).ok_or_else(|| Error::CannotFindTensor { path: name.to_string() })?;
         if info.shape.as_slice() != shape.dims() {
             return Err(Error::UnexpectedShape {
                 msg: format!("shape mismatch for {name}"),
@@ -156,8 +155,7 @@ fn open_file(path: &Path) -> Result<(StFile, Metadata)> {
     let mut header = vec![0u8; n as usize];
     file.read_exact(&mut header)?;
     let text = std::str::from_utf8(&header).map_err(|e| st(SafeTensorError::InvalidHeader(e)))?;
-    let metadata: Metadata =
-        serde_json::from_str(text).map_err(|e| st(SafeTensorError::InvalidHeaderDeserialization(e)))?;
+    let metadata: Metadata = serde_json::from_str(text).map_err(|e| st(SafeTensorError::InvalidHeaderDeserialization(e)))?;
     if metadata.data_len() as u64 + 8 + n != file_len {
         return Err(st(SafeTensorError::MetadataIncompleteBuffer));
     }

@@ -143,8 +143,7 @@ impl Attention {
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
         let n_rep = h / kvh;
         // [t, heads·hd] -> [1, heads, t, hd]
-        let heads_first =
-            |y: Tensor, n: usize| -> Result<Tensor> { y.reshape((1, t, n, hd))?.transpose(1, 2)?.contiguous() };
+        let heads_first = |y: Tensor, n: usize| -> Result<Tensor> { y.reshape((1, t, n, hd))?.transpose(1, 2)?.contiguous() };
         let q = heads_first(self.q.forward(x)?, h)?;
         let k = heads_first(self.k.forward(x)?, kvh)?;
         let v = heads_first(self.v.forward(x)?, kvh)?;

@@ -42,11 +42,8 @@ impl Embeddings {
         // "valid" convolution: pixels beyond N·P on either axis are never read.
         let px = pixels.narrow(2, 0, n * p)?.narrow(3, 0, n * p)?;
         // [b, c, N(h), P(ky), N(w), P(kx)] -> [b, N(h), N(w), c, P(ky), P(kx)]
-        let patches = px
-            .reshape((b, c, n, p, n, p))?
-            .permute((0, 2, 4, 1, 3, 5))?
-            .contiguous()?
-            .reshape((b * n * n, c * p * p))?;
+        let patches =
+            px.reshape((b, c, n, p, n, p))?.permute((0, 2, 4, 1, 3, 5))?.contiguous()?.reshape((b * n * n, c * p * p))?;
         let x = patches.matmul(&self.patch_weight.t()?)?.broadcast_add(&self.patch_bias)?;
         x.reshape((b, n * n, ()))?.broadcast_add(&self.position)
     }
@@ -111,18 +108,13 @@ impl Attention {
         let d = cfg.hidden_size;
         let heads = cfg.num_attention_heads;
         let head_dim = d / heads;
-        let (q, k, v) = (vb.pp("q_proj").linear(d, d, true)?, vb.pp("k_proj").linear(d, d, true)?, vb.pp("v_proj").linear(d, d, true)?);
+        let (q, k, v) =
+            (vb.pp("q_proj").linear(d, d, true)?, vb.pp("k_proj").linear(d, d, true)?, vb.pp("v_proj").linear(d, d, true)?);
         let qkv = match Linear::concat(&[&q, &k, &v])? {
             Some(fused) => Qkv::Fused(fused),
             None => Qkv::Split(q, k, v),
         };
-        Ok(Self {
-            qkv,
-            out: vb.pp("out_proj").linear(d, d, true)?,
-            heads,
-            head_dim,
-            scale: (head_dim as f64).powf(-0.5),
-        })
+        Ok(Self { qkv, out: vb.pp("out_proj").linear(d, d, true)?, heads, head_dim, scale: (head_dim as f64).powf(-0.5) })
     }
 
     /// `residual + attention(x)`.
@@ -194,7 +186,6 @@ fn layer_norm(d: usize, eps: f64, vb: Loader) -> Result<LayerNorm> {
     Ok(LayerNorm { weight, bias, eps, host })
 }
 
-
 struct Mlp {
     fc1: Linear,
     fc2: Linear,
@@ -221,10 +212,7 @@ impl EncoderLayer {
             ln1: layer_norm(d, cfg.layer_norm_eps, vb.pp("layer_norm1"))?,
             attn: Attention::new(cfg, vb.pp("self_attn"))?,
             ln2: layer_norm(d, cfg.layer_norm_eps, vb.pp("layer_norm2"))?,
-            mlp: Mlp {
-                fc1: vb.pp("mlp.fc1").linear(d, i, true)?,
-                fc2: vb.pp("mlp.fc2").linear(i, d, true)?,
-            },
+            mlp: Mlp { fc1: vb.pp("mlp.fc1").linear(d, i, true)?, fc2: vb.pp("mlp.fc2").linear(i, d, true)? },
         })
     }
 
@@ -275,18 +263,12 @@ mod tests {
         let cases: &[(usize, &[u32])] = &[
             (19, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 11, 13, 14, 15, 16, 17, 18]),
             (25, &[0, 1, 2, 3, 4, 4, 6, 7, 8, 8, 9, 10, 11, 12, 14, 14, 16, 17, 17, 19, 19, 21, 22, 22, 24]),
-            (
-                29,
-                &[
-                    0, 1, 2, 2, 4, 5, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 23, 25, 26,
-                    27, 28,
-                ],
-            ),
+            (29, &[0, 1, 2, 2, 4, 5, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 23, 25, 26, 27, 28]),
             (
                 31,
                 &[
-                    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 16, 18, 19, 20, 20, 22, 23, 24, 24, 26,
-                    27, 28, 28, 30,
+                    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 16, 18, 19, 20, 20, 22, 23, 24, 24, 26, 27, 28, 28,
+                    30,
                 ],
             ),
         ];

@@ -108,7 +108,11 @@ impl<'a> Loader<'a> {
     }
 
     fn full(&self, name: &str) -> String {
-        if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) }
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
     }
 
     /// Whether the tensor `name` exists (under the prefix).
@@ -159,9 +163,7 @@ impl<'a> Loader<'a> {
                     candle_core::bail!("{full} has shape {:?}, expected [{out_dim}, {in_dim}]", q.shape().dims())
                 }
                 match q.dtype() {
-                    GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
-                        Ok(MatrixData::Dense(q.dequantize(&Device::Cpu)?))
-                    }
+                    GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => Ok(MatrixData::Dense(q.dequantize(&Device::Cpu)?)),
                     _ => Ok(MatrixData::Quant(Arc::new(QMatrix::from_qtensor(&q, self.memory()).map_err(|e| named(&full, e))?))),
                 }
             }
@@ -214,7 +216,11 @@ impl<'a> Loader<'a> {
     /// packed for huge pages, the vision encoder's on their own (read by batched products; the
     /// fused Q/K/V copies free theirs).
     fn memory(&self) -> Memory {
-        if self.is_vision() { Memory::Own } else { Memory::Packed }
+        if self.is_vision() {
+            Memory::Own
+        } else {
+            Memory::Packed
+        }
     }
 
     fn dense_target(&self, in_dim: usize, embedding_or_head: bool) -> Target {

@@ -271,7 +271,9 @@ impl Matrix {
     fn new(range: YuvRange) -> Self {
         let f = |x: f64| (x * 65536.0).round() as i32;
         match range {
-            YuvRange::Full => Matrix { y_off: 0, y_mul: f(1.0), r_cr: f(1.402), g_cb: f(0.344136), g_cr: f(0.714136), b_cb: f(1.772) },
+            YuvRange::Full => {
+                Matrix { y_off: 0, y_mul: f(1.0), r_cr: f(1.402), g_cb: f(0.344136), g_cr: f(0.714136), b_cb: f(1.772) }
+            }
             YuvRange::Limited => Matrix {
                 y_off: 16,
                 y_mul: f(255.0 / 219.0),
@@ -461,7 +463,9 @@ mod tests {
     }
 
     fn close(a: &RgbImage, b: &RgbImage, tol: i32) -> bool {
-        a.width == b.width && a.height == b.height && a.data.iter().zip(&b.data).all(|(x, y)| (*x as i32 - *y as i32).abs() <= tol)
+        a.width == b.width
+            && a.height == b.height
+            && a.data.iter().zip(&b.data).all(|(x, y)| (*x as i32 - *y as i32).abs() <= tol)
     }
 
     #[test]
@@ -507,7 +511,8 @@ mod tests {
                 vb[((y / 2) * 3 + x / 2) as usize] = cr;
             }
         }
-        let f = Frame::Yuv420 { y: Plane::new(&yb, 5, 1), u: Plane::new(&ub, 3, 1), v: Plane::new(&vb, 3, 1), range: YuvRange::Full };
+        let f =
+            Frame::Yuv420 { y: Plane::new(&yb, 5, 1), u: Plane::new(&ub, 3, 1), v: Plane::new(&vb, 3, 1), range: YuvRange::Full };
         let out = frame_to_rgb(&f, 5, 3, Rotation::R270).unwrap();
         assert!(close(&out, &rotate(src, Rotation::R270), 2));
     }

@@ -62,10 +62,7 @@ impl RgbImage {
         }
         let want = width as u64 * height as u64 * 3;
         if data.len() as u64 != want {
-            return Err(Error::InvalidImage(format!(
-                "{width}x{height} RGB image needs {want} bytes, got {}",
-                data.len()
-            )));
+            return Err(Error::InvalidImage(format!("{width}x{height} RGB image needs {want} bytes, got {}", data.len())));
         }
         Ok(RgbImage { width, height, data })
     }
@@ -290,9 +287,7 @@ fn decode_png(bytes: &[u8]) -> Result<Decoded> {
     };
     let stride = out.line_size;
     let trns = info.trns.as_deref();
-    let be16 = |b: &[u8], i: usize| -> Option<u16> {
-        Some(u16::from_be_bytes([*b.get(2 * i)?, *b.get(2 * i + 1)?]))
-    };
+    let be16 = |b: &[u8], i: usize| -> Option<u16> { Some(u16::from_be_bytes([*b.get(2 * i)?, *b.get(2 * i + 1)?])) };
     let mut rgb = vec![0u8; w * h * 3];
     let mut key = None;
     let rows = buf.chunks(stride).take(h);
@@ -301,7 +296,13 @@ fn decode_png(bytes: &[u8]) -> Result<Decoded> {
             // Pillow modes: "1" (1 bit), "L" (2/4/8 bits, scaled up), "I;16" (16 bits).
             let map = |v: u16| -> u8 {
                 match bits {
-                    1 => if v != 0 { 255 } else { 0 },
+                    1 => {
+                        if v != 0 {
+                            255
+                        } else {
+                            0
+                        }
+                    }
                     2 => (v * 85) as u8,
                     4 => (v * 17) as u8,
                     8 => v as u8,
@@ -343,9 +344,7 @@ fn decode_png(bytes: &[u8]) -> Result<Decoded> {
         }
         ColorType::Indexed => {
             let pal = info.palette.as_deref().ok_or_else(|| bad("PNG: palette image without PLTE"))?;
-            let color = |i: usize| -> [u8; 3] {
-                pal.get(3 * i..3 * i + 3).map(|c| [c[0], c[1], c[2]]).unwrap_or([0, 0, 0])
-            };
+            let color = |i: usize| -> [u8; 3] { pal.get(3 * i..3 * i + 3).map(|c| [c[0], c[1], c[2]]).unwrap_or([0, 0, 0]) };
             for (row, o) in rows.zip(rgb.chunks_exact_mut(w * 3)) {
                 for (x, p) in o.chunks_exact_mut(3).enumerate() {
                     p.copy_from_slice(&color(sample(row, x, bits) as usize));
@@ -396,10 +395,7 @@ fn decode_png(bytes: &[u8]) -> Result<Decoded> {
             .find(|t| t.keyword == "Raw profile type exif")
             .map(|t| t.text.clone())
             .or_else(|| {
-                info.compressed_latin1_text
-                    .iter()
-                    .find(|t| t.keyword == "Raw profile type exif")
-                    .and_then(|t| t.get_text().ok())
+                info.compressed_latin1_text.iter().find(|t| t.keyword == "Raw profile type exif").and_then(|t| t.get_text().ok())
             });
         if let Some(s) = raw {
             let hex: String = s.split('\n').skip(3).collect();
@@ -414,9 +410,7 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if s.len() & 1 == 1 {
         return None;
     }
-    s.chunks(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
-        .collect()
+    s.chunks(2).map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok()).collect()
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -425,26 +419,19 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
 /// Pillow `GifImageFile._is_palette_needed`: a palette that is the identity grey ramp is dropped
 /// (the image is then mode "L" with the raw index as grey value).
 fn gif_palette_needed(p: &[u8]) -> bool {
-    p.chunks(3)
-        .enumerate()
-        .any(|(i, c)| c.len() < 3 || c.iter().any(|&v| v as usize != i))
+    p.chunks(3).enumerate().any(|(i, c)| c.len() < 3 || c.iter().any(|&v| v as usize != i))
 }
 
 fn decode_gif(bytes: &[u8]) -> Result<Decoded> {
     let mut opts = gif::DecodeOptions::new();
     opts.set_color_output(gif::ColorOutput::Indexed);
-    opts.set_memory_limit(gif::MemoryLimit::Bytes(
-        std::num::NonZeroU64::new(MAX_DECODER_BYTES).expect("non-zero"),
-    ));
+    opts.set_memory_limit(gif::MemoryLimit::Bytes(std::num::NonZeroU64::new(MAX_DECODER_BYTES).expect("non-zero")));
     let mut dec = opts.read_info(Cursor::new(bytes)).map_err(|e| bad(format!("GIF: {e}")))?;
     let (sw, sh) = (dec.width() as u32, dec.height() as u32);
     let global = dec.global_palette().map(<[u8]>::to_vec);
     // Check the frame geometry before its pixels are decoded.
     let (left, top, fw, fh) = {
-        let f = dec
-            .next_frame_info()
-            .map_err(|e| bad(format!("GIF: {e}")))?
-            .ok_or_else(|| bad("GIF: no image"))?;
+        let f = dec.next_frame_info().map_err(|e| bad(format!("GIF: {e}")))?.ok_or_else(|| bad("GIF: no image"))?;
         (f.left as u32, f.top as u32, f.width as u32, f.height as u32)
     };
     // Pillow grows the canvas to hold the first frame.
@@ -453,12 +440,7 @@ fn decode_gif(bytes: &[u8]) -> Result<Decoded> {
     let mut idx = vec![0u8; dec.buffer_size()];
     dec.read_into_buffer(&mut idx).map_err(|e| bad(format!("GIF: {e}")))?;
     let frame = dec.current_frame_info().ok_or_else(|| bad("GIF: no image"))?;
-    let palette = frame
-        .palette
-        .as_deref()
-        .map(<[u8]>::to_vec)
-        .or(global)
-        .filter(|p| gif_palette_needed(p));
+    let palette = frame.palette.as_deref().map(<[u8]>::to_vec).or(global).filter(|p| gif_palette_needed(p));
     let color = |i: u8| -> [u8; 3] {
         match &palette {
             Some(p) => p.get(3 * i as usize..3 * i as usize + 3).map(|c| [c[0], c[1], c[2]]).unwrap_or([0; 3]),
@@ -575,10 +557,7 @@ fn decode_generic(bytes: &[u8], format: image::ImageFormat) -> Result<Decoded> {
     let mut dec = reader.into_decoder().map_err(|e| bad(format!("{format:?}: {e}")))?;
     let (width, height) = dec.dimensions();
     check_dims(width, height)?;
-    let meta = Meta {
-        exif: dec.exif_metadata().ok().flatten(),
-        xmp: dec.xmp_metadata().ok().flatten(),
-    };
+    let meta = Meta { exif: dec.exif_metadata().ok().flatten(), xmp: dec.xmp_metadata().ok().flatten() };
     let img = image::DynamicImage::from_decoder(dec).map_err(|e| bad(format!("{format:?}: {e}")))?;
     use image::DynamicImage as D;
     let rgb = match img {

@@ -105,11 +105,8 @@ pub fn image_grid(width: u32, height: u32, cfg: &PreprocessorConfig) -> (usize, 
     if !cfg.do_image_splitting || width == 0 || height == 0 || cfg.max_image_size == 0 {
         return (0, 0);
     }
-    let (w, h) = if cfg.do_resize && cfg.longest_edge > 0 {
-        longest_edge_size(width, height, cfg.longest_edge)
-    } else {
-        (width, height)
-    };
+    let (w, h) =
+        if cfg.do_resize && cfg.longest_edge > 0 { longest_edge_size(width, height, cfg.longest_edge) } else { (width, height) };
     let (bw, bh) = tile_multiple_size(w, h, cfg.max_image_size);
     tile_grid(bw, bh, cfg.max_image_size)
 }
@@ -260,12 +257,7 @@ impl Frames<'_> {
 /// configuration with a zero size.
 pub fn frames<'a>(img: &'a RgbImage, cfg: &PreprocessorConfig) -> Result<Frames<'a>> {
     if img.width == 0 || img.height == 0 || img.data.len() as u64 != img.width as u64 * img.height as u64 * 3 {
-        return Err(Error::InvalidImage(format!(
-            "{}x{} image with {} bytes of RGB data",
-            img.width,
-            img.height,
-            img.data.len()
-        )));
+        return Err(Error::InvalidImage(format!("{}x{} image with {} bytes of RGB data", img.width, img.height, img.data.len())));
     }
     if cfg.max_image_size == 0 || (cfg.do_resize && cfg.longest_edge == 0) {
         return Err(Error::InvalidArgument("image sizes in the preprocessor config must be positive".into()));

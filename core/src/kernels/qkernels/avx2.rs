@@ -160,7 +160,11 @@ unsafe fn level(x: &[[i8; 32]; 2], l: usize) -> __m256i {
 #[inline(always)]
 unsafe fn dot_u8x<I: Isa>(a: __m256i, x: &[[i8; 32]; 2], two: bool) -> __m256 {
     let s = I::dot_u8(a, level(x, 0));
-    if two { _mm256_fmadd_ps(I::dot_u8(a, level(x, 1)), _mm256_set1_ps(LEVEL2), s) } else { s }
+    if two {
+        _mm256_fmadd_ps(I::dot_u8(a, level(x, 1)), _mm256_set1_ps(LEVEL2), s)
+    } else {
+        s
+    }
 }
 
 /// 16 bytes of packed nibbles: low nibbles in bytes 0–15, high nibbles in bytes 16–31.
@@ -195,7 +199,11 @@ unsafe fn prepare<const F: u8>(q: *const u8) -> (__m256i, __m256i) {
 unsafe fn apply<I: Isa, const F: u8>(a: __m256i, w: __m256i, x: &[[i8; 32]; 2], two: bool) -> __m256 {
     let lv = |l| if F == 0 { _mm256_sign_epi8(level(x, l), w) } else { level(x, l) };
     let s = I::dot_u8(a, lv(0));
-    if two { _mm256_fmadd_ps(I::dot_u8(a, lv(1)), _mm256_set1_ps(LEVEL2), s) } else { s }
+    if two {
+        _mm256_fmadd_ps(I::dot_u8(a, lv(1)), _mm256_set1_ps(LEVEL2), s)
+    } else {
+        s
+    }
 }
 
 /// The grouped 32-element formats: `F` is 0 (Q8_0), 1 (Q4_0: `d·(q − 8)`) or 2 (Q4_1:

@@ -6,7 +6,13 @@ use std::arch::x86_64::*;
 
 /// Sixteen lanes: two vectors a block.
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(super) unsafe fn quantize_avx512<const TWO: bool>(x: &[f32], d: &mut [f32], s: &mut [f32], q: &mut [[[i8; 32]; 2]], nb: usize) {
+pub(super) unsafe fn quantize_avx512<const TWO: bool>(
+    x: &[f32],
+    d: &mut [f32],
+    s: &mut [f32],
+    q: &mut [[[i8; 32]; 2]],
+    nb: usize,
+) {
     let sign = _mm512_set1_epi32(i32::MIN);
     let (lo, hi, half, one) = (_mm512_set1_ps(-127.0), _mm512_set1_ps(127.0), _mm512_set1_ps(0.5), _mm512_set1_ps(1.0));
     // `super::round` on 16 lanes: integer part, plus one from a remainder of a half on
@@ -53,4 +59,10 @@ impl Isa for Vnni {
     }
 }
 
-kernel_set!(AVX512_VNNI, "avx512vnni", "avx2,fma,f16c,avx512f,avx512vl,avx512vnni", crate::kernels::qkernels::avx512::Vnni, avx512_vnni);
+kernel_set!(
+    AVX512_VNNI,
+    "avx512vnni",
+    "avx2,fma,f16c,avx512f,avx512vl,avx512vnni",
+    crate::kernels::qkernels::avx512::Vnni,
+    avx512_vnni
+);

@@ -151,7 +151,11 @@ impl Kernels {
 pub(crate) fn f16_to_f32(h: u16) -> f32 {
     let em = (h & 0x7fff) as u32;
     // exponent and mantissa moved into place, then rebiased by 2^112 (also right for subnormals)
-    let v = if em >= 0x7c00 { f32::from_bits((em << 13) | 0x7f80_0000) } else { f32::from_bits(em << 13) * f32::from_bits(0x7780_0000) };
+    let v = if em >= 0x7c00 {
+        f32::from_bits((em << 13) | 0x7f80_0000)
+    } else {
+        f32::from_bits(em << 13) * f32::from_bits(0x7780_0000)
+    };
     f32::from_bits(v.to_bits() | ((h as u32 & 0x8000) << 16))
 }
 

@@ -19,15 +19,15 @@
 //! sets share) and `avx512.rs`, `neon.rs`; what they all use is in `common.rs`. This file holds
 //! the activation rows, their quantization, and the choice of kernel set.
 
-mod common;
-/// Portable kernels: integer sums per (sub-)block, one f32 multiply-add each.
-mod portable;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod common;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+/// Portable kernels: integer sums per (sub-)block, one f32 multiply-add each.
+mod portable;
 
 pub(crate) use common::{dequantize_row, f16_to_f32, regroup_row, Kernels, QFormat, LEVEL2, X};
 
@@ -287,28 +287,40 @@ mod tests {
             let w = Tensor::randn(0f32, 0.05, (3, k), &dev).unwrap();
             let x: Vec<f32> = Tensor::randn(0f32, 1.0, k, &dev).unwrap().to_vec1().unwrap();
             for two in [false, true] {
-            let xr = XRows::quantize(&x, 1, k, two, false);
-            let xd: Vec<f32> = xr.q.iter().zip(&xr.d).flat_map(|(q, d)| (0..32).map(move |l| (q[0][l] as f32 + q[1][l] as f32 * LEVEL2) * d)).collect();
-            let q = QTensor::quantize(&w, ggml(format)).unwrap();
-            let data = q.data().unwrap();
-            let candle: Vec<f32> = q.dequantize(&dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-            let row_bytes = k / format.block_len() * format.block_bytes();
-            for r in 0..3 {
-                let mut row = vec![0u8; row_bytes];
-                regroup_row(format, &data[r * row_bytes..(r + 1) * row_bytes], &mut row);
-                let mut deq = vec![0f32; k];
-                dequantize_row(format, &row, &mut deq);
-                assert_eq!(deq, candle[r * k..(r + 1) * k], "{format:?} dequantization");
-                let want: f64 = deq.iter().zip(&xd).map(|(a, b)| *a as f64 * *b as f64).sum();
-                for set in &sets {
-                    if let Some(dot4) = set.dot4(format) {
-                        let got = dot4(&row, [xr.row(0); 4]);
-                        assert!(got.iter().all(|g| (*g as f64 - want).abs() < 1e-4 * (1.0 + want.abs())), "{} {format:?} x4: {got:?} vs {want}", set.name);
+                let xr = XRows::quantize(&x, 1, k, two, false);
+                let xd: Vec<f32> =
+                    xr.q.iter()
+                        .zip(&xr.d)
+                        .flat_map(|(q, d)| (0..32).map(move |l| (q[0][l] as f32 + q[1][l] as f32 * LEVEL2) * d))
+                        .collect();
+                let q = QTensor::quantize(&w, ggml(format)).unwrap();
+                let data = q.data().unwrap();
+                let candle: Vec<f32> = q.dequantize(&dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+                let row_bytes = k / format.block_len() * format.block_bytes();
+                for r in 0..3 {
+                    let mut row = vec![0u8; row_bytes];
+                    regroup_row(format, &data[r * row_bytes..(r + 1) * row_bytes], &mut row);
+                    let mut deq = vec![0f32; k];
+                    dequantize_row(format, &row, &mut deq);
+                    assert_eq!(deq, candle[r * k..(r + 1) * k], "{format:?} dequantization");
+                    let want: f64 = deq.iter().zip(&xd).map(|(a, b)| *a as f64 * *b as f64).sum();
+                    for set in &sets {
+                        if let Some(dot4) = set.dot4(format) {
+                            let got = dot4(&row, [xr.row(0); 4]);
+                            assert!(
+                                got.iter().all(|g| (*g as f64 - want).abs() < 1e-4 * (1.0 + want.abs())),
+                                "{} {format:?} x4: {got:?} vs {want}",
+                                set.name
+                            );
+                        }
+                        let got = set.dot(format)(&row, xr.row(0));
+                        assert!(
+                            (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "{} {format:?} two={two}: {got} vs {want}",
+                            set.name
+                        );
                     }
-                    let got = set.dot(format)(&row, xr.row(0));
-                    assert!((got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{} {format:?} two={two}: {got} vs {want}", set.name);
                 }
-            }
             }
         }
     }
@@ -370,7 +382,11 @@ mod tests {
         for two in [false, true] {
             let nb = x.len() / 32;
             let Some(best) = x86::quantizer() else { return }; // no vector quantizer here
-            let kernels: &[x86::Quantizer] = if best == x86::Quantizer::Avx512 { &[x86::Quantizer::Avx2, x86::Quantizer::Avx512] } else { &[x86::Quantizer::Avx2] };
+            let kernels: &[x86::Quantizer] = if best == x86::Quantizer::Avx512 {
+                &[x86::Quantizer::Avx2, x86::Quantizer::Avx512]
+            } else {
+                &[x86::Quantizer::Avx2]
+            };
             // the scalar loop, from a copy of quantize_blocks without the vector branch
             let (mut d2, mut s2, mut q2) = (vec![0f32; nb], vec![0f32; nb], vec![[[0i8; 32]; 2]; nb]);
             for (((chunk, d), s), q) in x.chunks_exact(32).zip(&mut d2).zip(&mut s2).zip(&mut q2) {
@@ -380,7 +396,7 @@ mod tests {
                 let (mut s0, mut s1) = (0i32, 0i32);
                 for (l, v) in chunk.iter().enumerate() {
                     #[allow(clippy::manual_clamp)] // `clamp` would keep a NaN, which must become −127
-            let t = (v * id).max(-127.0).min(127.0);
+                    let t = (v * id).max(-127.0).min(127.0);
                     let q0 = round(t);
                     let q1 = if two { round((t - q0) * 254.0) } else { 0.0 };
                     (q[0][l], q[1][l]) = (q0 as i8, q1 as i8);

@@ -91,7 +91,11 @@ unsafe fn dot32<D: Dot16>(a0: int8x16_t, a1: int8x16_t, x: &[[i8; 32]; 2], two: 
 unsafe fn dot16<D: Dot16>(a: int8x16_t, x: &[[i8; 32]; 2], half: usize, two: bool) -> float32x4_t {
     let z = vdupq_n_s32(0);
     let s0 = vcvtq_f32_s32(D::dot(z, a, xq(x, 0, half)));
-    if two { vfmaq_n_f32(s0, vcvtq_f32_s32(D::dot(z, a, xq(x, 1, half))), LEVEL2) } else { s0 }
+    if two {
+        vfmaq_n_f32(s0, vcvtq_f32_s32(D::dot(z, a, xq(x, 1, half))), LEVEL2)
+    } else {
+        s0
+    }
 }
 
 /// Low and high nibbles of 16 bytes, as signed bytes 0..15.

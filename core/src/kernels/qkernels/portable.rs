@@ -7,7 +7,11 @@ fn idot(w: impl Iterator<Item = i32>, x: &[i8]) -> i32 {
 /// `Σ w·(q₀ + q₁/254)` over the elements `range` of a two-level block.
 fn xdot(w: impl Iterator<Item = i32> + Clone, x: &[[i8; 32]; 2], range: std::ops::Range<usize>, two: bool) -> f32 {
     let s = idot(w.clone(), &x[0][range.clone()]) as f32;
-    if two { s + idot(w, &x[1][range]) as f32 * LEVEL2 } else { s }
+    if two {
+        s + idot(w, &x[1][range]) as f32 * LEVEL2
+    } else {
+        s
+    }
 }
 
 fn nibble_dot(qs: &[u8], x: &[[i8; 32]; 2], two: bool) -> f32 {
@@ -42,7 +46,11 @@ pub(super) fn q4k(w: &[u8], x: X) -> f32 {
             let i = 8 * sb + j;
             let (sc, m) = q4k_scale_min(&b[4..16], j);
             let qs = &b[16 + 32 * (j / 2)..16 + 32 * (j / 2) + 32];
-            let s = if j % 2 == 0 { xdot(qs.iter().map(|&q| (q & 0xf) as i32), &x.q[i], 0..32, x.two) } else { xdot(qs.iter().map(|&q| (q >> 4) as i32), &x.q[i], 0..32, x.two) };
+            let s = if j % 2 == 0 {
+                xdot(qs.iter().map(|&q| (q & 0xf) as i32), &x.q[i], 0..32, x.two)
+            } else {
+                xdot(qs.iter().map(|&q| (q >> 4) as i32), &x.q[i], 0..32, x.two)
+            };
             acc += d * sc as f32 * x.d[i] * s - dmin * m as f32 * x.s[i];
         }
     }

@@ -234,8 +234,7 @@ fn smooth_block(ws: &mut [i16; 64], d: &[[i32; 5]; 5], bits: &[i32; 10], change_
     if bits[1] != 0 && ws[1] == 0 {
         let num = q00
             * if change_dc {
-                -dc(1) - dc(2) + dc(4) + dc(5) - 3 * dc(6) + 13 * dc(7) - 13 * dc(9) + 3 * dc(10) - 3 * dc(11)
-                    + 38 * dc(12)
+                -dc(1) - dc(2) + dc(4) + dc(5) - 3 * dc(6) + 13 * dc(7) - 13 * dc(9) + 3 * dc(10) - 3 * dc(11) + 38 * dc(12)
                     - 38 * dc(14)
                     + 3 * dc(15)
                     - 3 * dc(16)
@@ -255,8 +254,7 @@ fn smooth_block(ws: &mut [i16; 64], d: &[[i32; 5]; 5], bits: &[i32; 10], change_
     if bits[2] != 0 && ws[8] == 0 {
         let num = q00
             * if change_dc {
-                -dc(1) - 3 * dc(2) - 3 * dc(3) - 3 * dc(4) - dc(5) - dc(6) + 13 * dc(7) + 38 * dc(8) + 13 * dc(9)
-                    - dc(10)
+                -dc(1) - 3 * dc(2) - 3 * dc(3) - 3 * dc(4) - dc(5) - dc(6) + 13 * dc(7) + 38 * dc(8) + 13 * dc(9) - dc(10)
                     + dc(16)
                     - 13 * dc(17)
                     - 38 * dc(18)
@@ -276,7 +274,8 @@ fn smooth_block(ws: &mut [i16; 64], d: &[[i32; 5]; 5], bits: &[i32; 10], change_
     if bits[3] != 0 && ws[16] == 0 {
         let num = q00
             * if change_dc {
-                dc(3) + 2 * dc(7) + 7 * dc(8) + 2 * dc(9) - 5 * dc(12) - 14 * dc(13) - 5 * dc(14) + 2 * dc(17)
+                dc(3) + 2 * dc(7) + 7 * dc(8) + 2 * dc(9) - 5 * dc(12) - 14 * dc(13) - 5 * dc(14)
+                    + 2 * dc(17)
                     + 7 * dc(18)
                     + 2 * dc(19)
                     + dc(23)
@@ -291,8 +290,7 @@ fn smooth_block(ws: &mut [i16; 64], d: &[[i32; 5]; 5], bits: &[i32; 10], change_
             * if change_dc {
                 -dc(1) + dc(5) + 9 * dc(7) - 9 * dc(9) - 9 * dc(17) + 9 * dc(19) + dc(21) - dc(25)
             } else {
-                dc(10) + dc(16) - 10 * dc(17) + 10 * dc(19) - dc(2) - dc(20) + dc(22) - dc(24) + dc(4) - dc(6)
-                    + 10 * dc(7)
+                dc(10) + dc(16) - 10 * dc(17) + 10 * dc(19) - dc(2) - dc(20) + dc(22) - dc(24) + dc(4) - dc(6) + 10 * dc(7)
                     - 10 * dc(9)
             };
         ws[9] = predict(num, q[4], bits[4]);
@@ -301,8 +299,7 @@ fn smooth_block(ws: &mut [i16; 64], d: &[[i32; 5]; 5], bits: &[i32; 10], change_
     if bits[5] != 0 && ws[2] == 0 {
         let num = q00
             * if change_dc {
-                2 * dc(7) - 5 * dc(8) + 2 * dc(9) + dc(11) + 7 * dc(12) - 14 * dc(13) + 7 * dc(14) + dc(15)
-                    + 2 * dc(17)
+                2 * dc(7) - 5 * dc(8) + 2 * dc(9) + dc(11) + 7 * dc(12) - 14 * dc(13) + 7 * dc(14) + dc(15) + 2 * dc(17)
                     - 5 * dc(18)
                     + 2 * dc(19)
             } else {
@@ -333,8 +330,7 @@ fn smooth_block(ws: &mut [i16; 64], d: &[[i32; 5]; 5], bits: &[i32; 10], change_
         }
         // DC
         let num = q00
-            * (-2 * dc(1) - 6 * dc(2) - 8 * dc(3) - 6 * dc(4) - 2 * dc(5) - 6 * dc(6) + 6 * dc(7) + 42 * dc(8)
-                + 6 * dc(9)
+            * (-2 * dc(1) - 6 * dc(2) - 8 * dc(3) - 6 * dc(4) - 2 * dc(5) - 6 * dc(6) + 6 * dc(7) + 42 * dc(8) + 6 * dc(9)
                 - 6 * dc(10)
                 - 8 * dc(11)
                 + 42 * dc(12)

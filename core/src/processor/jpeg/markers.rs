@@ -180,11 +180,7 @@ impl Decoder<'_> {
                 def.vals[i] = r.byte()?;
             }
             length -= count as i64;
-            let (slot, idx) = if index & 0x10 != 0 {
-                (&mut self.ac_defs, index - 0x10)
-            } else {
-                (&mut self.dc_defs, index)
-            };
+            let (slot, idx) = if index & 0x10 != 0 { (&mut self.ac_defs, index - 0x10) } else { (&mut self.dc_defs, index) };
             if idx >= 4 {
                 return invalid(format!("bad DHT index {idx}"));
             }

@@ -265,13 +265,7 @@ mod tests {
     /// table, a DRI when `restart_interval` is not 0, a DC table with a single 1-bit code (category
     /// 0) when some scan is a DC-first scan, then one SOS per `(Ah, Al, data)` (all components,
     /// Ss = Se = 0) followed by its entropy-coded `data`, then EOI.
-    pub(super) fn progressive(
-        width: u16,
-        height: u16,
-        ncomp: u8,
-        restart_interval: u16,
-        scans: &[(u8, u8, &[u8])],
-    ) -> Vec<u8> {
+    pub(super) fn progressive(width: u16, height: u16, ncomp: u8, restart_interval: u16, scans: &[(u8, u8, &[u8])]) -> Vec<u8> {
         let mut b = vec![0xff, 0xd8];
         b.extend_from_slice(&[0xff, 0xdb, 0, 67, 0]);
         b.extend_from_slice(&[1; 64]);
