@@ -297,8 +297,11 @@ mod arm {
             pub(super) static $name: TileKernels = TileKernels {
                 one: |t, x| unsafe { tile::<$f>(t, x) },
                 // (four accumulator sets would not fit the 32 registers: one row at a time,
-                // the tile staying in L1)
-                four: |t, x| x.map(|x| unsafe { tile::<$f>(t, x) }),
+                // the tile staying in L1, over the blocks all four rows hold, as on x86)
+                four: |t, x| {
+                    let n = x.iter().map(X::blocks).min().unwrap_or(0);
+                    x.map(|x| unsafe { tile::<$f>(t, x.prefix(n)) })
+                },
             };
         };
     }

@@ -23,6 +23,13 @@ impl X<'_> {
     pub(crate) fn blocks(&self) -> usize {
         self.d.len().min(self.s.len()).min(self.q.len())
     }
+
+    /// The row's first `n` blocks (all of it when it holds fewer).
+    #[cfg(target_arch = "aarch64")]
+    pub(crate) fn prefix(self, n: usize) -> Self {
+        let n = n.min(self.blocks());
+        X { d: &self.d[..n], s: &self.s[..n], q: &self.q[..n], two: self.two }
+    }
 }
 
 /// A weight block format with kernels here.
