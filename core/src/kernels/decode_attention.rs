@@ -264,7 +264,7 @@ mod simd {
     /// `p[r·len + t] = q_r · k_t` for each query row `r` of `q` and key row `t` of `k`; the
     /// value rows `v` (as many as `k`'s), which `weighted_sum` reads next, are prefetched.
     pub(super) fn scores<T: Element>(q: &[f32], k: &[T], v: &[T], hd: usize, p: &mut [f32]) {
-        if hd % 4 != 0 {
+        if !hd.is_multiple_of(4) {
             return super::portable::scores(q, k, v, hd, p);
         }
         // SAFETY: NEON is part of ARMv8-A; every access is within the slices (hd % 4 == 0).
@@ -273,7 +273,7 @@ mod simd {
 
     /// `out_r = Σ_t p[r·len + t] · v_t` for each row `r`.
     pub(super) fn weighted_sum<T: Element>(p: &[f32], v: &[T], hd: usize, out: &mut [f32]) {
-        if hd % 8 != 0 {
+        if !hd.is_multiple_of(8) {
             return super::portable::weighted_sum(p, v, hd, out);
         }
         // SAFETY: as in `scores` (hd % 8 == 0).
