@@ -2,8 +2,8 @@
 # AddressSanitizer run (nightly, -Zsanitizer=address) of the tests that exercise this crate's
 # unsafe code and its parsers of untrusted input: the quantized kernels and tiles, the weight
 # memory, the decode pool and decode attention, the model loaders (safetensors and GGUF,
-# including the crafted tensor tables), and the JPEG decoder. Part of the test command
-# (tools/test.sh); prints `asan: N passed, N failed`.
+# including the crafted tensor tables), and the JPEG decoder. Run by hand (see SECURITY.md);
+# prints `asan: N passed, N failed`.
 #
 # The instrumented build lives in target/asan (std itself is not instrumented: no -Zbuild-std).
 # allocator_may_return_null: the tests ask for impossible sizes and expect an error, which ASan's
