@@ -71,14 +71,14 @@ def strip(code: str) -> str:
 
 def expand(tree: str) -> list:
     """`a::{b, c::{d, e}}` -> [a::b, a::c::d, a::c::e] (renames and globs dropped)."""
-    tree = re.sub(r"\s+", "", tree)
+    tree = re.sub(r"\s+", "", re.sub(rf"\s+as\s+{IDENT}", "", tree))
     depth, cut = 0, None
     for k, ch in enumerate(tree):
         if ch == "{" and depth == 0 and cut is None:
             cut = k
         depth += {"{": 1, "}": -1}.get(ch, 0)
     if cut is None:
-        return [re.sub(r"as" + IDENT + "$", "", tree.split(" as ")[0])]
+        return [tree]
     prefix, inner = tree[:cut], tree[cut + 1:-1]
     items, depth, start = [], 0, 0
     for k, ch in enumerate(inner):
@@ -131,9 +131,7 @@ def main() -> int:
             if depth == 0:
                 for child in children[m]:
                     paths += [f"{m}::{child}" for _ in re.findall(rf"(?<![:\w]){child}::", region)]
-            for p in paths:
-                if p.startswith("crate") and resolve(p) != m:
-                    edges[m].add(resolve(p))
+            edges[m] |= {resolve(p) for p in paths if p.startswith("crate")} - {m}
 
     problems = []
     for layer, forbidden in LAYERS:

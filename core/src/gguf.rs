@@ -139,7 +139,8 @@ fn check_tensor_table(content: &Content, file_len: u64) -> std::result::Result<(
             .try_fold(1usize, |n, &d| n.checked_mul(d))
             .ok_or_else(|| format!("tensor {name}: the element count of {dims:?} overflows"))?;
         let block = dtype.block_size();
-        if elems % block != 0 || dims.last().is_some_and(|&w| w % block != 0) {
+        // (whole blocks along the rows make whole blocks in all; a scalar is one element)
+        if !dims.last().map_or(1, |&w| w).is_multiple_of(block) {
             return Err(format!("tensor {name}: {dtype:?} {dims:?} is not made of whole blocks of {block}"));
         }
         let bytes = (elems / block)
