@@ -11,6 +11,11 @@ python3 tools/module_deps.py
 bash tools/fetch_smollm2.sh
 # No incremental state: CI builds once, and it would double the size of target/.
 CARGO_INCREMENTAL=0 cargo test --workspace --locked
+# One Hugging Face cache for Python and the SDK: huggingface_hub (pinned, in .cache/venv-hub)
+# and `smolvlm download` find each other's downloads (tests/hub/interop.py, local hub server).
+[ -x .cache/venv-hub/bin/python ] || python3 -m venv .cache/venv-hub
+.cache/venv-hub/bin/pip install -q --disable-pip-version-check -r tests/hub/requirements.txt
+python3 tests/hub/interop.py .cache/venv-hub/bin/python target/debug/smolvlm
 # Kotlin (JVM) and Swift (XCTest, Swift 6 chroot) suites of the bindings; each prints N passed, N failed.
 # On a fresh machine the Swift chroot (.cache/swift-root) is made first: about 2 minutes.
 bash tools/test_bindings.sh

@@ -19,7 +19,8 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// A model folder in the Hugging Face layout (or a hub repo id in the local HF cache).
+    /// A model folder in the Hugging Face layout, a GGUF file, or a hub repo id (downloaded into
+    /// the Hugging Face cache unless it is there).
     #[arg(long)]
     model: String,
     /// The vision half of a GGUF pair (llama.cpp's `mmproj` file).
@@ -67,8 +68,7 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
         return Err(Error::InvalidArgument("--decode-tokens must be at least 1".into()));
     }
     let image = args.image.as_deref().map(load_image).transpose()?;
-    let gguf = Path::new(&args.model);
-    let dir = if smolvlm::is_gguf(gguf) { gguf.to_path_buf() } else { smolvlm::resolve_model(&args.model)? };
+    let dir = crate::download::model_path(&args.model)?;
     let options = EngineOptions {
         image_splitting: args.no_split.then_some(false),
         preset,

@@ -1,10 +1,14 @@
 //! `smolvlm`: ask a SmolVLM model about images from the command line.
 
 mod bench;
+mod download;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
-use smolvlm::{load_image, load_messages, CancelToken, Engine, EngineOptions, Error, GenerationOptions, Message, Role, Session};
+use smolvlm::{
+    load_image, load_messages, CancelToken, DownloadError, Engine, EngineOptions, Error, GenerationOptions, Message, Role,
+    Session,
+};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,12 +29,15 @@ enum Command {
     Ask(AskArgs),
     /// Measure load time, vision encode, prefill, decode speed and peak memory of a model.
     Bench(bench::BenchArgs),
+    /// Download a model from the Hugging Face hub ($HF_ENDPOINT) and print its folder.
+    Download(download::DownloadArgs),
 }
 
 #[derive(Args)]
 struct AskArgs {
-    /// A model folder in the Hugging Face layout, a hub repo id found in the local HF cache, or
-    /// a llama.cpp GGUF file.
+    /// A model folder in the Hugging Face layout, a llama.cpp GGUF file (or a folder holding a
+    /// GGUF pair), or a hub repo id `org/name[@REV]`, downloaded into the Hugging Face cache
+    /// unless it is there already.
     #[arg(long, default_value = DEFAULT_MODEL)]
     model: String,
     /// With a GGUF --model: the llama.cpp mmproj GGUF with the vision encoder (without it the
@@ -96,6 +103,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ask(args) => ask(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Download(args) => download::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -104,6 +112,13 @@ fn main() -> ExitCode {
             ExitCode::from(match e {
                 Error::InvalidArgument(_) | Error::InvalidImage(_) | Error::ContextOverflow { .. } => 2,
                 Error::ModelFile { .. } | Error::ModelUnavailable(_) => 3,
+                Error::Download(
+                    DownloadError::NotFound { .. }
+                    | DownloadError::Unauthorized { .. }
+                    | DownloadError::Forbidden { .. }
+                    | DownloadError::Integrity { .. }
+                    | DownloadError::Offline { .. },
+                ) => 3,
                 _ => 1,
             })
         }
@@ -147,8 +162,7 @@ fn ask(args: AskArgs) -> smolvlm::Result<()> {
     let weights = smolvlm::WeightFormat::parse(&args.quantize).ok_or_else(|| {
         Error::InvalidArgument(format!("unknown --quantize {:?}: use none, f16, q8_0, q4k or auto", args.quantize))
     })?;
-    let gguf = std::path::Path::new(&args.model);
-    let dir = if smolvlm::is_gguf(gguf) { gguf.to_path_buf() } else { smolvlm::resolve_model(&args.model)? };
+    let dir = download::model_path(&args.model)?;
     let preset = smolvlm::ImagePreset::parse(&args.preset)
         .ok_or_else(|| Error::InvalidArgument(format!("unknown --preset {:?}: use exact or fast", args.preset)))?;
     let engine_options = EngineOptions {

@@ -1,99 +1,116 @@
-//! Downloading a model from a hub into the Hugging Face cache layout, against a tiny HTTP
-//! server on 127.0.0.1 that serves the fixture checkpoint.
+//! `smolvlm download` and `ask --model REPO` against the local hub (tests/hub/server.py): the
+//! cache layout, the folder printed last, offline use, and the exit codes (2 bad arguments, 3
+//! missing, refused or corrupt, 1 network).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
-const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+struct Hub {
+    child: Child,
+    _stdin: ChildStdin,
+    url: String,
+}
 
-/// Serves `dir`'s files at `/{repo}/resolve/main/{file}` until `stop` connections were handled.
-fn serve(dir: PathBuf, repo: &'static str) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(200) {
-            let Ok(mut stream) = stream else { break };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request = String::new();
-            if reader.read_line(&mut request).is_err() {
-                continue;
-            }
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).map_or(true, |n| n == 0) || line == "\r\n" {
-                    break;
-                }
-            }
-            counter.fetch_add(1, Ordering::SeqCst);
-            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
-            let prefix = format!("/{repo}/resolve/main/");
-            let file = path.strip_prefix(&prefix).map(|f| dir.join(f));
-            let response = match file.and_then(|f| std::fs::read(f).ok()) {
-                Some(body) => {
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Repo-Commit: {COMMIT}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    [head.into_bytes(), body].concat()
-                }
-                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
-            };
-            let _ = stream.write_all(&response);
-        }
-    });
-    (addr, hits)
+impl Hub {
+    fn start() -> Hub {
+        let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/hub/server.py");
+        let mut child = Command::new("python3")
+            .arg(server)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the local hub");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let stdin = child.stdin.take().unwrap();
+        Hub { child, _stdin: stdin, url: line.trim().to_string() }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("smolvlm-cli-hub-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Runs the CLI with the hub at `endpoint` and the HF cache at `cache`.
+fn smolvlm(args: &[&str], endpoint: &str, cache: &Path, offline: bool) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_smolvlm"));
+    cmd.args(args).env("HF_ENDPOINT", endpoint).env("HF_HUB_CACHE", cache).env_remove("HF_TOKEN").env_remove("HF_HUB_OFFLINE");
+    if offline {
+        cmd.env("HF_HUB_OFFLINE", "1");
+    }
+    cmd.output().unwrap()
+}
+
+fn last_line(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_string()
+}
+
+/// A failure with `code` and one `error:` line holding `needle`.
+fn assert_fails(out: &Output, code: i32, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("error:") && err.contains(needle), "{err}");
 }
 
 #[test]
-fn downloads_into_the_cache_then_works_offline() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/tiny-smolvlm2");
-    let (endpoint, hits) = serve(fixture.clone(), "Org/tiny");
-    let home = std::env::temp_dir().join(format!("smolvlm-hub-dl-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&home);
-    let run = |extra: &[(&str, &str)]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_smolvlm"));
-        cmd.args(["ask", "--model", "Org/tiny", "--max-tokens", "4", "--json", "hello"])
-            .env("HF_HOME", &home)
-            .env_remove("HF_HUB_CACHE")
-            .env_remove("HF_HUB_OFFLINE");
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    };
-    let first = run(&[("HF_ENDPOINT", endpoint.as_str())]);
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    assert!(hits.load(Ordering::SeqCst) >= 4, "files were fetched from the local hub");
-    let snap = home.join("hub/models--Org--tiny/snapshots").join(COMMIT);
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "chat_template.json"] {
-        assert_eq!(std::fs::read(snap.join(f)).unwrap(), std::fs::read(fixture.join(f)).unwrap(), "{f}");
-    }
-    assert_eq!(std::fs::read_to_string(home.join("hub/models--Org--tiny/refs/main")).unwrap(), COMMIT);
-
-    // Second run: served from the cache, with the hub unreachable and offline mode on.
-    let before = hits.load(Ordering::SeqCst);
-    let second = run(&[("HF_ENDPOINT", "http://127.0.0.1:9"), ("HF_HUB_OFFLINE", "1")]);
-    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
-    assert_eq!(hits.load(Ordering::SeqCst), before);
-    let a: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
-    let b: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+fn download_prints_the_folder_and_ask_uses_it_offline() {
+    let hub = Hub::start();
+    let cache = temp("cache");
+    let out = smolvlm(&["download", "smolvlm-test/tiny"], &hub.url, &cache, false);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = PathBuf::from(last_line(&out));
+    assert!(dir.starts_with(cache.join("models--smolvlm-test--tiny/snapshots")), "{}", dir.display());
+    assert!(dir.join("model.safetensors").is_file());
+    let ask = ["ask", "--model", "smolvlm-test/tiny", "--max-tokens", "4", "--json", "hello"];
+    let online = smolvlm(&ask, &hub.url, &cache, false);
+    assert!(online.status.success(), "{}", String::from_utf8_lossy(&online.stderr));
+    // Offline, with nothing listening at the endpoint: found in the cache.
+    let offline = smolvlm(&ask, "http://127.0.0.1:9", &cache, true);
+    assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
+    let a: serde_json::Value = serde_json::from_slice(&online.stdout).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&offline.stdout).unwrap();
     assert_eq!(a["token_ids"], b["token_ids"]);
+    // A commit as the revision, into a plain folder.
+    let commit = dir.file_name().unwrap().to_str().unwrap().to_string();
+    let folder = temp("folder");
+    let spec = format!("smolvlm-test/tiny@{commit}");
+    let out = smolvlm(&["download", &spec, "--to", folder.to_str().unwrap()], &hub.url, &cache, false);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(PathBuf::from(last_line(&out)), folder);
+    assert!(folder.join("tokenizer.json").is_file());
+    std::fs::remove_dir_all(&cache).unwrap();
+    std::fs::remove_dir_all(&folder).unwrap();
+}
 
-    // A repo the hub does not have is a clear error.
-    let missing = Command::new(env!("CARGO_BIN_EXE_smolvlm"))
-        .args(["ask", "--model", "Org/absent", "hello"])
-        .env("HF_HOME", &home)
-        .env("HF_ENDPOINT", &endpoint)
-        .env_remove("HF_HUB_OFFLINE")
-        .output()
-        .unwrap();
-    assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found on the hub"));
-    std::fs::remove_dir_all(&home).unwrap();
+#[test]
+fn download_failures_have_their_exit_codes() {
+    let hub = Hub::start();
+    let cache = temp("fail");
+    assert_fails(&smolvlm(&["download", "not-a-repo-id"], &hub.url, &cache, false), 2, "org/name");
+    assert_fails(&smolvlm(&["download", "smolvlm-test/absent"], &hub.url, &cache, false), 3, "smolvlm-test/absent");
+    assert_fails(&smolvlm(&["download", "smolvlm-test/gated"], &hub.url, &cache, false), 3, "HF_TOKEN");
+    assert_fails(&smolvlm(&["download", "smolvlm-test/tiny-corrupt"], &hub.url, &cache, false), 3, "SHA-256");
+    assert_fails(&smolvlm(&["download", "smolvlm-test/tiny"], &hub.url, &cache, true), 3, "HF_HUB_OFFLINE");
+    let token = smolvlm(&["download", "smolvlm-test/gated", "--token", "hf_test_token"], &hub.url, &cache, false);
+    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn an_unreachable_hub_is_a_network_error() {
+    let cache = temp("unreachable");
+    let out = smolvlm(&["ask", "--model", "HuggingFaceTB/SmolVLM-256M-Instruct", "hi"], "http://127.0.0.1:9", &cache, false);
+    assert_fails(&out, 1, "127.0.0.1:9");
 }

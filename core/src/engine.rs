@@ -156,7 +156,9 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Loads a model folder in the Hugging Face hub layout, or a llama.cpp GGUF file (plus
+    /// Loads a model folder in the Hugging Face hub layout, a folder holding a llama.cpp GGUF
+    /// pair (one text model and an `mmproj-*.gguf`, as downloaded from a ggml-org repo), or a
+    /// llama.cpp GGUF file (plus
     /// [`EngineOptions::mmproj`] for the vision half).
     pub fn load(dir: &Path, options: &EngineOptions) -> Result<Self> {
         Self::load_with_progress(dir, options, &mut |_, _| {})
@@ -168,6 +170,11 @@ impl Engine {
     /// connector, `Text` after each decoder layer and after the output head (fractions counted
     /// in those steps), and ends with `(Ready, 1.0)`. Nothing is reported after an error.
     pub fn load_with_progress(dir: &Path, options: &EngineOptions, on_progress: &mut dyn FnMut(LoadStage, f32)) -> Result<Self> {
+        // A folder holding a llama.cpp GGUF pair (as downloaded from a ggml-org repo).
+        if let Some((text, mmproj)) = crate::gguf::pair_in_folder(dir) {
+            let options = EngineOptions { mmproj: options.mmproj.clone().or(mmproj), ..options.clone() };
+            return Self::load_with_progress(&text, &options, on_progress);
+        }
         on_progress(LoadStage::Reading, 0.0);
         let gguf = crate::gguf::is_gguf(dir);
         let device = options.backend.device(gguf)?;

@@ -13,9 +13,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// The model could not be found or fetched (hub cache miss, network failure).
+    /// The model could not be found (not a model folder, not in the hub cache while offline).
     #[error("model unavailable: {0}")]
     ModelUnavailable(String),
+    /// Downloading a model from the hub failed (the `download` feature).
+    #[error("download failed: {0}")]
+    Download(#[from] DownloadError),
     /// An image could not be decoded or is unusable (empty, too large, bad pixel layout).
     #[error("invalid image: {0}")]
     InvalidImage(String),
@@ -49,6 +52,89 @@ impl Error {
     pub(crate) fn file(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
         Error::ModelFile { path: path.into(), reason: reason.to_string() }
     }
+}
+
+/// Why a download from the hub failed: each case names what the caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// The repo, the revision or a file does not exist (HTTP 404), or a checkpoint lacks a file
+    /// the engine needs.
+    #[error("{repo}{}: not found on the hub", file_suffix(file))]
+    NotFound {
+        /// The repo id.
+        repo: String,
+        /// The file, when the repo itself exists.
+        file: Option<String>,
+    },
+    /// The hub wants a token (HTTP 401): a gated or private repo and no token, or an invalid one.
+    /// Pass a token (or set `HF_TOKEN`) of an account that has accepted the repo's terms.
+    #[error(
+        "{repo}{}: the hub asks for a token (HTTP 401; gated or private repo): set HF_TOKEN or pass a token",
+        file_suffix(file)
+    )]
+    Unauthorized {
+        /// The repo id.
+        repo: String,
+        /// The file, when the refusal came for one file.
+        file: Option<String>,
+    },
+    /// The token is valid but has no access (HTTP 403): the repo's terms are not accepted, or
+    /// the token lacks read access.
+    #[error(
+        "{repo}{}: access refused (HTTP 403): accept the repo's terms on the hub, or use a token with read access",
+        file_suffix(file)
+    )]
+    Forbidden {
+        /// The repo id.
+        repo: String,
+        /// The file, when the refusal came for one file.
+        file: Option<String>,
+    },
+    /// A downloaded file's size or SHA-256 differs from what the hub states. The partial file
+    /// is deleted; nothing was put under the file's final name.
+    #[error("{file}: integrity check failed: {reason}")]
+    Integrity {
+        /// The file.
+        file: String,
+        /// What differed (expected and actual size or hash).
+        reason: String,
+    },
+    /// Not enough free space at the destination.
+    #[error("not enough free space in {}: {needed} bytes needed, {available} available", path.display())]
+    InsufficientSpace {
+        /// The destination.
+        path: std::path::PathBuf,
+        /// Bytes still to download, plus the space the request asks to keep free.
+        needed: u64,
+        /// Bytes free for this process.
+        available: u64,
+    },
+    /// `HF_HUB_OFFLINE` is set and the model is not (completely) at the destination.
+    #[error("{repo}@{revision} is not in {} and HF_HUB_OFFLINE is set", path.display())]
+    Offline {
+        /// The repo id.
+        repo: String,
+        /// The revision asked for.
+        revision: String,
+        /// Where it was looked for.
+        path: std::path::PathBuf,
+    },
+    /// The hub could not be reached or kept failing (after retries): DNS, connection, timeouts,
+    /// HTTP 5xx or other unexpected answers.
+    #[error("network: {0}")]
+    Network(String),
+    /// Writing the destination failed (permissions, a read-only or full file system, a lock).
+    #[error("{}: {reason}", path.display())]
+    Storage {
+        /// The file or folder at fault.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+}
+
+fn file_suffix(file: &Option<String>) -> String {
+    file.as_ref().map(|f| format!("/{f}")).unwrap_or_default()
 }
 
 /// The crate's result type.

@@ -38,6 +38,25 @@ pub fn is_gguf(path: &Path) -> bool {
     }
 }
 
+/// In a folder without `config.json`: its one GGUF text model and its `mmproj-*.gguf` vision
+/// part, if it has exactly one of each (or one text model and no mmproj).
+pub(crate) fn pair_in_folder(dir: &Path) -> Option<(PathBuf, Option<PathBuf>)> {
+    if !dir.is_dir() || dir.join("config.json").exists() {
+        return None;
+    }
+    let (mut text, mut mmproj) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_ascii_lowercase();
+        if name.ends_with(".gguf") {
+            if name.starts_with("mmproj") { &mut mmproj } else { &mut text }.push(entry.path());
+        }
+    }
+    match (text.len(), mmproj.len()) {
+        (1, 0 | 1) => Some((text.remove(0), mmproj.pop())),
+        _ => None,
+    }
+}
+
 /// One parsed GGUF file: its header (metadata and tensor directory); tensor data is read on demand.
 pub struct GgufFile {
     path: PathBuf,

@@ -6,20 +6,23 @@
 //! layout and the network reproduce transformers' reference implementation exactly.
 //!
 //! Images come from files or bytes ([`load_image`], [`decode_image`]) or from camera frames
-//! ([`frame_to_rgb`]); [`resolve_model`] finds a checkpoint in the Hugging Face cache.
+//! ([`frame_to_rgb`]). With the `download` feature, [`download`] fetches a checkpoint from the
+//! Hugging Face hub (resumable, verified, cancellable); [`catalog`] lists the known ones.
 //!
 //! The modules marked hidden (`model`, `gguf`, `processor`) are public for this crate's own tests
 //! and benchmarks, not for applications: their items may change between releases.
 
+mod catalog;
 mod chat;
 mod checkpoint;
 pub mod config;
+#[cfg(feature = "download")]
+mod download;
 mod engine;
 mod error;
 mod generation;
 #[doc(hidden)]
 pub mod gguf;
-mod hub;
 mod kernels;
 #[doc(hidden)]
 pub mod model;
@@ -28,12 +31,14 @@ pub mod processor;
 mod prompt;
 mod session;
 
+pub use catalog::{catalog, find_in_catalog, CatalogEntry, CheckpointFormat};
 pub use chat::{load_messages, parse_messages, Content, Message, Role};
+#[cfg(feature = "download")]
+pub use download::{download, hub_cache_dir, Destination, DownloadProgress, DownloadRequest};
 pub use engine::{set_num_threads, Backend, CancelToken, Engine, EngineOptions, ImagePreset, LoadStage};
-pub use error::{Error, Result};
+pub use error::{DownloadError, Error, Result};
 pub use generation::{GenerationOptions, TokenLogprob};
 pub use gguf::is_gguf;
-pub use hub::resolve_model;
 pub use kernels::quantized_kernels;
 pub use model::WeightFormat;
 pub use processor::camera::{frame_to_rgb, Frame, PackedFormat, Plane, Rotation, YuvRange};

@@ -127,6 +127,21 @@ fn gguf_pair_matches_safetensors_and_transformers() {
 }
 
 #[test]
+fn a_folder_holding_a_gguf_pair_loads_as_that_pair() {
+    let dir = std::env::temp_dir().join(format!("smolvlm-gguf-pair-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(text_gguf(), dir.join("tiny-Q8_0.gguf")).unwrap();
+    let text_only = Engine::load(&dir, &EngineOptions::default()).unwrap();
+    assert!(!text_only.has_vision());
+    std::fs::copy(mmproj_gguf(), dir.join("mmproj-tiny-Q8_0.gguf")).unwrap();
+    let pair = Engine::load(&dir, &EngineOptions::default()).unwrap();
+    assert!(pair.has_vision());
+    std::fs::copy(text_gguf(), dir.join("other.gguf")).unwrap();
+    assert!(Engine::load(&dir, &EngineOptions::default()).is_err(), "two text models: which one?");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn text_only_gguf_answers_text_and_refuses_images() {
     let (dir, case) = cases().into_iter().find(|(d, _)| d.ends_with("text_only")).expect("text_only case");
     let engine = gguf_engine(&case, false);
