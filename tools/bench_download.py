@@ -2,7 +2,9 @@
 """Download benchmark: one big file from the local hub (tests/hub/server.py --big-mb N), fetched by
 `smolvlm download` and by curl against the same server, into the same folder, alternating, several
 rounds. Prints throughput (MB/s, median), the ratio smolvlm/curl, and the downloader's peak RSS
-(from wait4's rusage). Usage: tools/bench_download.py [--mb 500] [--rounds 3] [--bin target/release/smolvlm]"""
+(from wait4's rusage). smolvlm fsyncs the file before renaming it into place; curl does not, so curl
+is timed twice: as is, and followed by an fsync of its file (the same durability). BENCH_DIR picks
+the file system (default: the system's temp folder). Usage: tools/bench_download.py [--mb 500] [--rounds 3] [--bin target/release/smolvlm]"""
 import argparse
 import os
 import pathlib
@@ -43,7 +45,7 @@ def main():
     work = pathlib.Path(tempfile.mkdtemp(prefix="smolvlm-bench-dl-", dir=os.environ.get("BENCH_DIR")))
     env = dict(os.environ, HF_ENDPOINT=url)
     env.pop("HF_HUB_OFFLINE", None)
-    rates = {"smolvlm": [], "curl": []}
+    rates = {"smolvlm": [], "curl": [], "curl+fsync": []}
     rss = []
     try:
         for _ in range(a.rounds):
@@ -53,20 +55,30 @@ def main():
             rates["smolvlm"].append(size / dt / 1e6)
             rss.append(peak)
             shutil.rmtree(target)
-            dt, _, _ = run(["curl", "-sSfL", "-o", str(work / "curl.bin"), f"{url}/smolvlm-test/big/resolve/main/big.bin"])
-            assert (work / "curl.bin").stat().st_size == size
-            rates["curl"].append(size / dt / 1e6)
-            (work / "curl.bin").unlink()
+            for fsync in (False, True):
+                t0 = time.perf_counter()
+                run(["curl", "-sSfL", "-o", str(work / "curl.bin"), f"{url}/smolvlm-test/big/resolve/main/big.bin"])
+                if fsync:
+                    fd = os.open(work / "curl.bin", os.O_RDONLY)
+                    os.fsync(fd)
+                    os.close(fd)
+                dt = time.perf_counter() - t0
+                assert (work / "curl.bin").stat().st_size == size
+                rates["curl+fsync" if fsync else "curl"].append(size / dt / 1e6)
+                (work / "curl.bin").unlink()
     finally:
         server.stdin.close()
         server.wait()
         shutil.rmtree(work, ignore_errors=True)
-    sv, cu = statistics.median(rates["smolvlm"]), statistics.median(rates["curl"])
-    print(f"file: {a.mb} MiB from {url} (LFS: 302 to the CDN host), {a.rounds} rounds, median")
-    print(f"smolvlm download: {sv:7.0f} MB/s  (runs: {', '.join(f'{r:.0f}' for r in rates['smolvlm'])}); "
-          f"peak RSS {max(rss):.1f} MiB (includes SHA-256 check, fsync, rename)")
-    print(f"curl -L -o:       {cu:7.0f} MB/s  (runs: {', '.join(f'{r:.0f}' for r in rates['curl'])})")
-    print(f"ratio smolvlm/curl: {sv / cu:.2f}")
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    runs = {k: ", ".join(f"{r:.0f}" for r in v) for k, v in rates.items()}
+    print(f"file: {a.mb} MiB from {url} (LFS: 302 to the CDN host) into {work.parent}, {a.rounds} rounds, median")
+    print(f"smolvlm download: {med['smolvlm']:6.0f} MB/s  (runs: {runs['smolvlm']}); peak RSS {max(rss):.1f} MiB "
+          "(SHA-256 check, fsync, rename included)")
+    print(f"curl -L -o:       {med['curl']:6.0f} MB/s  (runs: {runs['curl']})")
+    print(f"curl + fsync:     {med['curl+fsync']:6.0f} MB/s  (runs: {runs['curl+fsync']})")
+    print(f"ratio smolvlm/curl: {med['smolvlm'] / med['curl']:.2f}; smolvlm/(curl + fsync): "
+          f"{med['smolvlm'] / med['curl+fsync']:.2f}")
 
 
 if __name__ == "__main__":

@@ -293,6 +293,29 @@ fn too_little_free_space_fails_before_writing_anything() {
     assert!(hub.weight_gets().is_empty(), "no byte of the weights was fetched");
 }
 
+/// A real small disk: a 1 MiB tmpfs (mounting needs root, which CI has; elsewhere the test says
+/// it did not run).
+#[test]
+fn a_small_disk_is_refused_before_writing() {
+    let hub = Hub::start("tmpfs");
+    let mnt = hub.dir.join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&mnt).stderr(Stdio::null()).status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("a_small_disk_is_refused_before_writing: not run (mounting a tmpfs needs root)");
+        return;
+    }
+    let r = fetch(&hub.request("tiny").to_folder(mnt.join("m"))).0;
+    let _ = Command::new("umount").arg(&mnt).status();
+    match download_error(r) {
+        DownloadError::InsufficientSpace { needed, available, .. } => {
+            assert!(available <= 1 << 20 && needed > 6 << 20, "needed {needed}, available {available}")
+        }
+        e => panic!("{e:?}"),
+    }
+    assert!(hub.weight_gets().is_empty());
+}
+
 #[test]
 fn two_downloads_of_one_repo_at_once_share_the_work() {
     let hub = Hub::start("concurrent");

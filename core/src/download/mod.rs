@@ -49,7 +49,8 @@ pub struct DownloadRequest {
     /// tokenizer files and chat template, and the safetensors weights (one file, or the shards
     /// that the index names). For a repo of GGUF files, the Q8_0 text model and its mmproj.
     pub files: Vec<String>,
-    /// An access token for gated or private repos (`None`: `$HF_TOKEN`, if set).
+    /// An access token for gated or private repos (`None`: `$HF_TOKEN`, else the token file
+    /// that `huggingface-cli login` saved, if any).
     pub token: Option<String>,
     /// The hub's address (`None`: `$HF_ENDPOINT`, else `https://huggingface.co`).
     pub endpoint: Option<String>,
@@ -176,7 +177,7 @@ pub fn download(request: &DownloadRequest, cancel: &CancelToken, progress: &mut 
         .unwrap_or_else(|| "https://huggingface.co".into())
         .trim_end_matches('/')
         .to_string();
-    let token = request.token.clone().or_else(|| std::env::var("HF_TOKEN").ok()).filter(|t| !t.trim().is_empty());
+    let token = request.token.clone().or_else(saved_token).map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
     let hub = Hub::new(endpoint, &request.repo_id, &request.revision, token, cancel);
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -190,8 +191,17 @@ pub fn download(request: &DownloadRequest, cancel: &CancelToken, progress: &mut 
                 std::thread::sleep(std::time::Duration::from_millis(25));
             }
         });
-        let r = fetch_all(request, &layout, &hub, local().is_some(), progress);
-        done.store(true, std::sync::atomic::Ordering::Release);
+        // Stops the watcher however `fetch_all` ends, a panic (say, in `progress`) included.
+        struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+        let r = {
+            let _done = Done(&done);
+            fetch_all(request, &layout, &hub, local().is_some(), progress)
+        };
         match r {
             Err(Error::Download(DownloadError::Network(reason))) => match local() {
                 Some(dir) => {
@@ -203,6 +213,19 @@ pub fn download(request: &DownloadRequest, cancel: &CancelToken, progress: &mut 
             r => r,
         }
     })
+}
+
+/// The token `huggingface_hub` would use: `$HF_TOKEN`, else the file `huggingface-cli login`
+/// writes (`$HF_TOKEN_PATH`, else `$HF_HOME/token`, else `~/.cache/huggingface/token`).
+fn saved_token() -> Option<String> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(t) = std::env::var("HF_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+        return Some(t);
+    }
+    let file = var("HF_TOKEN_PATH")
+        .or_else(|| var("HF_HOME").map(|h| h.join("token")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache").join("huggingface").join("token")))?;
+    std::fs::read_to_string(file).ok()
 }
 
 fn offline() -> bool {
