@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the FFI library, generates the Kotlin and Swift bindings with the pinned uniffi-bindgen,
-# runs the Kotlin suite (JVM + JNA + JUnit 4), type-checks the Android-only Kotlin against
+# runs the Kotlin suite (JVM + JNA + JUnit 4; its download tests start the local hub,
+# tests/hub/server.py, with python3), type-checks the Android-only Kotlin against
 # android.jar, and runs the Swift suite (XCTest, Swift 6 in a Debian trixie chroot). Installs what
 # it needs, idempotently, into .cache/ (ignored) and via apt.
 # Each suite prints `N passed, N failed`. SKIP_SWIFT=1 skips the Swift suite.
@@ -54,8 +55,9 @@ if [ "$(cat "$KT/ffi.sum" 2>/dev/null)" != "$SUM" ]; then
     echo "$SUM" > "$KT/ffi.sum"
 fi
 python3 tools/readme_example.py kotlin "package dev.smolvlm.readme" > "$KT/gen/ReadmeExample.kt"
-echo "compiling the Kotlin SDK, the README example and the tests"
-"$K/bin/kotlinc" -nowarn android/sdk/src/main/kotlin android/sdk/src/test/kotlin "$KT/gen/ReadmeExample.kt" \
+python3 tools/readme_example.py readme-kotlin-download "package dev.smolvlm.readme" > "$KT/gen/ReadmeDownload.kt"
+echo "compiling the Kotlin SDK, the README examples and the tests"
+"$K/bin/kotlinc" -nowarn android/sdk/src/main/kotlin android/sdk/src/test/kotlin "$KT/gen/ReadmeExample.kt" "$KT/gen/ReadmeDownload.kt" \
     -cp "$KT/ffi.jar:$TESTDEPS" -d "$KT/tests.jar"
 kotlin_rc=0
 java -Djna.library.path="$(dirname "$LIB")" -Dsmolvlm.fixtures="$ROOT/tests/fixtures" \

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the Swift package's XCTest suite under Swift 6 (Debian trixie's `swiftlang`) inside a
 # debootstrap chroot at .cache/swift-root (SWIFT_CHROOT overrides; created on first use: ~1-3 min,
-# ~3.2 GB; needs root). Expects tools/test_bindings.sh to have built target/debug/libsmolvlm_ffi.so
-# and generated the Swift bindings into .cache/bindings/swift. Prints XCTest's summary and
-# `Swift: N passed, N failed`.
+# ~3.2 GB; needs root; its python3 runs the download tests' local hub). Expects
+# tools/test_bindings.sh to have built target/debug/libsmolvlm_ffi.so and generated the Swift
+# bindings into .cache/bindings/swift. Prints XCTest's summary and `Swift: N passed, N failed`.
 #
 # The chroot counts as ready only once the marker file .smolvlm-swift-ready in it exists (written
 # last); a half-made one is completed (apt) or, if debootstrap did not finish, made anew.
@@ -15,7 +15,7 @@ CHROOT=${SWIFT_CHROOT:-$ROOT/.cache/swift-root}
 CHROOT=${CHROOT%/}
 GEN=$ROOT/.cache/bindings/swift
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PKGS="swiftlang libc6-dev"
+PKGS="swiftlang libc6-dev python3"
 READY=$CHROOT/.smolvlm-swift-ready
 SETUP_LOG=$ROOT/.cache/swift-chroot.log
 LOG=$ROOT/.cache/swift-test.log
@@ -130,6 +130,17 @@ if [ ! -e "$READY" ]; then
     touch "$READY"
     echo "  Swift chroot ready in $(($(date +%s) - t0)) s"
 fi
+# A chroot made before the download tests lacks python3 (tests/hub/server.py): add it.
+if [ ! -x "$CHROOT/usr/bin/python3" ]; then
+    echo "installing python3 into the Swift chroot (log: $SETUP_LOG)"
+    cp -L /etc/resolv.conf "$CHROOT/etc/resolv.conf" 2>/dev/null || true
+    mount_system
+    APT="-o Acquire::Retries=3 -o Dpkg::Use-Pty=0"
+    retry in_chroot apt-get $APT update -q || fail "apt-get update"
+    retry in_chroot apt-get $APT install -y -q --no-install-recommends python3 || fail "apt-get install python3"
+    logged in_chroot apt-get clean || true
+    unmount_all
+fi
 
 # ---- the package's generated parts: the C header module and the uniffi Swift file --------------
 C=ios/Sources/SmolVLMFFIC
@@ -139,6 +150,7 @@ cp "$GEN/SmolVLMFFIC.modulemap" "$C/include/module.modulemap"
 echo "/* SwiftPM needs a source file in a C target; the declarations are in include/. */" > "$C/shim.c"
 cp "$GEN/SmolVLMFFI.swift" ios/Sources/SmolVLMFFI/
 python3 tools/readme_example.py swift > ios/Tests/SmolVLMTests/ReadmeExample.swift
+python3 tools/readme_example.py readme-swift-download > ios/Tests/SmolVLMTests/ReadmeDownload.swift
 
 # ---- build and test ----------------------------------------------------------------------------
 mount_system

@@ -1,6 +1,6 @@
 //! The errors a host app sees: a few variants it can act on, each with a readable message.
 
-use smolvlm::Error as CoreError;
+use smolvlm::{DownloadError, Error as CoreError};
 
 /// Why a call failed. In Kotlin each variant is a subclass of `SmolVlmException`; in Swift a
 /// case of `SmolVlmError`. `reason` is always a readable sentence (Kotlin's `message` shows the
@@ -43,9 +43,62 @@ pub enum SmolVlmError {
         /// The same, as a sentence.
         reason: String,
     },
-    /// The answer was cancelled (`cancel()`, or the stream was closed) before it finished.
+    /// The answer or download was cancelled (`cancel()`, the stream closed, the coroutine or
+    /// task cancelled) before it finished.
     #[error("cancelled")]
     Cancelled,
+    /// Download: the repo, the revision or a file does not exist on the hub (HTTP 404), or the
+    /// repo lacks a file the engine needs.
+    #[error("{reason}")]
+    NotFound {
+        /// What is missing, naming the repo (and file).
+        reason: String,
+    },
+    /// Download: the hub asks for a token (HTTP 401): a gated or private repo and no token, or
+    /// an invalid one. Pass the token of an account that has accepted the repo's terms.
+    #[error("{reason}")]
+    Unauthorized {
+        /// The repo (and file), and what to do.
+        reason: String,
+    },
+    /// Download: the token is valid but has no access (HTTP 403): accept the repo's terms on the
+    /// hub, or use a token with read access.
+    #[error("{reason}")]
+    Forbidden {
+        /// The repo (and file), and what to do.
+        reason: String,
+    },
+    /// Download: a file's size or SHA-256 differs from what the hub states. Its partial file is
+    /// deleted and nothing is put under its name; running the download again starts it over.
+    #[error("{reason}")]
+    IntegrityFailed {
+        /// The file, and the expected and actual size or hash.
+        reason: String,
+    },
+    /// Download: not enough free space at the destination (the bytes still to fetch plus
+    /// `keep_free_bytes`), checked before anything is fetched; or the disk filled up.
+    #[error("{reason}")]
+    InsufficientSpace {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes free.
+        available: u64,
+        /// The same, as a sentence naming the folder.
+        reason: String,
+    },
+    /// Download: the hub could not be reached, or kept failing after retries (no network, DNS,
+    /// timeouts, HTTP 5xx). Partial files stay: run the download again later to continue.
+    #[error("{reason}")]
+    NetworkFailed {
+        /// What failed.
+        reason: String,
+    },
+    /// Download: writing the destination failed (permissions, a read-only file system).
+    #[error("{reason}")]
+    StorageFailed {
+        /// The file or folder at fault, and the system's reason.
+        reason: String,
+    },
     /// A bug or an unexpected failure inside the library (including a caught Rust panic).
     #[error("{reason}")]
     Internal {
@@ -81,6 +134,21 @@ impl From<CoreError> for SmolVlmError {
                 SmolVlmError::ContextOverflow { tokens: tokens as u64, limit: limit as u64, reason }
             }
             CoreError::Cancelled => SmolVlmError::cancelled(),
+            CoreError::Download(d) => match d {
+                DownloadError::NotFound { .. } => SmolVlmError::NotFound { reason },
+                DownloadError::Unauthorized { .. } => SmolVlmError::Unauthorized { reason },
+                DownloadError::Forbidden { .. } => SmolVlmError::Forbidden { reason },
+                DownloadError::Integrity { .. } => SmolVlmError::IntegrityFailed { reason },
+                DownloadError::InsufficientSpace { needed, available, .. } => {
+                    SmolVlmError::InsufficientSpace { needed, available, reason }
+                }
+                DownloadError::Offline { .. } => SmolVlmError::ModelMissing { reason },
+                DownloadError::Network(_) => SmolVlmError::NetworkFailed { reason },
+                DownloadError::Storage { .. } => SmolVlmError::StorageFailed { reason },
+                // `DownloadError` may grow variants; they are internal until mapped here.
+                #[allow(unreachable_patterns)]
+                _ => SmolVlmError::internal("download failed", reason),
+            },
             CoreError::Internal(ref d) => SmolVlmError::internal("internal error", d.clone()),
             // `smolvlm::Error` may grow variants; they are internal until mapped here.
             #[allow(unreachable_patterns)]
@@ -93,4 +161,13 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for SmolVlmError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
         SmolVlmError::internal("a callback implemented by the app failed", e.reason)
     }
+}
+
+/// The message a caught panic carried.
+pub(crate) fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
 }

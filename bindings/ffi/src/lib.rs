@@ -7,16 +7,22 @@
 //!   [`TokenStream`] that the host *pulls* with [`TokenStream::next`] (blocking: call it off the
 //!   UI thread); [`ChatSession::cancel`] works from any thread.
 //! - [`ImageInput`]: encoded bytes, a file, or raw camera pixels (converted during the call).
+//! - [`ModelDownload`] (feature `download`, on by default): fetches a checkpoint from the
+//!   Hugging Face hub, resumable and cancellable; [`model_catalog`] lists the known ones.
 //! - [`SmolVlmError`]: a few typed errors. A Rust panic is caught and surfaces as an exception
 //!   too (`panic = "unwind"` in every profile that ships this library).
 //!
 //! Core types stay free of uniffi: this crate wraps them in small records and `Mutex`-guarded
 //! objects (interior mutability lives at the boundary, core stays `&mut self`).
 
+mod download;
 mod error;
 mod image;
 mod session;
 
+pub use download::{model_catalog, CatalogModel, CheckpointFormat};
+#[cfg(feature = "download")]
+pub use download::{DownloadListener, DownloadProgress, DownloadRequest, ModelDownload};
 pub use error::SmolVlmError;
 pub use image::{ImageInput, PixelFormat, YuvColorRange};
 pub use session::{ChatMessage, ChatRole, ChatSession, FinishReason, GenerationConfig, GenerationStats, TokenStream};

@@ -398,11 +398,7 @@ impl Worker {
         let (outcome, last) =
             catch_unwind(AssertUnwindSafe(|| answer(&self.ctx, &mut session.0, &self.opts, &self.cancel, &req, &resp)))
                 .unwrap_or_else(|panic| {
-                    let details = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown panic".into());
+                    let details = crate::error::panic_message(panic);
                     (Outcome::Panicked, Some(Msg::Failed(SmolVlmError::internal("Rust panic while generating", details))))
                 });
         // Hand the session back before the host hears that the answer ended, so that its next

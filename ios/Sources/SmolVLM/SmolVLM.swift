@@ -10,9 +10,14 @@ import Foundation
 /// ``close()`` (or drop the last reference) when done. Several chats may use one model at once,
 /// from any tasks or threads.
 ///
+/// A model not yet on the device is fetched with ``SmolVLM/download(_:progress:)``;
+/// ``SmolVLM/catalog`` lists the known ones.
+///
 /// Errors are thrown as ``SmolVlmError`` cases: `.ModelMissing`, `.ModelInvalid`,
 /// `.InvalidImage`, `.InvalidArgument`, `.ContextOverflow`, `.Cancelled` and `.Internal`; a
-/// caught Rust panic is thrown as `UniffiInternalError.rustPanic`.
+/// caught Rust panic is thrown as `UniffiInternalError.rustPanic`. Downloads add `.NotFound`,
+/// `.Unauthorized`, `.Forbidden`, `.IntegrityFailed`, `.InsufficientSpace`, `.NetworkFailed` and
+/// `.StorageFailed`.
 public final class SmolVLM: Sendable {
     let raw: SmolVlm
 
@@ -55,6 +60,70 @@ public final class SmolVLM: Sendable {
         }
     }
 
+    /// Downloads a model from the Hugging Face hub on a background thread and returns its
+    /// folder, ready for ``load(modelPath:options:onProgress:)``. Only the files the engine
+    /// needs are fetched, each checked against the hub's size and SHA-256 before it gets its
+    /// name.
+    ///
+    /// ```swift
+    /// let dir = appSupport.appendingPathComponent("SmolVLM-256M-Instruct").path
+    /// let path = try await SmolVLM.download(
+    ///     DownloadRequest(repoId: "HuggingFaceTB/SmolVLM-256M-Instruct", folder: dir)
+    /// ) { p in print(p.bytesDone, "of", p.bytesTotal) }
+    /// ```
+    ///
+    /// Cancelling the calling task stops the download within a second; this function returns
+    /// only once it has stopped, and then throws `CancellationError`. Partial files stay:
+    /// calling it again with the same request continues where it stopped (also after a
+    /// failure or an app restart), and with everything in place it only checks the hub's
+    /// listing (nothing at all while the hub cannot be reached).
+    ///
+    /// - Parameters:
+    ///   - request: `repoId` (see ``catalog``), `folder` (on a phone pass one, e.g. under
+    ///     Application Support: the default Hugging Face cache usually does not exist there)
+    ///     or `cacheDir` (a Hugging Face cache root; not both), `revision` (`main`), `files`
+    ///     (empty: what the engine needs), `token` (gated or private repos), `endpoint`,
+    ///     `keepFreeBytes` (space that must stay free).
+    ///   - progress: called on the downloading thread at most 10 times a second and once at
+    ///     the end (`bytesDone == bytesTotal`); no number ever goes down.
+    /// - Throws: `CancellationError` when the task is cancelled; ``SmolVlmError`` `.NotFound`,
+    ///   `.Unauthorized` (no valid token), `.Forbidden`, `.IntegrityFailed`,
+    ///   `.InsufficientSpace`, `.NetworkFailed` (after retries), `.StorageFailed`,
+    ///   `.ModelMissing` (`HF_HUB_OFFLINE` set and the model not there), `.InvalidArgument` for
+    ///   a malformed request.
+    public static func download(
+        _ request: DownloadRequest,
+        progress: (@Sendable (DownloadProgress) -> Void)? = nil
+    ) async throws -> String {
+        let task = ModelDownload(request: request)
+        let listener = progress.map(DownloadRelay.init)
+        do {
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    Thread.detachNewThread {
+                        do {
+                            continuation.resume(returning: try task.run(listener: listener))
+                        } catch {
+                            continuation.resume(throwing: error)
+                        }
+                    }
+                }
+            } onCancel: {
+                // A cancel that comes before the run starts applies to that run.
+                task.cancel()
+            }
+        } catch SmolVlmError.Cancelled where Task.isCancelled {
+            throw CancellationError()
+        }
+    }
+
+    /// The known SmolVLM checkpoints, for a model picker: name, hub repo (`repoId` of a
+    /// `DownloadRequest`), `format` (`.safetensors`: load the folder; `.ggufPair`: load the
+    /// text GGUF with the `mmproj` file, both in `files`), `files`, `parameters`,
+    /// `downloadBytes`, the `precision` to load it at on a phone, about how much memory it then
+    /// needs (`memoryBytes`) and whether it knows video.
+    public static var catalog: [CatalogModel] { modelCatalog() }
+
     /// What the loaded model is: family, context length, image settings, and the weight
     /// precision and backend in use (`.auto` resolved).
     public var info: ModelInfo { raw.info() }
@@ -80,6 +149,13 @@ private final class ProgressRelay: LoadProgressListener, @unchecked Sendable {
     let callback: @Sendable (LoadStage, Float) -> Void
     init(_ callback: @escaping @Sendable (LoadStage, Float) -> Void) { self.callback = callback }
     func onProgress(stage: LoadStage, fraction: Float) { callback(stage, fraction) }
+}
+
+/// Forwards download progress to a Swift closure.
+private final class DownloadRelay: DownloadListener, @unchecked Sendable {
+    let callback: @Sendable (DownloadProgress) -> Void
+    init(_ callback: @escaping @Sendable (DownloadProgress) -> Void) { self.callback = callback }
+    func onProgress(progress: DownloadProgress) { callback(progress) }
 }
 
 /// One conversation with a ``SmolVLM`` model. Follow-up questions reuse what the model has

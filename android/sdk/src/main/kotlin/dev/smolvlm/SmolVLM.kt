@@ -1,17 +1,25 @@
 package dev.smolvlm
 
+import dev.smolvlm.ffi.CatalogModel
 import dev.smolvlm.ffi.ChatMessage
 import dev.smolvlm.ffi.ChatSession
+import dev.smolvlm.ffi.DownloadListener
+import dev.smolvlm.ffi.DownloadProgress
+import dev.smolvlm.ffi.DownloadRequest
 import dev.smolvlm.ffi.GenerationConfig
 import dev.smolvlm.ffi.GenerationStats
 import dev.smolvlm.ffi.ImageInput
 import dev.smolvlm.ffi.LoadOptions
 import dev.smolvlm.ffi.LoadProgressListener
 import dev.smolvlm.ffi.LoadStage
+import dev.smolvlm.ffi.ModelDownload
 import dev.smolvlm.ffi.ModelInfo
 import dev.smolvlm.ffi.SmolVlm
 import dev.smolvlm.ffi.SmolVlmException
 import dev.smolvlm.ffi.TokenStream
+import dev.smolvlm.ffi.modelCatalog
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.NonCancellable
@@ -38,9 +46,13 @@ import kotlin.coroutines.resumeWithException
  * }
  * ```
  *
+ * A model not yet on the device is fetched with [SmolVLM.download]; [SmolVLM.catalog] lists the
+ * known ones.
+ *
  * Errors are thrown as [SmolVlmException] subclasses: `ModelMissing`, `ModelInvalid`,
  * `InvalidImage`, `InvalidArgument`, `ContextOverflow`, `Cancelled` and `Internal` (which also
- * reports a caught Rust panic).
+ * reports a caught Rust panic); downloads add `NotFound`, `Unauthorized`, `Forbidden`,
+ * `IntegrityFailed`, `InsufficientSpace`, `NetworkFailed` and `StorageFailed`.
  */
 class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
 
@@ -68,7 +80,7 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
      */
     override fun close() = raw.release()
 
-    /** Loading entry points. */
+    /** Loading and downloading entry points. */
     companion object {
         /**
          * Loads the model at [modelPath] on [dispatcher]: a folder in the Hugging Face layout,
@@ -104,6 +116,79 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
             }
             SmolVLM(SmolVlm.load(modelPath, options, listener))
         }
+
+        /**
+         * Downloads a model from the Hugging Face hub on [dispatcher] and returns its folder,
+         * ready for [load]. Only the files the engine needs are fetched, each checked against the
+         * hub's size and SHA-256 before it gets its name.
+         *
+         * ```kotlin
+         * val dir = File(context.filesDir, "SmolVLM-256M-Instruct").path
+         * val path = SmolVLM.download(DownloadRequest(repoId = "HuggingFaceTB/SmolVLM-256M-Instruct", folder = dir)) { p ->
+         *     progressBar.progress = (p.bytesDone * 100uL / p.bytesTotal.coerceAtLeast(1uL)).toInt()
+         * }
+         * ```
+         *
+         * Cancelling the calling coroutine stops the download within a second; this function
+         * returns only once it has stopped, and then throws [CancellationException]. Partial
+         * files stay: calling it again with the same request continues where it stopped (also
+         * after a failure or an app restart), and with everything in place it only checks the
+         * hub's listing (nothing at all while the hub cannot be reached).
+         *
+         * @param request `repoId` (see [catalog]), `folder` (on a phone pass one, e.g. under
+         *   `filesDir`: the default Hugging Face cache usually does not exist there) or
+         *   `cacheDir` (a Hugging Face cache root; not both), `revision` (`main`), `files`
+         *   (empty: what the engine needs), `token` (gated or private repos), `endpoint`,
+         *   `keepFreeBytes` (space that must stay free).
+         * @param onProgress called on the downloading thread at most 10 times a second and once
+         *   at the end (`bytesDone == bytesTotal`); no number ever goes down.
+         * @throws SmolVlmException.NotFound, [SmolVlmException.Unauthorized] (no valid token),
+         *   [SmolVlmException.Forbidden], [SmolVlmException.IntegrityFailed],
+         *   [SmolVlmException.InsufficientSpace], [SmolVlmException.NetworkFailed] (after
+         *   retries), [SmolVlmException.StorageFailed], [SmolVlmException.ModelMissing]
+         *   (`HF_HUB_OFFLINE` set and the model not there), [SmolVlmException.InvalidArgument]
+         *   for a malformed request.
+         */
+        suspend fun download(
+            request: DownloadRequest,
+            dispatcher: CoroutineDispatcher = Dispatchers.IO,
+            onProgress: ((DownloadProgress) -> Unit)? = null,
+        ): String {
+            val listener = onProgress?.let { cb ->
+                object : DownloadListener {
+                    override fun onProgress(progress: DownloadProgress) = cb(progress)
+                }
+            }
+            val task = ModelDownload(request)
+            val result = CompletableDeferred<String>()
+            try {
+                dispatcher.asExecutor().execute {
+                    try {
+                        result.complete(task.run(listener))
+                    } catch (e: Throwable) {
+                        result.completeExceptionally(e)
+                    }
+                }
+                return result.await()
+            } catch (e: CancellationException) {
+                // The coroutine was cancelled: stop the native download (a cancel that comes
+                // before its run starts applies to that run) and wait until it has stopped.
+                task.cancel()
+                withContext(NonCancellable) { result.join() }
+                throw e
+            } finally {
+                if (result.isCompleted) task.close()
+            }
+        }
+
+        /**
+         * The known SmolVLM checkpoints, for a model picker: name, hub repo (`repoId` of a
+         * [DownloadRequest]), `format` (`SAFETENSORS`: load the folder; `GGUF_PAIR`: load the
+         * text GGUF with the `mmproj` file, both in `files`), `files`, `parameters`,
+         * `downloadBytes`, the `precision` to load it at on a phone, about how much memory it
+         * then needs (`memoryBytes`) and whether it knows video.
+         */
+        val catalog: List<CatalogModel> get() = modelCatalog()
     }
 }
 
