@@ -1,7 +1,7 @@
 //! Where downloaded files go: the Hugging Face cache layout that Python's `huggingface_hub`
 //! writes, or a plain folder; the partial files, locks and bookkeeping of each; free space.
 
-use super::{Destination, DownloadRequest};
+use super::request::{Destination, DownloadRequest};
 use crate::error::{DownloadError, Error, Result};
 use std::fs::File;
 use std::io::Write;

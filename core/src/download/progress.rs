@@ -1,6 +1,6 @@
 //! Progress reports of a download: throttled, and never going backwards.
 
-use super::DownloadProgress;
+use super::request::DownloadProgress;
 use std::time::{Duration, Instant};
 
 /// The least time between two reports (at most 10 a second).
