@@ -5,6 +5,7 @@ use crate::chat::Message;
 use crate::checkpoint::{load_tokenizer, Checkpoint};
 use crate::config::{ModelConfig, PreprocessorConfig};
 use crate::error::{Error, Result};
+use crate::image_cache::{ImageCache, DEFAULT_BYTES};
 pub use crate::model::LoadStage;
 use crate::model::{SmolVlmModel, WeightFormat};
 pub use crate::processor::preprocess::ImagePreset;
@@ -41,6 +42,10 @@ pub struct EngineOptions {
     /// Where the math runs: [`Backend::Cpu`] (the default), [`Backend::Metal`] or
     /// [`Backend::Auto`].
     pub backend: Backend,
+    /// Bytes of image encodings the engine keeps, least recently used out first, so that an
+    /// image seen again (a new session, a reset, a live session's question) is not encoded
+    /// again (`None`: 32 MiB; `Some(0)`: no cache).
+    pub image_cache_bytes: Option<usize>,
 }
 
 /// Where the model math runs.
@@ -147,6 +152,8 @@ pub struct Engine {
     pub(crate) preset: ImagePreset,
     /// Most tokens one session holds (at most the model's `max_position_embeddings`).
     pub(crate) context_length: usize,
+    /// Image encodings by preprocessed pixels.
+    pub(crate) image_cache: ImageCache,
 }
 
 impl std::fmt::Debug for Engine {
@@ -161,7 +168,7 @@ impl Engine {
     /// llama.cpp GGUF file (plus
     /// [`EngineOptions::mmproj`] for the vision half).
     pub fn load(dir: &Path, options: &EngineOptions) -> Result<Self> {
-        Self::load_with_progress(dir, options, &mut |_, _| {})
+        Self::load_with_progress(dir, options, &CancelToken::new(), &mut |_, _| {})
     }
 
     /// [`Engine::load`], reporting progress to `on_progress` on the calling thread: a stage and
@@ -169,19 +176,38 @@ impl Engine {
     /// `(Reading, 0.0)`, reports `Vision` after each vision encoder layer and after the
     /// connector, `Text` after each decoder layer and after the output head (fractions counted
     /// in those steps), and ends with `(Ready, 1.0)`. Nothing is reported after an error.
-    pub fn load_with_progress(dir: &Path, options: &EngineOptions, on_progress: &mut dyn FnMut(LoadStage, f32)) -> Result<Self> {
+    ///
+    /// `cancel` stops the load after the layer being built, from any thread, with
+    /// [`Error::Cancelled`]; what was built is freed.
+    pub fn load_with_progress(
+        dir: &Path,
+        options: &EngineOptions,
+        cancel: &CancelToken,
+        on_progress: &mut dyn FnMut(LoadStage, f32),
+    ) -> Result<Self> {
         // A folder holding a llama.cpp GGUF pair (as downloaded from a ggml-org repo).
         if let Some((text, mmproj)) = crate::gguf::pair_in_folder(dir) {
             let options = EngineOptions { mmproj: options.mmproj.clone().or(mmproj), ..options.clone() };
-            return Self::load_with_progress(&text, &options, on_progress);
+            return Self::load_with_progress(&text, &options, cancel, on_progress);
         }
+        cancel.check()?;
         on_progress(LoadStage::Reading, 0.0);
         let gguf = crate::gguf::is_gguf(dir);
         let device = options.backend.device(gguf)?;
         // `steps + 1` parts: the last one is Ready, so fractions grow strictly up to 1.0.
-        let mut on_step = |stage: LoadStage, done: usize, steps: usize| on_progress(stage, done as f32 / (steps + 1) as f32);
+        let mut on_step = |stage: LoadStage, done: usize, steps: usize| {
+            if cancel.is_cancelled() {
+                candle_core::bail!("cancelled");
+            }
+            on_progress(stage, done as f32 / (steps + 1) as f32);
+            Ok(())
+        };
         let engine =
-            if gguf { Self::load_gguf(dir, options, &mut on_step)? } else { Self::load_dir(dir, options, device, &mut on_step)? };
+            if gguf { Self::load_gguf(dir, options, &mut on_step) } else { Self::load_dir(dir, options, device, &mut on_step) };
+        let engine = match engine {
+            Err(_) if cancel.is_cancelled() => return Err(Error::Cancelled),
+            r => r?,
+        };
         on_progress(LoadStage::Ready, 1.0);
         Ok(engine)
     }
@@ -191,7 +217,7 @@ impl Engine {
         dir: &Path,
         options: &EngineOptions,
         device: Device,
-        on_step: &mut dyn FnMut(LoadStage, usize, usize),
+        on_step: &mut dyn FnMut(LoadStage, usize, usize) -> candle_core::Result<()>,
     ) -> Result<Self> {
         if let Some(m) = &options.mmproj {
             return Err(Error::InvalidArgument(format!("--mmproj {} needs a GGUF text model, not a folder", m.display())));
@@ -249,13 +275,29 @@ impl Engine {
             on_step,
         )?;
         let preset = options.preset;
-        Ok(Engine { config: ckpt.config, preprocessor, eos, model, tokenizer, template, device, preset, context_length })
+        let image_cache = ImageCache::new(options.image_cache_bytes.unwrap_or(DEFAULT_BYTES));
+        Ok(Engine {
+            config: ckpt.config,
+            preprocessor,
+            eos,
+            model,
+            tokenizer,
+            template,
+            device,
+            preset,
+            context_length,
+            image_cache,
+        })
     }
 
     /// Loads a llama.cpp text GGUF (`path`) and, when [`EngineOptions::mmproj`] is set, its
     /// vision GGUF. The tokenizer, chat template and end-of-turn ids come from the text file's
     /// metadata, the image settings from the mmproj file's.
-    fn load_gguf(path: &Path, options: &EngineOptions, on_step: &mut dyn FnMut(LoadStage, usize, usize)) -> Result<Self> {
+    fn load_gguf(
+        path: &Path,
+        options: &EngineOptions,
+        on_step: &mut dyn FnMut(LoadStage, usize, usize) -> candle_core::Result<()>,
+    ) -> Result<Self> {
         let gguf = crate::gguf::GgufModel::open(path, options.mmproj.as_deref())?;
         let cfg = gguf.config().clone();
         let context_length = context_cap(options, &cfg)?;
@@ -303,6 +345,7 @@ impl Engine {
             template,
             device: Device::Cpu,
             preset: options.preset,
+            image_cache: ImageCache::new(options.image_cache_bytes.unwrap_or(DEFAULT_BYTES)),
         })
     }
 
@@ -333,12 +376,25 @@ impl Engine {
 
     /// The preprocessing settings for an image of this size (the preset applied).
     pub fn image_config(&self, width: u32, height: u32) -> PreprocessorConfig {
-        preset_config(&self.preprocessor, self.preset, width, height)
+        self.image_config_for(width, height, None)
+    }
+
+    /// [`Engine::image_config`] with image splitting overridden (`None`: as loaded).
+    pub(crate) fn image_config_for(&self, width: u32, height: u32, split: Option<bool>) -> PreprocessorConfig {
+        let mut cfg = preset_config(&self.preprocessor, self.preset, width, height);
+        if let Some(split) = split {
+            cfg.do_image_splitting = split;
+        }
+        cfg
     }
 
     /// The tile grid `(rows, cols)` an image of this size is cut into (`(0, 0)`: one frame).
     pub fn image_grid(&self, width: u32, height: u32) -> (usize, usize) {
-        image_grid(width, height, &self.image_config(width, height))
+        self.image_grid_for(width, height, None)
+    }
+
+    pub(crate) fn image_grid_for(&self, width: u32, height: u32, split: Option<bool>) -> (usize, usize) {
+        image_grid(width, height, &self.image_config_for(width, height, split))
     }
 
     /// The most tokens (prompt plus answer) one conversation can hold:
@@ -368,12 +424,17 @@ impl Engine {
 
     /// The prompt text for `messages` after the chat template and image expansion, and its ids.
     pub fn prompt(&self, messages: &[Message]) -> Result<(String, Vec<u32>)> {
+        self.prompt_for(messages, None)
+    }
+
+    /// [`Engine::prompt`] with image splitting overridden (`None`: as loaded).
+    pub(crate) fn prompt_for(&self, messages: &[Message], split: Option<bool>) -> Result<(String, Vec<u32>)> {
         if !self.has_vision() && messages.iter().any(|m| m.images().next().is_some()) {
             return Err(Error::InvalidArgument("this model is text-only (no vision encoder): it cannot take images".into()));
         }
         let text = self.template.render(messages, true)?;
         let grids: Vec<(usize, usize)> =
-            messages.iter().flat_map(Message::images).map(|img| self.image_grid(img.width, img.height)).collect();
+            messages.iter().flat_map(Message::images).map(|img| self.image_grid_for(img.width, img.height, split)).collect();
         let text = expand_images(&text, &grids, self.config.image_seq_len())?;
         let enc = self.tokenizer.encode(text.as_str(), false).map_err(|e| Error::Internal(format!("tokenize: {e}")))?;
         Ok((text, enc.get_ids().to_vec()))

@@ -23,7 +23,9 @@ mod error;
 mod generation;
 #[doc(hidden)]
 pub mod gguf;
+mod image_cache;
 mod kernels;
+mod live;
 #[doc(hidden)]
 pub mod model;
 #[doc(hidden)]
@@ -40,6 +42,7 @@ pub use error::{DownloadError, Error, Result};
 pub use generation::{GenerationOptions, TokenLogprob};
 pub use gguf::is_gguf;
 pub use kernels::quantized_kernels;
+pub use live::{FrameConverter, FrameInfo, LiveCounters, LiveEvent, LiveOptions, LiveSession, LiveStats, LiveWorker};
 pub use model::WeightFormat;
 pub use processor::camera::{frame_to_rgb, Frame, PackedFormat, Plane, Rotation, YuvRange};
 pub use processor::image::{decode_image, load_image, RgbImage};

@@ -5,6 +5,7 @@ use crate::chat::{Content, Message, Role};
 use crate::engine::{CancelToken, Engine};
 use crate::error::{Error, Result};
 use crate::generation::{top_logprobs, GenerationOptions, Sampler, TextStream, TokenLogprob};
+use crate::image_cache::KeyHasher;
 use crate::model::KvCache;
 use crate::processor::preprocess::frames as image_frames;
 use candle_core::Tensor;
@@ -39,6 +40,8 @@ pub struct Stats {
     pub prefill_tokens: usize,
     /// Image tiles run through the vision encoder.
     pub vision_tiles: usize,
+    /// Images whose encoding came from the engine's cache (no vision work, 0 ms).
+    pub cached_images: usize,
     /// Tokens generated.
     pub generated_tokens: usize,
 }
@@ -66,18 +69,31 @@ pub struct Session {
     cache: KvCache,
     /// Ids whose keys and values `cache` holds.
     cached: Vec<u32>,
+    /// Overrides the engine's image splitting for this session.
+    image_splitting: Option<bool>,
 }
 
 impl Session {
     /// A new, empty conversation.
     pub fn new(engine: Arc<Engine>) -> Self {
         let cache = engine.model.new_cache_with_limit(engine.context_length);
-        Session { engine, messages: Vec::new(), cache, cached: Vec::new() }
+        Session { engine, messages: Vec::new(), cache, cached: Vec::new(), image_splitting: None }
     }
 
     /// The engine this session runs on.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// Splits this session's images into tiles (`Some(true)`), never (`Some(false)`: one 64-token
+    /// view per image, much faster), or as the engine does (`None`). Images already answered
+    /// about keep the tiling they were read with until the transcript changes before them.
+    pub fn set_image_splitting(&mut self, split: Option<bool>) {
+        if split != self.image_splitting {
+            self.image_splitting = split;
+            self.cache.clear();
+            self.cached.clear();
+        }
     }
 
     /// The transcript so far.
@@ -122,7 +138,7 @@ impl Session {
         if !has_content {
             return Err(Error::InvalidArgument("the prompt is empty".into()));
         }
-        let (_, ids) = engine.prompt(&self.messages)?;
+        let (_, ids) = engine.prompt_for(&self.messages, self.image_splitting)?;
         let limit = engine.context_length();
         if ids.len() + 1 > limit {
             return Err(Error::ContextOverflow { tokens: ids.len() + 1, limit });
@@ -135,7 +151,7 @@ impl Session {
         let mut image_starts = Vec::with_capacity(images.len());
         let mut pos = 0;
         for img in &images {
-            let (r, c) = engine.image_grid(img.width, img.height);
+            let (r, c) = engine.image_grid_for(img.width, img.height, self.image_splitting);
             let tokens = (r * c + 1) * per_tile;
             let first = ids[pos..]
                 .iter()
@@ -148,7 +164,7 @@ impl Session {
         let mut keep = self.cached.iter().zip(&ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1);
         let mut first_new_image = images.len();
         for (k, &s) in image_starts.iter().enumerate() {
-            let end = s + (image_block(&images[k], &engine) * per_tile);
+            let end = s + (image_block(&images[k], &engine, self.image_splitting) * per_tile);
             if end > keep {
                 keep = keep.min(s);
                 first_new_image = k;
@@ -161,23 +177,59 @@ impl Session {
         self.cache.reserve(ids.len().saturating_add(options.max_tokens));
 
         // Vision: one tile at a time so a cancel is honoured between tiles; each tile's pixels
-        // are made just before it is encoded and dropped after, so only one exists at a time.
+        // are made just before they are used and dropped after, so only one exists at a time.
+        // An image whose encoding is in the engine's cache (same preprocessed pixels) is not
+        // encoded again.
         let vision_start = Instant::now();
         let mut features = Vec::new();
         let mut tiles = 0;
+        let mut cached_images = 0;
         for img in &images[first_new_image..] {
             cancel.check()?;
-            let frames = image_frames(img, &engine.image_config(img.width, img.height))?;
+            let frames = image_frames(img, &engine.image_config_for(img.width, img.height, self.image_splitting))?;
             let m = frames.tile_size;
-            for f in 0..frames.frames {
-                cancel.check()?;
+            let make = |f: usize| -> Result<Vec<f32>> {
                 let mut pixels = vec![0f32; frames.frame_len()];
                 frames.write(f, &mut pixels)?;
+                Ok(pixels)
+            };
+            // The cache key hashes every tile; a single tile's pixels are kept for the encoder.
+            let mut kept = None;
+            let key = if engine.image_cache.enabled() {
+                let mut hasher = KeyHasher::new(frames.frames, m);
+                for f in 0..frames.frames {
+                    let pixels = make(f)?;
+                    hasher.tile(&pixels);
+                    if frames.frames == 1 {
+                        kept = Some(pixels);
+                    }
+                }
+                let key = hasher.finish();
+                if let Some(hit) = engine.image_cache.get(&key) {
+                    features.push(hit);
+                    cached_images += 1;
+                    continue;
+                }
+                Some(key)
+            } else {
+                None
+            };
+            let mut encoded = Vec::with_capacity(frames.frames);
+            for f in 0..frames.frames {
+                cancel.check()?;
+                let pixels = match kept.take() {
+                    Some(p) => p,
+                    None => make(f)?,
+                };
                 let tile = Tensor::from_vec(pixels, (1, 3, m, m), &engine.device)?;
-                let feats = engine.model.encode_images(&tile)?;
-                features.push(feats.squeeze(0)?);
+                encoded.push(engine.model.encode_images(&tile)?.squeeze(0)?);
                 tiles += 1;
             }
+            let image = Tensor::cat(&encoded, 0)?;
+            if let Some(key) = key {
+                engine.image_cache.insert(key, &image);
+            }
+            features.push(image);
         }
         let features = if features.is_empty() { None } else { Some(Tensor::cat(&features, 0)?) };
         let vision_ms = if tiles == 0 { 0.0 } else { ms(vision_start) };
@@ -209,6 +261,7 @@ impl Session {
                 prompt_tokens,
                 prefill_tokens,
                 vision_tiles: tiles,
+                cached_images,
                 ..Stats::default()
             },
         })
@@ -243,8 +296,8 @@ impl Session {
 }
 
 /// Number of tiles (including the global view) an image is cut into.
-fn image_block(img: &crate::processor::image::RgbImage, engine: &Engine) -> usize {
-    let (r, c) = engine.image_grid(img.width, img.height);
+fn image_block(img: &crate::processor::image::RgbImage, engine: &Engine, split: Option<bool>) -> usize {
+    let (r, c) = engine.image_grid_for(img.width, img.height, split);
     r * c + 1
 }
 

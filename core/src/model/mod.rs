@@ -79,7 +79,7 @@ impl SmolVlmModel {
         let device = vb.device().clone();
         let dtype = vb.dtype();
         let format = format.resolve(cfg.parameter_count());
-        Self::build(cfg, Loader::new(Source::Safetensors(vb), format), dtype, device, format, &mut |_, _, _| {})
+        Self::build(cfg, Loader::new(Source::Safetensors(vb), format), dtype, device, format, &mut |_, _, _| Ok(()))
             .map_err(|(_, e)| Error::file("model weights (safetensors)", e))
     }
 
@@ -95,7 +95,7 @@ impl SmolVlmModel {
         let Some(first) = paths.first() else {
             return Err(Error::InvalidArgument("no safetensors file to load".into()));
         };
-        Self::from_safetensors_reporting(cfg, paths, first, format, device, &mut |_, _, _| {})
+        Self::from_safetensors_reporting(cfg, paths, first, format, device, &mut |_, _, _| Ok(()))
     }
 
     /// [`from_safetensors`](Self::from_safetensors), naming `tensors_file` in the errors about
@@ -107,7 +107,7 @@ impl SmolVlmModel {
         tensors_file: &Path,
         format: WeightFormat,
         device: &Device,
-        on_step: &mut dyn FnMut(LoadStage, usize, usize),
+        on_step: &mut dyn FnMut(LoadStage, usize, usize) -> candle_core::Result<()>,
     ) -> Result<Self> {
         let files = SafetensorsFiles::open(paths).map_err(|(path, e)| Error::file(path, e))?;
         let format = format.resolve(cfg.parameter_count());
@@ -119,7 +119,7 @@ impl SmolVlmModel {
     /// [`GgufModel::config`]. Tensors stored quantized are used as stored; f32/f16/bf16 ones
     /// follow `format`. The model has a vision tower exactly when `cfg.vision` is set.
     pub fn from_gguf(cfg: &ModelConfig, gguf: &GgufModel, format: WeightFormat) -> Result<Self> {
-        Self::from_gguf_reporting(cfg, gguf, format, &mut |_, _, _| {})
+        Self::from_gguf_reporting(cfg, gguf, format, &mut |_, _, _| Ok(()))
     }
 
     /// [`from_gguf`](Self::from_gguf), calling `on_step(stage, done, steps)` after each building
@@ -128,7 +128,7 @@ impl SmolVlmModel {
         cfg: &ModelConfig,
         gguf: &GgufModel,
         format: WeightFormat,
-        on_step: &mut dyn FnMut(LoadStage, usize, usize),
+        on_step: &mut dyn FnMut(LoadStage, usize, usize) -> candle_core::Result<()>,
     ) -> Result<Self> {
         let format = format.resolve(cfg.parameter_count());
         let loader = Loader::new(Source::Gguf(gguf), format);
@@ -143,14 +143,15 @@ impl SmolVlmModel {
 
     /// Builds the parts; an error says whether it came from the vision half. The steps are the
     /// vision encoder layers and the connector (`LoadStage::Vision`), then the decoder layers and
-    /// the output head (`LoadStage::Text`); `on_step(stage, done, steps)` follows each.
+    /// the output head (`LoadStage::Text`); `on_step(stage, done, steps)` follows each, and an
+    /// error from it stops the build (a cancelled load).
     fn build(
         cfg: &ModelConfig,
         vb: Loader,
         dtype: DType,
         device: Device,
         format: WeightFormat,
-        on_step: &mut dyn FnMut(LoadStage, usize, usize),
+        on_step: &mut dyn FnMut(LoadStage, usize, usize) -> candle_core::Result<()>,
     ) -> std::result::Result<Self, (bool, candle_core::Error)> {
         let t = &cfg.text;
         let vision_steps = cfg.vision.as_ref().map_or(0, |v| v.num_hidden_layers + 1);
@@ -172,7 +173,7 @@ impl SmolVlmModel {
                     vb.pp("model.connector"),
                 )
                 .map_err(|e| (true, e))?;
-                on_step(LoadStage::Vision, vision_steps, steps);
+                on_step(LoadStage::Vision, vision_steps, steps).map_err(|e| (true, e))?;
                 Some((vision, connector))
             }
         };
@@ -182,7 +183,7 @@ impl SmolVlmModel {
             on_step(LoadStage::Text, done, steps)
         };
         let text = TextModel::new(t, vb.pp("model.text_model"), vb.clone(), &mut on_layer).map_err(|e| (false, e))?;
-        on_step(LoadStage::Text, steps, steps);
+        on_step(LoadStage::Text, steps, steps).map_err(|e| (false, e))?;
         Ok(Self { cfg: cfg.clone(), vision, text, format, dtype, device })
     }
 

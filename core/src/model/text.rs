@@ -237,12 +237,17 @@ impl TextModel {
     /// Loads `model.text_model.*` from `vb_text` and `lm_head.weight` from `vb_head` (falling back
     /// to the embedding when `tie_word_embeddings` and `lm_head.weight` is absent), calling
     /// `on_layer` after each decoder layer.
-    pub(crate) fn new(cfg: &TextConfig, vb_text: Loader, vb_head: Loader, on_layer: &mut dyn FnMut()) -> Result<Self> {
+    pub(crate) fn new(
+        cfg: &TextConfig,
+        vb_text: Loader,
+        vb_head: Loader,
+        on_layer: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<Self> {
         let (vocab, d) = (cfg.vocab_size, cfg.hidden_size);
         let embed_tokens = vb_text.pp("embed_tokens").embedding(vocab, d)?;
         let lvb = vb_text.pp("layers");
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| DecoderLayer::new(cfg, lvb.pp(i)).inspect(|_| on_layer()))
+            .map(|i| DecoderLayer::new(cfg, lvb.pp(i)).and_then(|l| on_layer().map(|_| l)))
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::new(d, cfg.rms_norm_eps, vb_text.pp("norm"))?;
         let lm_head = if cfg.tie_word_embeddings && !vb_head.contains("lm_head.weight") {

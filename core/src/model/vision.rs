@@ -232,11 +232,11 @@ pub(crate) struct VisionModel {
 impl VisionModel {
     /// Loads the weights under `vb` (= `model.vision_model`), calling `on_layer` after each
     /// encoder layer.
-    pub(crate) fn new(cfg: &VisionConfig, vb: Loader, on_layer: &mut dyn FnMut()) -> Result<Self> {
+    pub(crate) fn new(cfg: &VisionConfig, vb: Loader, on_layer: &mut dyn FnMut() -> Result<()>) -> Result<Self> {
         let embeddings = Embeddings::new(cfg, vb.pp("embeddings"))?;
         let lvb = vb.pp("encoder.layers");
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| EncoderLayer::new(cfg, lvb.pp(i)).inspect(|_| on_layer()))
+            .map(|i| EncoderLayer::new(cfg, lvb.pp(i)).and_then(|l| on_layer().map(|_| l)))
             .collect::<Result<Vec<_>>>()?;
         let post_layernorm = layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("post_layernorm"))?;
         Ok(Self { embeddings, layers, post_layernorm })
