@@ -32,7 +32,7 @@ pub struct BenchArgs {
     /// Weight storage: none (f32), f16, q8_0, q4k or auto (see `smolvlm ask --help`).
     #[arg(long, default_value = "none", value_name = "none|f16|q8_0|q4k|auto")]
     quantize: String,
-    /// CPU threads (process-wide; default: candle's, the physical core count).
+    /// CPU threads (process-wide; default: the performance cores, see `performance_cores`).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// Do not split images into tiles (one global frame per image).
@@ -50,15 +50,25 @@ pub struct BenchArgs {
     /// Skip the warm-up answer.
     #[arg(long)]
     no_warmup: bool,
+    /// Measure the camera loop instead: synthetic 640x480 frames pushed into a live session
+    /// (live defaults) at --live-fps for --live-seconds; reports answers, frames dropped,
+    /// frame-to-first-token latency (median, p90), decode speed and peak memory.
+    #[arg(long)]
+    live: bool,
+    /// With --live: seconds of frames.
+    #[arg(long, default_value_t = 60.0, value_name = "S")]
+    live_seconds: f64,
+    /// With --live: frames per second.
+    #[arg(long, default_value_t = 30.0, value_name = "R")]
+    live_fps: f64,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
 }
 
 pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
-    if let Some(n) = args.threads {
-        set_num_threads(n)?;
-    }
+    let threads = args.threads.unwrap_or_else(smolvlm::performance_cores);
+    set_num_threads(threads)?;
     let weights = WeightFormat::parse(&args.quantize).ok_or_else(|| {
         Error::InvalidArgument(format!("unknown --quantize {:?}: use none, f16, q8_0, q4k or auto", args.quantize))
     })?;
@@ -74,6 +84,9 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
         preset,
         weights,
         mmproj: args.mmproj.clone(),
+        // The measured answer repeats the warm-up's image: without this it would come from the
+        // image cache, and the encoder would not be measured. (The live loop keeps the cache.)
+        image_cache_bytes: (!args.live).then_some(0),
         ..EngineOptions::default()
     };
 
@@ -87,6 +100,15 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
     // is seen apart from the peak of loading.
     let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
 
+    if args.live {
+        let mut out = crate::live_bench::run(engine, args.live_seconds, args.live_fps)?;
+        out["model"] = json!(args.model);
+        out["quantize"] = json!(args.quantize);
+        out["threads"] = json!(threads);
+        out["load_ms"] = json!(round(load_ms));
+        out["peak_rss_mb"] = json!(peak_load.into_iter().chain(rss_mb("VmHWM:")).reduce(f64::max).map(round));
+        return print(out, args.json);
+    }
     let message = || match &image {
         Some(img) => Message::user(args.prompt.clone(), vec![img.clone()]),
         None => Message::text(Role::User, args.prompt.clone()),
@@ -130,7 +152,7 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
         "quantize": args.quantize,
         "preset": args.preset,
         "split": !args.no_split,
-        "threads": args.threads.unwrap_or_else(rayon_threads),
+        "threads": threads,
         "quantized_kernels": smolvlm::quantized_kernels(),
         "load_ms": round(load_ms),
         "vision_tiles": st.vision_tiles,
@@ -149,11 +171,16 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
         "peak_rss_inference_mb": if hwm_reset { peak_inference.map(round) } else { None },
         "peak_rss_mb": peak_load.into_iter().chain(peak_inference).reduce(f64::max).map(round),
     });
-    if args.json {
+    print(out, args.json)
+}
+
+/// One JSON object, or one `key  value` line per field.
+fn print(out: Value, as_json: bool) -> smolvlm::Result<()> {
+    if as_json {
         println!("{out}");
     } else if let Value::Object(map) = out {
         for (k, v) in map {
-            println!("{k:>26}  {v}");
+            println!("{k:>30}  {v}");
         }
     }
     Ok(())
@@ -170,14 +197,6 @@ fn rate_time(steps: usize, rate: f64) -> f64 {
 
 fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
-}
-
-/// The thread count in force when none was asked for (candle's default or the environment's).
-fn rayon_threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
 
 /// A memory figure of this process from /proc/self/status in MiB (Linux and Android only).

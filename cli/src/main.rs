@@ -2,6 +2,7 @@
 
 mod bench;
 mod download;
+mod live_bench;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};

@@ -32,6 +32,7 @@ pub mod model;
 pub mod processor;
 mod prompt;
 mod session;
+mod threads;
 
 pub use catalog::{catalog, find_in_catalog, CatalogEntry, CheckpointFormat};
 pub use chat::{load_messages, parse_messages, Content, Message, Role};
@@ -47,3 +48,4 @@ pub use model::WeightFormat;
 pub use processor::camera::{frame_to_rgb, Frame, PackedFormat, Plane, Rotation, YuvRange};
 pub use processor::image::{decode_image, load_image, RgbImage};
 pub use session::{Answer, FinishReason, Reply, Session, Stats};
+pub use threads::performance_cores;
