@@ -155,3 +155,20 @@ fn empty_and_too_long_prompts_are_rejected() {
     let bad = smolvlm(&["ask", "--model", model().to_str().unwrap(), "--top-p", "0", "hi"]);
     assert_fails(&bad, "top_p");
 }
+
+#[test]
+fn bench_live_reports_the_camera_loop() {
+    let out = smolvlm(&["bench", "--live", "--model", model().to_str().unwrap(), "--live-seconds", "2", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["answers", "frames_pushed", "frames_dropped", "decode_tokens_per_s", "peak_rss_mb"] {
+        assert!(v[key].is_number(), "{key} missing: {v}");
+    }
+    for key in ["median_frame_to_first_token_ms", "p90_frame_to_first_token_ms"] {
+        assert!(v[key].as_f64().is_some_and(|ms| ms > 0.0), "{key}: {v}");
+    }
+    let (answers, pushed) = (v["answers"].as_u64().unwrap(), v["frames_pushed"].as_u64().unwrap());
+    assert!(answers > 0 && pushed >= 50 && answers <= pushed, "{v}");
+    let bad = smolvlm(&["bench", "--live", "--model", model().to_str().unwrap(), "--live-fps", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

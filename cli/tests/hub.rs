@@ -2,39 +2,12 @@
 //! cache layout, the folder printed last, offline use, and the exit codes (2 bad arguments, 3
 //! missing, refused or corrupt, 1 network).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Command, Output};
 
-struct Hub {
-    child: Child,
-    _stdin: ChildStdin,
-    url: String,
-}
-
-impl Hub {
-    fn start() -> Hub {
-        let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/hub/server.py");
-        let mut child = Command::new("python3")
-            .arg(server)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs the local hub");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let stdin = child.stdin.take().unwrap();
-        Hub { child, _stdin: stdin, url: line.trim().to_string() }
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "../../tests/hub/local_hub.rs"]
+mod local_hub;
+use local_hub::LocalHub as Hub;
 
 fn temp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("smolvlm-cli-hub-{name}-{}", std::process::id()));
@@ -66,7 +39,7 @@ fn assert_fails(out: &Output, code: i32, needle: &str) {
 
 #[test]
 fn download_prints_the_folder_and_ask_uses_it_offline() {
-    let hub = Hub::start();
+    let hub = Hub::start("cli-download");
     let cache = temp("cache");
     let out = smolvlm(&["download", "smolvlm-test/tiny"], &hub.url, &cache, false);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -96,7 +69,7 @@ fn download_prints_the_folder_and_ask_uses_it_offline() {
 
 #[test]
 fn download_failures_have_their_exit_codes() {
-    let hub = Hub::start();
+    let hub = Hub::start("cli-fail");
     let cache = temp("fail");
     assert_fails(&smolvlm(&["download", "not-a-repo-id"], &hub.url, &cache, false), 2, "org/name");
     assert_fails(&smolvlm(&["download", "smolvlm-test/absent"], &hub.url, &cache, false), 3, "smolvlm-test/absent");

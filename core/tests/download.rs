@@ -5,66 +5,32 @@
 
 use serde_json::Value;
 use smolvlm::{download, CancelToken, DownloadError, DownloadProgress, DownloadRequest, Engine, EngineOptions, Error};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The local hub; killed when dropped (its stdin closes too, which also ends it).
-struct Hub {
-    child: Child,
-    _stdin: ChildStdin,
-    url: String,
-    log: PathBuf,
-    dir: PathBuf,
+#[path = "../../tests/hub/local_hub.rs"]
+mod local_hub;
+
+/// The local hub, with requests for its repos.
+struct Hub(local_hub::LocalHub);
+
+impl std::ops::Deref for Hub {
+    type Target = local_hub::LocalHub;
+    fn deref(&self) -> &local_hub::LocalHub {
+        &self.0
+    }
 }
 
 impl Hub {
     fn start(name: &str) -> Hub {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let dir = std::env::temp_dir().join(format!("smolvlm-dl-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join("hub.log");
-        let mut child = Command::new("python3")
-            .arg(root.join("tests/hub/server.py"))
-            .arg("--log")
-            .arg(&log)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs the local hub");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("http://127.0.0.1:"), "the hub said {line:?}");
-        let stdin = child.stdin.take().unwrap();
-        Hub { child, _stdin: stdin, url: line.trim().to_string(), log, dir }
+        Hub(local_hub::LocalHub::start(name))
     }
 
     fn request(&self, repo: &str) -> DownloadRequest {
         let mut r = DownloadRequest::new(format!("smolvlm-test/{repo}"));
         r.endpoint = Some(self.url.clone());
         r
-    }
-
-    /// The requests the hub has finished, oldest first.
-    fn log(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-    }
-
-    /// Finished GETs of the CDN for the weights.
-    fn weight_gets(&self) -> Vec<Value> {
-        self.log().into_iter().filter(|r| r["host"] == "cdn" && r["method"] == "GET").collect()
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -146,7 +112,7 @@ fn a_dropped_connection_resumes_from_the_byte_where_it_stopped() {
     let hub = Hub::start("drop");
     let dir = fetch(&hub.request("tiny-drop").to_folder(hub.dir.join("m"))).0.unwrap();
     assert!(same_bytes(&dir.join("model.safetensors"), &fixture("model.safetensors")));
-    let gets = hub.weight_gets();
+    let gets = hub.cdn_gets();
     assert_eq!(gets.len(), 2, "{gets:?}");
     let sent = gets[0]["bytes_sent"].as_u64().unwrap();
     let size = std::fs::metadata(fixture("model.safetensors")).unwrap().len();
@@ -160,7 +126,7 @@ fn a_server_that_ignores_ranges_is_read_again_from_zero() {
     let hub = Hub::start("norange");
     let dir = fetch(&hub.request("tiny-norange").to_folder(hub.dir.join("m"))).0.unwrap();
     assert!(same_bytes(&dir.join("model.safetensors"), &fixture("model.safetensors")));
-    let gets = hub.weight_gets();
+    let gets = hub.cdn_gets();
     assert_eq!(gets.len(), 2, "{gets:?}");
     assert!(gets[1]["range"].is_string() && gets[1]["status"] == 200, "{gets:?}");
 }
@@ -275,7 +241,7 @@ fn a_cancel_ends_a_stalled_download_within_a_second_and_the_next_call_resumes() 
     // The partial file stays; the same weights (same SHA-256) from a healthy repo continue it.
     let dir = fetch(&hub.request("tiny").to_folder(&folder)).0.unwrap();
     assert!(same_bytes(&dir.join("model.safetensors"), &fixture("model.safetensors")));
-    let resumed = hub.weight_gets().into_iter().find(|r| r["path"].as_str().unwrap().contains("/smolvlm-test/tiny/")).unwrap();
+    let resumed = hub.cdn_gets().into_iter().find(|r| r["path"].as_str().unwrap().contains("/smolvlm-test/tiny/")).unwrap();
     assert_eq!(resumed["range"], "bytes=65536-", "{resumed:?}");
 }
 
@@ -290,7 +256,7 @@ fn too_little_free_space_fails_before_writing_anything() {
         e => panic!("{e:?}"),
     }
     assert!(!folder.join("config.json").exists());
-    assert!(hub.weight_gets().is_empty(), "no byte of the weights was fetched");
+    assert!(hub.cdn_gets().is_empty(), "no byte of the weights was fetched");
 }
 
 /// A real small disk: a 1 MiB tmpfs (mounting needs root, which CI has; elsewhere the test says
@@ -313,7 +279,7 @@ fn a_small_disk_is_refused_before_writing() {
         }
         e => panic!("{e:?}"),
     }
-    assert!(hub.weight_gets().is_empty());
+    assert!(hub.cdn_gets().is_empty());
 }
 
 #[test]
@@ -329,7 +295,7 @@ fn two_downloads_of_one_repo_at_once_share_the_work() {
     let dirs: Vec<PathBuf> = runs.into_iter().map(|t| t.join().unwrap().unwrap()).collect();
     assert_eq!(dirs[0], dirs[1]);
     assert!(same_bytes(&dirs[0].join("model.safetensors"), &fixture("model.safetensors")));
-    assert_eq!(hub.weight_gets().len(), 1, "the weights were fetched once");
+    assert_eq!(hub.cdn_gets().len(), 1, "the weights were fetched once");
 }
 
 #[test]

@@ -3,37 +3,26 @@
 //! catalog. The downloader's own behaviour (resume, integrity, locks) is tested in core.
 
 use smolvlm_ffi::*;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The local hub, stopped when dropped.
-struct Hub {
-    child: Child,
-    _stdin: ChildStdin,
-    url: String,
-    dir: PathBuf,
+#[path = "../../../tests/hub/local_hub.rs"]
+mod local_hub;
+
+/// The local hub, with requests for its repos.
+struct Hub(local_hub::LocalHub);
+
+impl std::ops::Deref for Hub {
+    type Target = local_hub::LocalHub;
+    fn deref(&self) -> &local_hub::LocalHub {
+        &self.0
+    }
 }
 
 impl Hub {
     fn start(name: &str) -> Hub {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let dir = std::env::temp_dir().join(format!("smolvlm-ffi-dl-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new("python3")
-            .arg(root.join("tests/hub/server.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the local hub");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("http://"), "the hub said {line:?}");
-        let stdin = child.stdin.take().unwrap();
-        Hub { child, _stdin: stdin, url: line.trim().to_string(), dir }
+        Hub(local_hub::LocalHub::start(name))
     }
 
     /// A request for `smolvlm-test/<repo>` into the folder `<dir>/<folder>`.
@@ -48,14 +37,6 @@ impl Hub {
             endpoint: Some(self.url.clone()),
             keep_free_bytes: 0,
         }
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -80,7 +61,7 @@ fn run_returns_the_folder_and_reports_progress() {
     let last = seen.last().unwrap();
     assert!(last.bytes_total > 0 && last.bytes_done == last.bytes_total, "{last:?}");
     assert_eq!(last.files_done, last.files_total);
-    let vlm = SmolVlm::load(dir.clone(), None, None).unwrap();
+    let vlm = SmolVlm::load(dir.clone(), None, None, None).unwrap();
     assert!(vlm.info().has_vision);
     // Run again (a new object, or the same one): nothing to fetch, the same folder.
     let again = ModelDownload::new(req);
