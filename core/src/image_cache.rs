@@ -103,6 +103,14 @@ impl ImageCache {
         }
     }
 
+    /// Forgets `key` (a live session's previous frame, which will not be seen again).
+    pub(crate) fn remove(&self, key: &ImageKey) {
+        let mut st = self.lock();
+        if let Some(e) = st.entries.remove(key) {
+            st.bytes -= e.bytes;
+        }
+    }
+
     /// Bytes held now.
     #[cfg(test)]
     fn bytes(&self) -> usize {
@@ -134,6 +142,9 @@ mod tests {
         let big = Tensor::zeros((100, 8), candle_core::DType::F32, &Device::Cpu).unwrap();
         cache.insert(key(4), &big);
         assert!(cache.get(&key(4)).is_none(), "larger than the bound: not cached");
+        cache.remove(&key(1));
+        assert!(cache.get(&key(1)).is_none());
+        assert_eq!(cache.bytes(), 128);
     }
 
     #[test]

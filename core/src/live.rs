@@ -209,7 +209,14 @@ impl LiveSession {
             event: Condvar::new(),
             cancel: CancelToken::new(),
         });
-        let worker = LiveWorker(Worker { shared: shared.clone(), engine, options, frozen: None, last_caption: None });
+        let worker = LiveWorker(Worker {
+            shared: shared.clone(),
+            engine,
+            options,
+            frozen: None,
+            last_caption: None,
+            frame_keys: Vec::new(),
+        });
         Ok((LiveSession { shared, worker: None }, worker))
     }
 
@@ -338,6 +345,9 @@ struct Worker {
     options: LiveOptions,
     frozen: Option<Frozen>,
     last_caption: Option<String>,
+    /// The image-cache keys of the frame last answered about: dropped from the engine's cache
+    /// when the next frame is, so that a stream of frames never seen again does not fill it.
+    frame_keys: Vec<crate::image_cache::ImageKey>,
 }
 
 impl Worker {
@@ -463,6 +473,11 @@ impl Worker {
             }
         })?;
         let first = first.unwrap_or_else(Instant::now);
+        let keys = session.image_keys().to_vec();
+        for old in self.frame_keys.iter().filter(|k| !keys.contains(k)) {
+            self.engine.image_cache.remove(old);
+        }
+        self.frame_keys = keys;
         if question.is_none() {
             let same = self.last_caption.as_deref() == Some(answer.text.as_str());
             self.last_caption = Some(answer.text.clone());

@@ -5,7 +5,7 @@ use crate::chat::{Content, Message, Role};
 use crate::engine::{CancelToken, Engine};
 use crate::error::{Error, Result};
 use crate::generation::{top_logprobs, GenerationOptions, Sampler, TextStream, TokenLogprob};
-use crate::image_cache::KeyHasher;
+use crate::image_cache::{ImageKey, KeyHasher};
 use crate::model::KvCache;
 use crate::processor::preprocess::frames as image_frames;
 use candle_core::Tensor;
@@ -71,13 +71,15 @@ pub struct Session {
     cached: Vec<u32>,
     /// Overrides the engine's image splitting for this session.
     image_splitting: Option<bool>,
+    /// The image-cache keys of the images the last reply encoded or found in the cache.
+    image_keys: Vec<ImageKey>,
 }
 
 impl Session {
     /// A new, empty conversation.
     pub fn new(engine: Arc<Engine>) -> Self {
         let cache = engine.model.new_cache_with_limit(engine.context_length);
-        Session { engine, messages: Vec::new(), cache, cached: Vec::new(), image_splitting: None }
+        Session { engine, messages: Vec::new(), cache, cached: Vec::new(), image_splitting: None, image_keys: Vec::new() }
     }
 
     /// The engine this session runs on.
@@ -94,6 +96,11 @@ impl Session {
             self.cache.clear();
             self.cached.clear();
         }
+    }
+
+    /// The image-cache keys of the images the last reply read (encoded, or found cached).
+    pub(crate) fn image_keys(&self) -> &[ImageKey] {
+        &self.image_keys
     }
 
     /// The transcript so far.
@@ -184,6 +191,7 @@ impl Session {
         let mut features = Vec::new();
         let mut tiles = 0;
         let mut cached_images = 0;
+        self.image_keys.clear();
         for img in &images[first_new_image..] {
             cancel.check()?;
             let frames = image_frames(img, &engine.image_config_for(img.width, img.height, self.image_splitting))?;
@@ -205,6 +213,7 @@ impl Session {
                     }
                 }
                 let key = hasher.finish();
+                self.image_keys.push(key);
                 if let Some(hit) = engine.image_cache.get(&key) {
                     features.push(hit);
                     cached_images += 1;
