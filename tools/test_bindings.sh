@@ -56,11 +56,16 @@ if [ "$(cat "$KT/ffi.sum" 2>/dev/null)" != "$SUM" ]; then
 fi
 python3 tools/readme_example.py kotlin "package dev.smolvlm.readme" > "$KT/gen/ReadmeExample.kt"
 python3 tools/readme_example.py readme-kotlin-download "package dev.smolvlm.readme" > "$KT/gen/ReadmeDownload.kt"
+python3 tools/readme_example.py readme-kotlin-live "package dev.smolvlm.readme" > "$KT/gen/ReadmeLive.kt"
 echo "compiling the Kotlin SDK, the README examples and the tests"
-"$K/bin/kotlinc" -nowarn android/sdk/src/main/kotlin android/sdk/src/test/kotlin "$KT/gen/ReadmeExample.kt" "$KT/gen/ReadmeDownload.kt" \
+"$K/bin/kotlinc" -nowarn android/sdk/src/main/kotlin android/sdk/src/test/kotlin "$KT/gen/ReadmeExample.kt" "$KT/gen/ReadmeDownload.kt" "$KT/gen/ReadmeLive.kt" \
     -cp "$KT/ffi.jar:$TESTDEPS" -d "$KT/tests.jar"
 kotlin_rc=0
-java -Djna.library.path="$(dirname "$LIB")" -Dsmolvlm.fixtures="$ROOT/tests/fixtures" \
+# A small, fixed, pre-touched Java heap: the live camera soak test measures the process RSS. A
+# heap that grows (or is first touched) as garbage accumulates would hide what the native side
+# does, and so would a rare GC: JNA frees the native memory of each call's structures only when
+# the garbage collector collects them.
+java -Xms96m -Xmx96m -XX:+AlwaysPreTouch -Djna.library.path="$(dirname "$LIB")" -Dsmolvlm.fixtures="$ROOT/tests/fixtures" \
     -cp "$KT/tests.jar:$KT/ffi.jar:$TESTDEPS" dev.smolvlm.RunTestsKt || kotlin_rc=$?
 
 # ---- Android type-check -------------------------------------------------------------------

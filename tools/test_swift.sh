@@ -151,6 +151,7 @@ echo "/* SwiftPM needs a source file in a C target; the declarations are in incl
 cp "$GEN/SmolVLMFFI.swift" ios/Sources/SmolVLMFFI/
 python3 tools/readme_example.py swift > ios/Tests/SmolVLMTests/ReadmeExample.swift
 python3 tools/readme_example.py readme-swift-download > ios/Tests/SmolVLMTests/ReadmeDownload.swift
+python3 tools/readme_example.py readme-swift-live > ios/Tests/SmolVLMTests/ReadmeLive.swift
 
 # ---- build and test ----------------------------------------------------------------------------
 mount_system

@@ -106,7 +106,8 @@ pub enum LiveEvent {
         /// Its timings.
         stats: LiveStats,
     },
-    /// A frame could not be used (e.g. its planes do not match its size); the loop goes on.
+    /// A frame could not be used (e.g. its planes do not match its size), or answering about it
+    /// failed (e.g. a question too long for the context); the loop goes on.
     FrameError {
         /// The frame.
         frame: FrameInfo,
@@ -326,10 +327,19 @@ pub struct LiveWorker(Worker);
 impl LiveWorker {
     /// Runs the loop on the calling thread until the session is closed.
     pub fn run(self) {
-        let shared = self.0.shared.clone();
-        let end = self.0.run();
-        shared.lock().finished = Some(end.err());
-        shared.event.notify_all();
+        /// Marks the loop finished however it ends, a panic included (readers and `close` wait
+        /// for that mark).
+        struct Finish(Arc<Shared>, Option<Error>);
+        impl Drop for Finish {
+            fn drop(&mut self) {
+                let error =
+                    self.1.take().or_else(|| std::thread::panicking().then(|| Error::Internal("the live loop panicked".into())));
+                self.0.lock().finished = Some(error);
+                self.0.event.notify_all();
+            }
+        }
+        let mut finish = Finish(self.0.shared.clone(), None);
+        finish.1 = self.0.run().err();
     }
 }
 
@@ -401,7 +411,9 @@ impl Worker {
             match self.answer(&mut session, info, pushed, image, question, frames_dropped, skipped) {
                 Err(Error::Cancelled) if self.shared.cancel.is_cancelled() => return Ok(()),
                 Err(Error::Cancelled) => {}
-                Err(e) => return Err(e),
+                // An answer that fails (a question too long for the context, say) is reported
+                // for its frame; the loop goes on.
+                Err(error) => self.shared.emit(LiveEvent::FrameError { frame: info, error }),
                 Ok(()) => skipped = 0,
             }
         }

@@ -1,5 +1,7 @@
 //! `ImageInput`: an image decoded (or converted from camera pixels) as soon as it is created, so
-//! that bad input fails at once and borrowed pixel buffers are never kept.
+//! that bad input fails at once and borrowed pixel buffers are never kept; or, for the live camera
+//! loop, a copy of a raw frame converted only when it is used (`from_pixels_deferred`,
+//! `from_yuv420_deferred`).
 
 use crate::error::SmolVlmError;
 use smolvlm::RgbImage;
@@ -42,9 +44,64 @@ impl From<YuvColorRange> for YuvRange {
 /// An image ready to be asked about: decoded from a file or encoded bytes (JPEG, PNG, WebP, GIF,
 /// BMP; EXIF orientation applied), or converted from raw camera pixels. Immutable and
 /// thread-safe; one input can be used in several questions and sessions.
+///
+/// The `…_deferred` constructors instead keep a copy of the raw pixels and convert them each
+/// time the image is used: a live captioner converts only the frames it takes (most pushed
+/// frames are dropped unconverted), and a frame whose bytes do not match its size is reported
+/// then (a `FrameError` event; `InvalidImage` from `ChatSession.ask`).
 #[derive(Debug, uniffi::Object)]
 pub struct ImageInput {
-    pub(crate) image: Arc<RgbImage>,
+    source: Source,
+}
+
+#[derive(Debug)]
+enum Source {
+    /// Decoded or converted when created.
+    Ready(Arc<RgbImage>),
+    /// A copy of a raw frame, converted when used.
+    Raw(RawFrame),
+}
+
+/// An owned raw frame and how to read it.
+#[derive(Debug)]
+enum RawFrame {
+    Single {
+        data: Vec<u8>,
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        row_stride: u32,
+        pixel_stride: u32,
+        rotation: Rotation,
+    },
+    Yuv420 {
+        y: Vec<u8>,
+        u: Vec<u8>,
+        v: Vec<u8>,
+        width: u32,
+        height: u32,
+        strides: Yuv420Strides,
+        range: YuvColorRange,
+        rotation: Rotation,
+    },
+}
+
+/// Row and pixel strides of a three-plane YUV 4:2:0 frame (all at least 1).
+#[derive(Debug, Clone, Copy)]
+struct Yuv420Strides {
+    y_row: usize,
+    uv_row: usize,
+    uv_pixel: usize,
+}
+
+impl Yuv420Strides {
+    fn new(y_row: u32, uv_row: u32, uv_pixel: u32) -> Result<Self, SmolVlmError> {
+        Ok(Yuv420Strides {
+            y_row: stride(y_row, "y_row_stride")?,
+            uv_row: stride(uv_row, "uv_row_stride")?,
+            uv_pixel: stride(uv_pixel, "uv_pixel_stride")?,
+        })
+    }
 }
 
 fn rotation(degrees: i32) -> Result<Rotation, SmolVlmError> {
@@ -58,20 +115,118 @@ fn stride(v: u32, what: &str) -> Result<usize, SmolVlmError> {
     Ok(v as usize)
 }
 
+/// Converts one buffer of raw pixels (see [`ImageInput::from_pixels`]).
+fn convert_pixels(
+    data: &[u8],
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    row_stride: u32,
+    pixel_stride: u32,
+    rot: Rotation,
+) -> smolvlm::Result<RgbImage> {
+    let packed = |f: PackedFormat| -> Frame<'_> {
+        let ps = if pixel_stride == 0 { f.bytes_per_pixel() } else { pixel_stride as usize };
+        let rs = if row_stride == 0 { ps * width as usize } else { row_stride as usize };
+        Frame::Packed { format: f, plane: Plane::new(data, rs, ps) }
+    };
+    let frame = match format {
+        PixelFormat::Rgba8888 => packed(PackedFormat::Rgba8888),
+        PixelFormat::Bgra8888 => packed(PackedFormat::Bgra8888),
+        PixelFormat::Rgb888 => packed(PackedFormat::Rgb888),
+        PixelFormat::Nv21 => Frame::nv21(data, width, height, row_stride as usize)?,
+        PixelFormat::Nv12 => Frame::nv12(data, width, height, row_stride as usize)?,
+    };
+    frame_to_rgb(&frame, width, height, rot)
+}
+
+/// Converts a three-plane YUV 4:2:0 frame (see [`ImageInput::from_yuv420`]).
+#[allow(clippy::too_many_arguments)]
+fn convert_yuv420(
+    y: &[u8],
+    u: &[u8],
+    v: &[u8],
+    width: u32,
+    height: u32,
+    s: Yuv420Strides,
+    range: YuvColorRange,
+    rot: Rotation,
+) -> smolvlm::Result<RgbImage> {
+    let frame = Frame::Yuv420 {
+        y: Plane::new(y, s.y_row, 1),
+        u: Plane::new(u, s.uv_row, s.uv_pixel),
+        v: Plane::new(v, s.uv_row, s.uv_pixel),
+        range: range.into(),
+    };
+    frame_to_rgb(&frame, width, height, rot)
+}
+
+impl ImageInput {
+    fn ready(image: RgbImage) -> Arc<Self> {
+        Arc::new(ImageInput { source: Source::Ready(Arc::new(image)) })
+    }
+
+    fn raw(frame: RawFrame) -> Arc<Self> {
+        Arc::new(ImageInput { source: Source::Raw(frame) })
+    }
+
+    /// The pixels: shared when decoded at creation, converted now for a deferred frame.
+    pub(crate) fn rgb(&self) -> smolvlm::Result<Arc<RgbImage>> {
+        match &self.source {
+            Source::Ready(image) => Ok(image.clone()),
+            Source::Raw(raw) => raw.convert().map(Arc::new),
+        }
+    }
+
+    /// The pixels as an owned image (what a live session's frame converter returns).
+    pub(crate) fn to_rgb(&self) -> smolvlm::Result<RgbImage> {
+        match &self.source {
+            Source::Ready(image) => Ok(RgbImage::clone(image)),
+            Source::Raw(raw) => raw.convert(),
+        }
+    }
+}
+
+impl RawFrame {
+    fn convert(&self) -> smolvlm::Result<RgbImage> {
+        match self {
+            RawFrame::Single { data, format, width, height, row_stride, pixel_stride, rotation } => {
+                convert_pixels(data, *format, *width, *height, *row_stride, *pixel_stride, *rotation)
+            }
+            RawFrame::Yuv420 { y, u, v, width, height, strides, range, rotation } => {
+                convert_yuv420(y, u, v, *width, *height, *strides, *range, *rotation)
+            }
+        }
+    }
+
+    /// Width and height after rotation.
+    fn size(&self) -> (u32, u32) {
+        let (w, h, rot) = match self {
+            RawFrame::Single { width, height, rotation, .. } | RawFrame::Yuv420 { width, height, rotation, .. } => {
+                (*width, *height, *rotation)
+            }
+        };
+        match rot {
+            Rotation::R90 | Rotation::R270 => (h, w),
+            Rotation::R0 | Rotation::R180 => (w, h),
+        }
+    }
+}
+
 #[uniffi::export]
 impl ImageInput {
     /// Decodes an encoded image (JPEG, PNG, WebP, GIF, BMP). Throws `InvalidImage` if the bytes
     /// are not a supported image.
     #[uniffi::constructor]
     pub fn from_encoded(bytes: &[u8]) -> Result<Arc<Self>, SmolVlmError> {
-        Ok(Arc::new(ImageInput { image: Arc::new(smolvlm::decode_image(bytes)?) }))
+        Ok(Self::ready(smolvlm::decode_image(bytes)?))
     }
 
     /// Reads and decodes an image file. Throws `InvalidImage` if the file is missing, unreadable
     /// or not a supported image.
     #[uniffi::constructor]
     pub fn from_file(path: String) -> Result<Arc<Self>, SmolVlmError> {
-        Ok(Arc::new(ImageInput { image: Arc::new(smolvlm::load_image(std::path::Path::new(&path))?) }))
+        Ok(Self::ready(smolvlm::load_image(std::path::Path::new(&path))?))
     }
 
     /// Converts one buffer of raw pixels. `row_stride` is the bytes from one row to the next
@@ -92,19 +247,7 @@ impl ImageInput {
         rotation_degrees: i32,
     ) -> Result<Arc<Self>, SmolVlmError> {
         let rot = rotation(rotation_degrees)?;
-        let packed = |f: PackedFormat| -> Result<Frame<'_>, SmolVlmError> {
-            let ps = if pixel_stride == 0 { f.bytes_per_pixel() } else { pixel_stride as usize };
-            let rs = if row_stride == 0 { ps * width as usize } else { row_stride as usize };
-            Ok(Frame::Packed { format: f, plane: Plane::new(data, rs, ps) })
-        };
-        let frame = match format {
-            PixelFormat::Rgba8888 => packed(PackedFormat::Rgba8888)?,
-            PixelFormat::Bgra8888 => packed(PackedFormat::Bgra8888)?,
-            PixelFormat::Rgb888 => packed(PackedFormat::Rgb888)?,
-            PixelFormat::Nv21 => Frame::nv21(data, width, height, row_stride as usize)?,
-            PixelFormat::Nv12 => Frame::nv12(data, width, height, row_stride as usize)?,
-        };
-        Ok(Arc::new(ImageInput { image: Arc::new(frame_to_rgb(&frame, width, height, rot)?) }))
+        Ok(Self::ready(convert_pixels(data, format, width, height, row_stride, pixel_stride, rot)?))
     }
 
     /// Converts a three-plane YUV 4:2:0 frame (Android `ImageFormat.YUV_420_888`, as CameraX's
@@ -125,29 +268,82 @@ impl ImageInput {
         rotation_degrees: i32,
     ) -> Result<Arc<Self>, SmolVlmError> {
         let rot = rotation(rotation_degrees)?;
-        let (yr, ur, up) = (
-            stride(y_row_stride, "y_row_stride")?,
-            stride(uv_row_stride, "uv_row_stride")?,
-            stride(uv_pixel_stride, "uv_pixel_stride")?,
-        );
-        let frame =
-            Frame::Yuv420 { y: Plane::new(y, yr, 1), u: Plane::new(u, ur, up), v: Plane::new(v, ur, up), range: range.into() };
-        Ok(Arc::new(ImageInput { image: Arc::new(frame_to_rgb(&frame, width, height, rot)?) }))
+        let strides = Yuv420Strides::new(y_row_stride, uv_row_stride, uv_pixel_stride)?;
+        Ok(Self::ready(convert_yuv420(y, u, v, width, height, strides, range, rot)?))
+    }
+
+    /// [`ImageInput::from_pixels`] without the conversion, for `LiveCaptioner.push_frame`: copies
+    /// the bytes (one memcpy) and converts them each time the image is used, so a live captioner
+    /// converts only the frames it takes. Only the rotation is checked now (`InvalidArgument`);
+    /// bytes that do not match the size and strides are reported when the image is used: a
+    /// `FrameError` event in a live captioner, `InvalidImage` from `ChatSession.ask`.
+    #[uniffi::constructor]
+    pub fn from_pixels_deferred(
+        data: &[u8],
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        row_stride: u32,
+        pixel_stride: u32,
+        rotation_degrees: i32,
+    ) -> Result<Arc<Self>, SmolVlmError> {
+        let rotation = rotation(rotation_degrees)?;
+        Ok(Self::raw(RawFrame::Single { data: data.to_vec(), format, width, height, row_stride, pixel_stride, rotation }))
+    }
+
+    /// [`ImageInput::from_yuv420`] without the conversion (see
+    /// [`ImageInput::from_pixels_deferred`]): copies the three planes and converts them when the
+    /// image is used. The rotation and the strides (at least 1) are checked now
+    /// (`InvalidArgument`), plane sizes when the image is used.
+    #[uniffi::constructor]
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_yuv420_deferred(
+        y: &[u8],
+        u: &[u8],
+        v: &[u8],
+        width: u32,
+        height: u32,
+        y_row_stride: u32,
+        uv_row_stride: u32,
+        uv_pixel_stride: u32,
+        range: YuvColorRange,
+        rotation_degrees: i32,
+    ) -> Result<Arc<Self>, SmolVlmError> {
+        let rotation = rotation(rotation_degrees)?;
+        let strides = Yuv420Strides::new(y_row_stride, uv_row_stride, uv_pixel_stride)?;
+        let (y, u, v) = (y.to_vec(), u.to_vec(), v.to_vec());
+        Ok(Self::raw(RawFrame::Yuv420 { y, u, v, width, height, strides, range, rotation }))
     }
 
     /// Width in pixels, after rotation.
     pub fn width(&self) -> u32 {
-        self.image.width
+        match &self.source {
+            Source::Ready(image) => image.width,
+            Source::Raw(raw) => raw.size().0,
+        }
     }
 
     /// Height in pixels, after rotation.
     pub fn height(&self) -> u32 {
-        self.image.height
+        match &self.source {
+            Source::Ready(image) => image.height,
+            Source::Raw(raw) => raw.size().1,
+        }
+    }
+
+    /// Whether this is a deferred frame (`from_pixels_deferred`, `from_yuv420_deferred`),
+    /// converted each time it is used.
+    pub fn is_deferred(&self) -> bool {
+        matches!(self.source, Source::Raw(_))
     }
 
     /// The pixels the model will see, before its own resizing: `width * height * 3` bytes, rows
-    /// top to bottom, R G B per pixel (for previews and tests).
+    /// top to bottom, R G B per pixel (for previews and tests). A deferred frame is converted
+    /// for this call; one whose bytes do not match its size gives an empty array.
     pub fn rgb_bytes(&self) -> Vec<u8> {
-        self.image.data.clone()
+        match &self.source {
+            Source::Ready(image) => image.data.clone(),
+            Source::Raw(raw) => raw.convert().map(|i| i.data).unwrap_or_default(),
+        }
     }
 }

@@ -6,7 +6,12 @@
 //! - [`ChatSession`]: one conversation with its KV cache; [`ChatSession::ask`] returns a
 //!   [`TokenStream`] that the host *pulls* with [`TokenStream::next`] (blocking: call it off the
 //!   UI thread); [`ChatSession::cancel`] works from any thread.
-//! - [`ImageInput`]: encoded bytes, a file, or raw camera pixels (converted during the call).
+//! - [`ImageInput`]: encoded bytes, a file, or raw camera pixels (converted during the call, or
+//!   copied and converted when used: the deferred frames of the live loop).
+//! - [`LiveCaptioner`] ([`SmolVlm::live`]): the camera loop. Frames are pushed without blocking,
+//!   the newest is captioned, questions are answered mid-stream; events are pulled with
+//!   [`LiveCaptioner::next_event`] (blocking).
+//! - [`CancelSignal`]: cancels a [`SmolVlm::load`] from another thread.
 //! - [`ModelDownload`] (feature `download`, on by default): fetches a checkpoint from the
 //!   Hugging Face hub, resumable and cancellable; [`model_catalog`] lists the known ones.
 //! - [`SmolVlmError`]: a few typed errors. A Rust panic is caught and surfaces as an exception
@@ -18,6 +23,7 @@
 mod download;
 mod error;
 mod image;
+mod live;
 mod session;
 
 pub use download::{model_catalog, CatalogModel, CheckpointFormat};
@@ -25,10 +31,11 @@ pub use download::{model_catalog, CatalogModel, CheckpointFormat};
 pub use download::{DownloadListener, DownloadProgress, DownloadRequest, ModelDownload};
 pub use error::SmolVlmError;
 pub use image::{ImageInput, PixelFormat, YuvColorRange};
+pub use live::{FrameInfo, LiveCaptioner, LiveConfig, LiveCounters, LiveEvent, LiveStats};
 pub use session::{ChatMessage, ChatRole, ChatSession, FinishReason, GenerationConfig, GenerationStats, TokenStream};
 
 use smolvlm::{Backend as CoreBackend, ImagePreset as CorePreset, LoadStage as CoreStage};
-use smolvlm::{Engine, EngineOptions, WeightFormat};
+use smolvlm::{CancelToken, Engine, EngineOptions, WeightFormat};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -46,8 +53,9 @@ pub struct LoadOptions {
     /// e.g. 1536 for SmolVLM2). Smaller values mean fewer tiles.
     #[uniffi(default)]
     pub longest_edge: Option<u32>,
-    /// CPU threads this engine's math may use (`null`: one per core). Each engine gets its own
-    /// worker pool of this size.
+    /// CPU threads this engine's math may use (`null`: the performance cores: on Android the
+    /// cores above the slowest cpufreq cluster, on iOS `hw.perflevel0.physicalcpu`, elsewhere
+    /// the physical cores). Each engine gets its own worker pool of this size.
     #[uniffi(default)]
     pub threads: Option<u32>,
     /// How the weight matrices are kept in memory (`null`: [`WeightPrecision::F32`], the exact
@@ -70,6 +78,37 @@ pub struct LoadOptions {
     /// How images are sized (`null`: [`ImagePreset::Exact`]).
     #[uniffi(default)]
     pub preset: Option<ImagePreset>,
+    /// Megabytes of image encodings the model keeps, least recently used out first, so that an
+    /// image seen again (a new chat, a reset, a live captioner's question) is not encoded again
+    /// (`null`: 32; 0: no cache).
+    #[uniffi(default)]
+    pub image_cache_mb: Option<u32>,
+}
+
+/// Cancels a [`SmolVlm::load`] from another thread (the Kotlin and Swift wrappers use one when
+/// the loading coroutine or task is cancelled).
+#[derive(Debug, Default, uniffi::Object)]
+pub struct CancelSignal(CancelToken);
+
+#[uniffi::export]
+impl CancelSignal {
+    /// A signal not yet given.
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Asks the work holding this signal to stop: a load stops after the layer being built and
+    /// throws `Cancelled`, freeing what it built. A signal given before the load starts stops it
+    /// at once. Cannot be undone.
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+
+    /// Whether [`CancelSignal::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.is_cancelled()
+    }
 }
 
 /// How the weight matrices (every linear layer and the token embedding) are kept in memory;
@@ -205,16 +244,13 @@ pub struct ModelInfo {
 /// sessions, so the weights are freed when the last of them is closed.
 pub(crate) struct EngineCtx {
     pub(crate) engine: Arc<Engine>,
-    pool: Option<rayon::ThreadPool>,
+    pool: rayon::ThreadPool,
 }
 
 impl EngineCtx {
-    /// Runs `f` on this engine's thread pool (or the global one).
+    /// Runs `f` on this engine's thread pool.
     pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match &self.pool {
-            Some(p) => p.install(f),
-            None => f(),
-        }
+        self.pool.install(f)
     }
 }
 
@@ -227,6 +263,7 @@ impl Drop for EngineCtx {
 pub(crate) static LIVE_ENGINES: AtomicI64 = AtomicI64::new(0);
 pub(crate) static LIVE_SESSIONS: AtomicI64 = AtomicI64::new(0);
 pub(crate) static LIVE_STREAMS: AtomicI64 = AtomicI64::new(0);
+pub(crate) static LIVE_CAPTIONERS: AtomicI64 = AtomicI64::new(0);
 
 /// A SmolVLM model loaded from a folder in the Hugging Face layout or a llama.cpp GGUF file
 /// (plus its `mmproj` file for images). Thread-safe: create as many
@@ -250,12 +287,14 @@ impl SmolVlm {
     /// `model.safetensors`, `tokenizer.json`, the processor and chat-template files), or a
     /// llama.cpp text GGUF file (with [`LoadOptions::mmproj`] for images). Blocks while the
     /// weights are read (and quantized): call it off the UI thread. Throws `ModelMissing` /
-    /// `ModelInvalid` (naming the file at fault) or `InvalidArgument`.
-    #[uniffi::constructor(default(options = None, listener = None))]
+    /// `ModelInvalid` (naming the file at fault) or `InvalidArgument`; `Cancelled` once `cancel`
+    /// is given (from another thread or the listener), after the layer being built.
+    #[uniffi::constructor(default(options = None, listener = None, cancel = None))]
     pub fn load(
         model_path: String,
         options: Option<LoadOptions>,
         listener: Option<Arc<dyn LoadProgressListener>>,
+        cancel: Option<Arc<CancelSignal>>,
     ) -> Result<Arc<Self>, SmolVlmError> {
         let options = options.unwrap_or_default();
         let mut report = |stage: CoreStage, f: f32| {
@@ -263,17 +302,16 @@ impl SmolVlm {
                 l.on_progress(stage.into(), f);
             }
         };
-        let pool = match options.threads {
-            None => None,
+        let threads = match options.threads {
+            None => smolvlm::performance_cores(),
             Some(0) => return Err(SmolVlmError::invalid_argument("threads must be at least 1")),
-            Some(n) => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n as usize)
-                    .thread_name(|i| format!("smolvlm-{i}"))
-                    .build()
-                    .map_err(|e| SmolVlmError::internal("cannot start worker threads", e.to_string()))?,
-            ),
+            Some(n) => n as usize,
         };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("smolvlm-{i}"))
+            .build()
+            .map_err(|e| SmolVlmError::internal("cannot start worker threads", e.to_string()))?;
         let path = Path::new(&model_path);
         if !path.exists() {
             return Err(SmolVlmError::ModelMissing { reason: format!("model {model_path} does not exist") });
@@ -289,12 +327,10 @@ impl SmolVlm {
             },
             context_length: options.context_length.map(|n| n as usize),
             backend: options.backend.map_or(CoreBackend::Cpu, Into::into),
+            image_cache_bytes: options.image_cache_mb.map(|mb| mb as usize * (1 << 20)),
         };
-        let mut load = || Engine::load_with_progress(path, &core_options, &mut report);
-        let engine = match &pool {
-            Some(p) => p.install(load),
-            None => load(),
-        }?;
+        let token = cancel.map_or_else(CancelToken::new, |c| c.0.clone());
+        let engine = pool.install(|| Engine::load_with_progress(path, &core_options, &token, &mut report))?;
         let pre = engine.preprocessor();
         let info = ModelInfo {
             family: format!("{:?}", engine.config().family).to_lowercase(),
@@ -332,14 +368,27 @@ impl SmolVlm {
         ChatSession::new(ctx, system_prompt, defaults.unwrap_or_default())
     }
 
+    /// Starts a live captioner (the camera loop) on this model: push camera frames with
+    /// `push_frame`, pull captions and answers with `next_event`, `release()` it when done (the
+    /// wrappers' `close()`). `config` (every field has a default): the standing `prompt`,
+    /// `max_tokens` per answer, `min_interval_ms` between captions, `change_threshold` (skip
+    /// frames that barely changed), `image_splitting`, `only_new_text`, `system_prompt`. Throws
+    /// `InvalidArgument` if the model is released or takes no images, or `config` is out of
+    /// range (an empty prompt, `max_tokens` 0, `change_threshold` outside 0–255).
+    #[uniffi::method(default(config = None))]
+    pub fn live(&self, config: Option<LiveConfig>) -> Result<Arc<LiveCaptioner>, SmolVlmError> {
+        let ctx = lock(&self.ctx).clone().ok_or_else(|| SmolVlmError::invalid_argument("the engine is released"))?;
+        LiveCaptioner::start(ctx, config.unwrap_or_default())
+    }
+
     /// Whether [`SmolVlm::release`] was called.
     pub fn is_released(&self) -> bool {
         lock(&self.ctx).is_none()
     }
 
-    /// Releases this handle's share of the model now. Sessions already open keep working; the
-    /// weights are freed when they are released too. Safe to call more than once. (The Kotlin
-    /// and Swift wrappers call it from `close()`.)
+    /// Releases this handle's share of the model now. Sessions and live captioners already open
+    /// keep working; the weights are freed when they are released too. Safe to call more than
+    /// once. (The Kotlin and Swift wrappers call it from `close()`.)
     pub fn release(&self) {
         lock(&self.ctx).take();
     }
@@ -354,6 +403,8 @@ pub struct LiveObjects {
     pub sessions: i64,
     /// Answers still being generated (each holds a worker thread).
     pub streams: i64,
+    /// Live captioners whose loop still runs (each holds a thread and a share of its model).
+    pub captioners: i64,
 }
 
 /// Counts of live native objects; all zero once everything is released.
@@ -363,6 +414,7 @@ pub fn live_objects() -> LiveObjects {
         engines: LIVE_ENGINES.load(Ordering::SeqCst),
         sessions: LIVE_SESSIONS.load(Ordering::SeqCst),
         streams: LIVE_STREAMS.load(Ordering::SeqCst),
+        captioners: LIVE_CAPTIONERS.load(Ordering::SeqCst),
     }
 }
 

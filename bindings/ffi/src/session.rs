@@ -117,6 +117,9 @@ pub struct GenerationStats {
     pub prefill_tokens: u64,
     /// Image tiles run through the vision encoder (0 for a follow-up about the same image).
     pub vision_tiles: u64,
+    /// Images whose encoding came from the model's image cache (`LoadOptions.image_cache_mb`):
+    /// seen before by any session of this model, so not encoded again.
+    pub cached_images: u64,
     /// Tokens generated.
     pub generated_tokens: u64,
     /// Why the answer ended.
@@ -132,6 +135,7 @@ fn stats(s: &Stats, finish: smolvlm::FinishReason) -> GenerationStats {
         prompt_tokens: s.prompt_tokens as u64,
         prefill_tokens: s.prefill_tokens as u64,
         vision_tiles: s.vision_tiles as u64,
+        cached_images: s.cached_images as u64,
         generated_tokens: s.generated_tokens as u64,
         finish_reason: finish.into(),
     }
@@ -250,8 +254,9 @@ impl ChatSession {
     ///
     /// Throws `InvalidArgument` if the session is closed, if a previous answer is still
     /// streaming (read it to the end, cancel or release it first), or if `options` are out of
-    /// range. If the answer later fails or is cancelled, the question is removed from the
-    /// transcript again, as if it had never been asked.
+    /// range; `InvalidImage` if a deferred frame's bytes do not match its size. If the answer
+    /// later fails or is cancelled, the question is removed from the transcript again, as if it
+    /// had never been asked.
     #[uniffi::method(default(images = [], options = None))]
     pub fn ask(
         &self,
@@ -260,6 +265,8 @@ impl ChatSession {
         options: Option<GenerationConfig>,
     ) -> Result<Arc<TokenStream>, SmolVlmError> {
         let opts = options.as_ref().unwrap_or(&self.defaults).to_core()?;
+        // Deferred camera frames are converted here, before the session is touched.
+        let pixels = images.iter().map(|i| i.rgb()).collect::<smolvlm::Result<Vec<_>>>()?;
         let mut st = lock(&self.state);
         let Some(ctx) = st.ctx.clone().filter(|_| !st.closed) else {
             return Err(SmolVlmError::invalid_argument("the session is released"));
@@ -278,7 +285,7 @@ impl ChatSession {
                 session.0.push(Message::text(Role::System, sys.clone()));
             }
         }
-        let mut content: Vec<Content> = images.iter().map(|i| Content::Image(i.image.clone())).collect();
+        let mut content: Vec<Content> = pixels.into_iter().map(Content::Image).collect();
         if !text.is_empty() || content.is_empty() {
             content.push(Content::Text(text));
         }

@@ -18,7 +18,7 @@ fn image(name: &str) -> String {
 }
 
 fn engine() -> Arc<SmolVlm> {
-    SmolVlm::load(model(), None, None).unwrap()
+    SmolVlm::load(model(), None, None, None).unwrap()
 }
 
 fn case(name: &str) -> serde_json::Value {
@@ -139,7 +139,7 @@ fn nv21_and_yuv420_frames() {
 
 #[test]
 fn every_error_variant() {
-    assert!(matches!(SmolVlm::load("/nonexistent/model".into(), None, None), Err(SmolVlmError::ModelMissing { .. })));
+    assert!(matches!(SmolVlm::load("/nonexistent/model".into(), None, None, None), Err(SmolVlmError::ModelMissing { .. })));
     // A folder with a broken config.json is invalid, not missing.
     let dir = std::env::temp_dir().join(format!("smolvlm-ffi-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -148,7 +148,7 @@ fn every_error_variant() {
         std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
     }
     std::fs::write(dir.join("config.json"), "{ not json").unwrap();
-    let err = SmolVlm::load(dir.to_string_lossy().into(), None, None).err().unwrap();
+    let err = SmolVlm::load(dir.to_string_lossy().into(), None, None, None).err().unwrap();
     assert!(matches!(err, SmolVlmError::ModelInvalid { .. }), "{err:?}");
     assert!(err.to_string().contains("config.json"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -275,14 +275,14 @@ impl LoadProgressListener for Rec {
 }
 
 fn load_with(options: LoadOptions) -> Result<Arc<SmolVlm>, SmolVlmError> {
-    SmolVlm::load(model(), Some(options), None)
+    SmolVlm::load(model(), Some(options), None, None)
 }
 
 #[test]
 fn load_options_and_progress() {
     let rec = Arc::new(Rec(Mutex::new(Vec::new())));
     let opts = LoadOptions { image_splitting: Some(false), longest_edge: Some(64), threads: Some(1), ..Default::default() };
-    let vlm = SmolVlm::load(model(), Some(opts), Some(rec.clone())).unwrap();
+    let vlm = SmolVlm::load(model(), Some(opts), Some(rec.clone()), None).unwrap();
     let seen = rec.0.lock().unwrap().clone();
     // Reading, then per layer: 2 vision layers + connector, 2 decoder layers + head, then Ready.
     let stages: Vec<LoadStage> = seen.iter().map(|s| s.0).collect();
@@ -372,9 +372,13 @@ fn gguf_pair_and_text_only_gguf() {
     let gguf = |name: &str| fixtures().join("gguf").join(name).to_string_lossy().into_owned();
     let mmproj = Some(gguf("mmproj-tiny-smolvlm2-f16.gguf"));
     let rec = Arc::new(Rec(Mutex::new(Vec::new())));
-    let pair =
-        SmolVlm::load(gguf("tiny-smolvlm2-f16.gguf"), Some(LoadOptions { mmproj, ..Default::default() }), Some(rec.clone()))
-            .unwrap();
+    let pair = SmolVlm::load(
+        gguf("tiny-smolvlm2-f16.gguf"),
+        Some(LoadOptions { mmproj, ..Default::default() }),
+        Some(rec.clone()),
+        None,
+    )
+    .unwrap();
     assert!(pair.info().has_vision);
     assert_eq!(rec.0.lock().unwrap().last().cloned(), Some((LoadStage::Ready, 1.0)));
     let s = pair.new_session(None, greedy(4)).unwrap();
@@ -383,13 +387,16 @@ fn gguf_pair_and_text_only_gguf() {
     assert!(!collect(&stream).unwrap().concat().is_empty());
     assert!(stream.stats().unwrap().vision_tiles > 0);
 
-    let text_only = SmolVlm::load(gguf("tiny-smolvlm2-f16.gguf"), None, None).unwrap();
+    let text_only = SmolVlm::load(gguf("tiny-smolvlm2-f16.gguf"), None, None, None).unwrap();
     assert!(!text_only.info().has_vision);
     let s = text_only.new_session(None, greedy(2)).unwrap();
     let img = ImageInput::from_file(image("wide.png")).unwrap();
     assert!(matches!(s.ask("What?".into(), vec![img], None).unwrap().next(), Err(SmolVlmError::InvalidArgument { .. })));
     let missing = LoadOptions { mmproj: Some(gguf("missing.gguf")), ..Default::default() };
-    assert!(matches!(SmolVlm::load(gguf("tiny-smolvlm2-f16.gguf"), Some(missing), None), Err(SmolVlmError::ModelMissing { .. })));
+    assert!(matches!(
+        SmolVlm::load(gguf("tiny-smolvlm2-f16.gguf"), Some(missing), None, None),
+        Err(SmolVlmError::ModelMissing { .. })
+    ));
 }
 
 #[test]

@@ -39,6 +39,17 @@ extension ImageInput {
     /// - Parameter rotationDegrees: clockwise rotation that makes the frame upright (90 for the
     ///   back camera of a phone held in portrait with the default landscape-right buffers).
     public static func pixelBuffer(_ buffer: CVPixelBuffer, rotationDegrees: Int = 0) throws -> ImageInput {
+        try convert(buffer, rotationDegrees: rotationDegrees, deferred: false)
+    }
+
+    /// A camera `CVPixelBuffer` for ``LiveCamera/push(_:timestampMs:)``: its planes are copied
+    /// (the buffer can be reused right after) and converted only if the live loop takes the
+    /// frame; most are dropped unconverted. Same formats as ``pixelBuffer(_:rotationDegrees:)``.
+    public static func frame(pixelBuffer buffer: CVPixelBuffer, rotationDegrees: Int = 0) throws -> ImageInput {
+        try convert(buffer, rotationDegrees: rotationDegrees, deferred: true)
+    }
+
+    private static func convert(_ buffer: CVPixelBuffer, rotationDegrees: Int, deferred: Bool) throws -> ImageInput {
         CVPixelBufferLockBaseAddress(buffer, .readOnly)
         defer { CVPixelBufferUnlockBaseAddress(buffer, .readOnly) }
         let (w, h) = (CVPixelBufferGetWidth(buffer), CVPixelBufferGetHeight(buffer))
@@ -53,15 +64,25 @@ extension ImageInput {
             let stride = CVPixelBufferGetBytesPerRow(buffer)
             let base = CVPixelBufferGetBaseAddress(buffer)!
             let data = Data(bytesNoCopy: base, count: stride * h, deallocator: .none)
+            if deferred {
+                return try frame(data, format: .bgra8888, width: w, height: h, rowStride: stride, rotationDegrees: rotationDegrees)
+            }
             return try pixels(data, format: .bgra8888, width: w, height: h, rowStride: stride, rotationDegrees: rotationDegrees)
         case kCVPixelFormatType_420YpCbCr8BiPlanarFullRange, kCVPixelFormatType_420YpCbCr8BiPlanarVideoRange:
             let (y, yStride) = plane(0)
             let (uv, uvStride) = plane(1)
             let full = CVPixelBufferGetPixelFormatType(buffer) == kCVPixelFormatType_420YpCbCr8BiPlanarFullRange
+            let range: YuvColorRange = full ? .full : .limited
+            if deferred {
+                return try frameYuv420(
+                    y: y, u: uv, v: uv.dropFirst(), width: w, height: h,
+                    yRowStride: yStride, uvRowStride: uvStride, uvPixelStride: 2,
+                    rotationDegrees: rotationDegrees, range: range)
+            }
             return try yuv420(
                 y: y, u: uv, v: uv.dropFirst(), width: w, height: h,
                 yRowStride: yStride, uvRowStride: uvStride, uvPixelStride: 2,
-                rotationDegrees: rotationDegrees, range: full ? .full : .limited)
+                rotationDegrees: rotationDegrees, range: range)
         default:
             throw SmolVlmError.InvalidImage(reason: "unsupported CVPixelBuffer format \(CVPixelBufferGetPixelFormatType(buffer))")
         }

@@ -10,6 +10,9 @@ import Foundation
 /// ``close()`` (or drop the last reference) when done. Several chats may use one model at once,
 /// from any tasks or threads.
 ///
+/// For camera frames, ``live(_:)`` runs the camera loop (``LiveCamera``): it keeps captioning
+/// the newest frame and answers questions mid-stream.
+///
 /// A model not yet on the device is fetched with ``SmolVLM/download(_:progress:)``;
 /// ``SmolVLM/catalog`` lists the known ones.
 ///
@@ -32,31 +35,48 @@ public final class SmolVLM: Sendable {
     /// ) { stage, fraction in print(stage, fraction) }
     /// ```
     ///
+    /// Cancelling the calling task stops the load after the layer being built (what was built
+    /// is freed); this function returns only once it has stopped, and then throws
+    /// `CancellationError`.
+    ///
     /// - Parameters:
     ///   - options: every field is optional: `precision` (`.f32` default, `.f16`, `.q8`, `.q4k`,
     ///     `.auto`), `contextLength` (tokens one chat holds; a smaller cap also saves KV cache
     ///     memory), `backend` (`.cpu` default, `.metal`, `.auto`), `preset` (`.exact`, `.fast`
-    ///     for camera frames), `imageSplitting`, `longestEdge`, `threads`, `mmproj`.
+    ///     for camera frames), `imageSplitting`, `longestEdge`, `threads`, `mmproj`,
+    ///     `imageCacheMb` (encodings of images seen, reused by later chats and questions; 32 by
+    ///     default, 0 turns the cache off).
     ///   - onProgress: called on the loading thread with the stage and the fraction of the load
     ///     done, which only grows: `.reading` at 0, `.vision` and `.text` after each layer,
     ///     `.ready` at 1.
-    /// - Throws: ``SmolVlmError`` `.ModelMissing` / `.ModelInvalid` naming the file at fault,
-    ///   `.InvalidArgument` for options out of range or a backend this build or device lacks.
+    /// - Throws: `CancellationError` when the task is cancelled; ``SmolVlmError``
+    ///   `.ModelMissing` / `.ModelInvalid` naming the file at fault, `.InvalidArgument` for
+    ///   options out of range or a backend this build or device lacks.
     public static func load(
         modelPath: String,
         options: LoadOptions? = nil,
         onProgress: (@Sendable (LoadStage, Float) -> Void)? = nil
     ) async throws -> SmolVLM {
         let listener = onProgress.map(ProgressRelay.init)
-        return try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global(qos: .userInitiated).async {
-                do {
-                    let raw = try SmolVlm.load(modelPath: modelPath, options: options, listener: listener)
-                    continuation.resume(returning: SmolVLM(raw: raw))
-                } catch {
-                    continuation.resume(throwing: error)
+        let signal = CancelSignal()
+        do {
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    DispatchQueue.global(qos: .userInitiated).async {
+                        do {
+                            let raw = try SmolVlm.load(modelPath: modelPath, options: options, listener: listener, cancel: signal)
+                            continuation.resume(returning: SmolVLM(raw: raw))
+                        } catch {
+                            continuation.resume(throwing: error)
+                        }
+                    }
                 }
+            } onCancel: {
+                // A cancel that comes before the load starts applies to it.
+                signal.cancel()
             }
+        } catch SmolVlmError.Cancelled where Task.isCancelled {
+            throw CancellationError()
         }
     }
 
@@ -139,8 +159,27 @@ public final class SmolVLM: Sendable {
         Chat(raw: try raw.newSession(systemPrompt: systemPrompt, defaults: defaults))
     }
 
-    /// Releases this handle's share of the model now. Open chats keep working; the weights are
-    /// freed when they are closed too. Safe to call more than once.
+    /// Starts the camera loop on this model: ``LiveCamera/push(_:timestampMs:)`` frames as the
+    /// camera makes them, iterate ``LiveCamera/events`` for captions of the newest frame,
+    /// ``LiveCamera/ask(_:)`` questions mid-stream, and ``LiveCamera/close()`` it when done.
+    ///
+    /// ```swift
+    /// let camera = try vlm.live(LiveConfig(prompt: "Read the sign aloud.", minIntervalMs: 500))
+    /// ```
+    ///
+    /// - Parameter config: every field has a default: `prompt` (the standing prompt, "Describe
+    ///   what you see in one sentence."), `maxTokens` per answer (48), `minIntervalMs` between
+    ///   captions (0), `changeThreshold` (2: frames that barely changed are skipped; 0 answers
+    ///   every frame), `imageSplitting` (off: one view per frame), `onlyNewText`,
+    ///   `systemPrompt`.
+    /// - Throws: `.InvalidArgument` if the model was closed or takes no images, or `config` is
+    ///   out of range.
+    public func live(_ config: LiveConfig = LiveConfig()) throws -> LiveCamera {
+        LiveCamera(raw: try raw.live(config: config))
+    }
+
+    /// Releases this handle's share of the model now. Open chats and live cameras keep working;
+    /// the weights are freed when they are closed too. Safe to call more than once.
     public func close() { raw.release() }
 }
 
@@ -251,6 +290,36 @@ extension ImageInput {
         rotationDegrees: Int = 0, range: YuvColorRange = .full
     ) throws -> ImageInput {
         try fromYuv420(
+            y: y, u: u, v: v, width: try u32(width), height: try u32(height),
+            yRowStride: try u32(yRowStride), uvRowStride: try u32(uvRowStride),
+            uvPixelStride: try u32(uvPixelStride), range: range,
+            rotationDegrees: Int32(clamping: rotationDegrees))
+    }
+
+    /// A camera frame for ``LiveCamera/push(_:timestampMs:)``:
+    /// ``pixels(_:format:width:height:rowStride:pixelStride:rotationDegrees:)`` without the
+    /// conversion. The bytes are copied and converted only if the live loop takes the frame, so
+    /// the frames it drops cost nothing more; bytes that do not match the size come back as a
+    /// `.frameError` event (or `.InvalidImage` when passed to ``Chat/ask(_:images:options:)``).
+    public static func frame(
+        _ data: Data, format: PixelFormat, width: Int, height: Int,
+        rowStride: Int = 0, pixelStride: Int = 0, rotationDegrees: Int = 0
+    ) throws -> ImageInput {
+        try fromPixelsDeferred(
+            data: data, format: format, width: try u32(width), height: try u32(height),
+            rowStride: try u32(rowStride), pixelStride: try u32(pixelStride),
+            rotationDegrees: Int32(clamping: rotationDegrees))
+    }
+
+    /// A three-plane YUV 4:2:0 camera frame for ``LiveCamera/push(_:timestampMs:)``:
+    /// ``yuv420(y:u:v:width:height:yRowStride:uvRowStride:uvPixelStride:rotationDegrees:range:)``
+    /// without the conversion (see ``frame(_:format:width:height:rowStride:pixelStride:rotationDegrees:)``).
+    public static func frameYuv420(
+        y: Data, u: Data, v: Data, width: Int, height: Int,
+        yRowStride: Int, uvRowStride: Int, uvPixelStride: Int,
+        rotationDegrees: Int = 0, range: YuvColorRange = .full
+    ) throws -> ImageInput {
+        try fromYuv420Deferred(
             y: y, u: u, v: v, width: try u32(width), height: try u32(height),
             yRowStride: try u32(yRowStride), uvRowStride: try u32(uvRowStride),
             uvPixelStride: try u32(uvPixelStride), range: range,

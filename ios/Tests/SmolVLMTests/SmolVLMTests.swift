@@ -17,11 +17,17 @@ final class SmolVLMTests: XCTestCase {
     static func image(_ name: String) -> String { fixtures.appendingPathComponent("images/\(name)").path }
     nonisolated(unsafe) static var shared: SmolVLM?
 
-    func vlm() async throws -> SmolVLM {
-        if let v = Self.shared { return v }
-        let v = try await SmolVLM.load(modelPath: Self.modelDir)
-        Self.shared = v
+    /// The model the tests share (also LiveCameraTests'). No image cache: each test sees its
+    /// images encoded, whatever ran before (testImageCacheIsSharedByChats tests the cache).
+    static func sharedModel() async throws -> SmolVLM {
+        if let v = shared { return v }
+        let v = try await SmolVLM.load(modelPath: modelDir, options: LoadOptions(imageCacheMb: 0))
+        shared = v
         return v
+    }
+
+    func vlm() async throws -> SmolVLM {
+        try await Self.sharedModel()
     }
 
     func greedy(_ n: UInt32) -> GenerationConfig { GenerationConfig(maxTokens: n) }
@@ -271,6 +277,23 @@ final class SmolVLMTests: XCTestCase {
         let chat = try small.newChat(defaults: greedy(2))
         _ = try await collect(chat.ask("What?", images: [try .file(Self.image("wide.png"))]))
         XCTAssertEqual(chat.stats?.visionTiles, 1)
+    }
+
+    func testImageCacheIsSharedByChats() async throws {
+        func askWide(_ model: SmolVLM) async throws -> GenerationStats {
+            let chat = try model.newChat(defaults: greedy(2))
+            _ = try await collect(chat.ask("What?", images: [try .file(Self.image("wide.png"))]))
+            return try XCTUnwrap(chat.stats)
+        }
+        let cached = try await SmolVLM.load(modelPath: Self.modelDir)
+        let first = try await askWide(cached)
+        XCTAssertEqual(first.visionTiles, 13); XCTAssertEqual(first.cachedImages, 0)
+        let second = try await askWide(cached)
+        XCTAssertEqual(second.visionTiles, 0, "a new chat reuses the encoding"); XCTAssertEqual(second.cachedImages, 1)
+        for _ in 0..<2 {
+            let off = try await askWide(try await vlm())
+            XCTAssertEqual(off.visionTiles, 13, "imageCacheMb: 0: no cache"); XCTAssertEqual(off.cachedImages, 0)
+        }
     }
 
     func testQuantizedPrecisionsLoadAndAnswer() async throws {

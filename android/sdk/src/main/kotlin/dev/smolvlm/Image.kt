@@ -6,13 +6,16 @@ import dev.smolvlm.ffi.YuvColorRange
 import java.nio.ByteBuffer
 
 /**
- * Builds [ImageInput]s for [Chat.ask]. Every function decodes or converts the pixels during the
- * call and keeps no reference to the buffers passed in, so camera buffers can be recycled right
- * after. Direct [ByteBuffer]s (what CameraX planes are) are read in place, without a copy;
- * arrays and heap buffers are copied once into native memory.
+ * Builds [ImageInput]s for [Chat.ask] and [LiveCamera.push]. Every function keeps no reference
+ * to the buffers passed in, so camera buffers can be recycled right after. Direct [ByteBuffer]s
+ * (what CameraX planes are) are read in place; arrays and heap buffers are copied once into
+ * native memory.
  *
- * All functions throw `SmolVlmException.InvalidImage` when the data does not match its size and
- * strides, and `SmolVlmException.InvalidArgument` for a rotation that is not a multiple of 90.
+ * [file], [encoded], [pixels] and [yuv420] decode or convert during the call, and throw
+ * `SmolVlmException.InvalidImage` when the data does not match its size and strides. [frame] and
+ * [frameYuv420], for [LiveCamera.push], only copy the bytes: the live loop converts a frame if
+ * it takes it, and reports bad data then (a `LiveEvent.FrameError`). All throw
+ * `SmolVlmException.InvalidArgument` for a rotation that is not a multiple of 90.
  */
 object Image {
     /** Reads an image file (JPEG, PNG, WebP, GIF, BMP; EXIF orientation applied). */
@@ -77,6 +80,57 @@ object Image {
         rotationDegrees: Int = 0,
         range: YuvColorRange = YuvColorRange.FULL,
     ): ImageInput = ImageInput.fromYuv420(
+        y.direct(), u.direct(), v.direct(), width.u("width"), height.u("height"),
+        yRowStride.u("yRowStride"), uvRowStride.u("uvRowStride"), uvPixelStride.u("uvPixelStride"),
+        range, rotationDegrees,
+    )
+
+    /**
+     * A camera frame for [LiveCamera.push]: [pixels] without the conversion. The bytes are copied
+     * (one memcpy) and converted only if the live loop takes the frame, so the frames it drops
+     * cost nothing more; bytes that do not match the size come back as a `LiveEvent.FrameError`
+     * (or `SmolVlmException.InvalidImage` when passed to [Chat.ask]).
+     */
+    fun frame(
+        data: ByteBuffer,
+        format: PixelFormat,
+        width: Int,
+        height: Int,
+        rowStride: Int = 0,
+        pixelStride: Int = 0,
+        rotationDegrees: Int = 0,
+    ): ImageInput = ImageInput.fromPixelsDeferred(
+        data.direct(), format, width.u("width"), height.u("height"),
+        rowStride.u("rowStride"), pixelStride.u("pixelStride"), rotationDegrees,
+    )
+
+    /** [frame] for a byte array. */
+    fun frame(
+        data: ByteArray,
+        format: PixelFormat,
+        width: Int,
+        height: Int,
+        rowStride: Int = 0,
+        pixelStride: Int = 0,
+        rotationDegrees: Int = 0,
+    ): ImageInput = frame(data.direct(), format, width, height, rowStride, pixelStride, rotationDegrees)
+
+    /**
+     * A three-plane YUV 4:2:0 camera frame for [LiveCamera.push]: [yuv420] without the
+     * conversion (see [frame]). The strides must be at least 1.
+     */
+    fun frameYuv420(
+        y: ByteBuffer,
+        u: ByteBuffer,
+        v: ByteBuffer,
+        width: Int,
+        height: Int,
+        yRowStride: Int,
+        uvRowStride: Int,
+        uvPixelStride: Int,
+        rotationDegrees: Int = 0,
+        range: YuvColorRange = YuvColorRange.FULL,
+    ): ImageInput = ImageInput.fromYuv420Deferred(
         y.direct(), u.direct(), v.direct(), width.u("width"), height.u("height"),
         yRowStride.u("yRowStride"), uvRowStride.u("uvRowStride"), uvPixelStride.u("uvPixelStride"),
         range, rotationDegrees,

@@ -1,5 +1,6 @@
 package dev.smolvlm
 
+import dev.smolvlm.ffi.CancelSignal
 import dev.smolvlm.ffi.CatalogModel
 import dev.smolvlm.ffi.ChatMessage
 import dev.smolvlm.ffi.ChatSession
@@ -9,6 +10,7 @@ import dev.smolvlm.ffi.DownloadRequest
 import dev.smolvlm.ffi.GenerationConfig
 import dev.smolvlm.ffi.GenerationStats
 import dev.smolvlm.ffi.ImageInput
+import dev.smolvlm.ffi.LiveConfig
 import dev.smolvlm.ffi.LoadOptions
 import dev.smolvlm.ffi.LoadProgressListener
 import dev.smolvlm.ffi.LoadStage
@@ -46,6 +48,9 @@ import kotlin.coroutines.resumeWithException
  * }
  * ```
  *
+ * For camera frames, [live] runs the camera loop: it keeps captioning the newest frame and
+ * answers questions mid-stream.
+ *
  * A model not yet on the device is fetched with [SmolVLM.download]; [SmolVLM.catalog] lists the
  * known ones.
  *
@@ -73,8 +78,29 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
         Chat(raw.newSession(systemPrompt, defaults))
 
     /**
-     * Releases this handle's share of the model. Chats already open keep working; the weights
-     * are freed once they are closed too. Safe to call more than once; later calls to [newChat]
+     * Starts the camera loop on this model: [LiveCamera.push] frames as the camera makes them,
+     * collect [LiveCamera.events] for captions of the newest frame, [LiveCamera.ask] questions
+     * mid-stream, and close it when done.
+     *
+     * ```kotlin
+     * val camera = vlm.live(LiveConfig(prompt = "Read the sign aloud.", minIntervalMs = 500u))
+     * ```
+     *
+     * @param config every field has a default: `prompt` (the standing prompt, "Describe what you
+     *   see in one sentence."), `maxTokens` per answer (48), `minIntervalMs` between captions
+     *   (0), `changeThreshold` (2.0: frames that barely changed are skipped; 0 answers every
+     *   frame), `imageSplitting` (off: one view per frame), `onlyNewText`, `systemPrompt`.
+     * @param dispatcher where [LiveCamera.events] waits for the native loop (one thread while
+     *   collected) and where closing waits for it to stop.
+     * @throws SmolVlmException.InvalidArgument if this model is closed or takes no images, or
+     *   [config] is out of range.
+     */
+    fun live(config: LiveConfig = LiveConfig(), dispatcher: CoroutineDispatcher = Dispatchers.IO): LiveCamera =
+        LiveCamera(raw.live(config), dispatcher)
+
+    /**
+     * Releases this handle's share of the model. Chats and live cameras already open keep
+     * working; the weights are freed once they are closed too. Safe to call more than once; later calls to [newChat]
      * throw `SmolVlmException.InvalidArgument`. (The small native handle itself is freed by the
      * garbage collector.)
      */
@@ -92,10 +118,16 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
          * }
          * ```
          *
+         * Cancelling the calling coroutine stops the load after the layer being built (what was
+         * built is freed); this function returns only once it has stopped, and then throws
+         * [CancellationException].
+         *
          * @param options every field is optional: `precision` (`F32` default, `F16`, `Q8`,
          *   `Q4K`, `AUTO`), `contextLength` (tokens one chat holds; a smaller cap also saves KV
          *   cache memory), `backend` (`CPU` default, `METAL`, `AUTO`), `preset` (`EXACT`,
-         *   `FAST` for camera frames), `imageSplitting`, `longestEdge`, `threads`, `mmproj`.
+         *   `FAST` for camera frames), `imageSplitting`, `longestEdge`, `threads`, `mmproj`,
+         *   `imageCacheMb` (encodings of images seen, reused by later chats and questions; 32
+         *   by default, 0 turns the cache off).
          * @param onProgress called on the loading thread with the stage and the fraction of the
          *   load done, which only grows: `READING` at 0.0, `VISION` and `TEXT` after each layer,
          *   `READY` at 1.0.
@@ -108,13 +140,32 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
             options: LoadOptions = LoadOptions(),
             dispatcher: CoroutineDispatcher = Dispatchers.IO,
             onProgress: ((stage: LoadStage, fraction: Float) -> Unit)? = null,
-        ): SmolVLM = withContext(dispatcher) {
+        ): SmolVLM {
             val listener = onProgress?.let { cb ->
                 object : LoadProgressListener {
                     override fun onProgress(stage: LoadStage, fraction: Float) = cb(stage, fraction)
                 }
             }
-            SmolVLM(SmolVlm.load(modelPath, options, listener))
+            val signal = CancelSignal()
+            val result = CompletableDeferred<SmolVlm>()
+            try {
+                dispatcher.asExecutor().execute {
+                    try {
+                        result.complete(SmolVlm.load(modelPath, options, listener, signal))
+                    } catch (e: Throwable) {
+                        result.completeExceptionally(e)
+                    }
+                }
+                return SmolVLM(result.await())
+            } catch (e: CancellationException) {
+                // The coroutine was cancelled: stop the native load (after the layer being built)
+                // and wait until it has stopped; a load that finished anyway is released.
+                signal.cancel()
+                withContext(NonCancellable) { runCatching { result.await() }.getOrNull()?.let { it.release(); it.close() } }
+                throw e
+            } finally {
+                signal.close()
+            }
         }
 
         /**

@@ -16,7 +16,7 @@ fun main() {
             println(failure.trace.lines().take(12).joinToString("\n"))
         }
     })
-    val result = core.run(SmolVLMTest::class.java, DownloadTest::class.java)
+    val result = core.run(SmolVLMTest::class.java, DownloadTest::class.java, LiveCameraTest::class.java)
     val failed = result.failureCount
     println("Kotlin: ${result.runCount - failed} passed, $failed failed")
     exitProcess(if (failed == 0 && result.runCount > 0) 0 else 1)

@@ -44,7 +44,9 @@ class SmolVLMTest {
         lateinit var vlm: SmolVLM
 
         @BeforeClass @JvmStatic fun load() {
-            vlm = runBlocking { SmolVLM.load(modelDir) }
+            // No image cache in the shared model: each test sees its images encoded, whatever ran
+            // before (imageCacheIsSharedByChats tests the cache).
+            vlm = runBlocking { SmolVLM.load(modelDir, LoadOptions(imageCacheMb = 0u)) }
         }
 
         @AfterClass @JvmStatic fun unload() = vlm.close()
@@ -307,6 +309,20 @@ class SmolVLMTest {
                 assertEquals(1uL, chat.stats!!.visionTiles)
             }
         }
+    }
+
+    @Test fun imageCacheIsSharedByChats() = runBlocking {
+        suspend fun askWide(model: SmolVLM) = model.newChat(defaults = greedy(2)).use { chat ->
+            chat.ask("What?", Image.file(image("wide.png"))).toList()
+            chat.stats!!
+        }
+        SmolVLM.load(modelDir).use { cached ->
+            val first = askWide(cached)
+            assertEquals(13uL to 0uL, first.visionTiles to first.cachedImages)
+            val second = askWide(cached)
+            assertEquals(0uL to 1uL, second.visionTiles to second.cachedImages, "a new chat reuses the encoding")
+        }
+        repeat(2) { assertEquals(13uL to 0uL, askWide(vlm).let { it.visionTiles to it.cachedImages }, "imageCacheMb = 0: no cache") }
     }
 
     @Test fun quantizedPrecisionsLoadAndAnswer() = runBlocking {
