@@ -87,3 +87,34 @@ fn an_unreachable_hub_is_a_network_error() {
     let out = smolvlm(&["ask", "--model", "HuggingFaceTB/SmolVLM-256M-Instruct", "hi"], "http://127.0.0.1:9", &cache, false);
     assert_fails(&out, 1, "127.0.0.1:9");
 }
+
+#[test]
+fn two_processes_downloading_one_repo_share_the_work() {
+    let hub = Hub::start("cli-two");
+    let cache = temp("two");
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_smolvlm"))
+            .args(["download", "smolvlm-test/tiny"])
+            .env("HF_ENDPOINT", &hub.url)
+            .env("HF_HUB_CACHE", &cache)
+            .env_remove("HF_HUB_OFFLINE")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(
+        a.status.success() && b.status.success(),
+        "{} {}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    assert_eq!(last_line(&a), last_line(&b));
+    let dir = PathBuf::from(last_line(&a));
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/tiny-smolvlm2/model.safetensors");
+    assert_eq!(std::fs::read(dir.join("model.safetensors")).unwrap(), std::fs::read(fixture).unwrap());
+    assert_eq!(hub.cdn_gets().len(), 1, "the weights were fetched once: the second process waited on the lock");
+    let _ = std::fs::remove_dir_all(&cache);
+}
