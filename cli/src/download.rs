@@ -26,7 +26,7 @@ pub struct DownloadArgs {
 
 /// Downloads and prints the model folder as the last line of stdout.
 pub fn run(args: DownloadArgs) -> smolvlm::Result<()> {
-    let mut request = request(&args.repo)?;
+    let mut request = request(&args.repo);
     if let Some(dir) = args.to {
         request = request.to_folder(dir);
     }
@@ -48,15 +48,15 @@ pub fn model_path(spec: &str) -> smolvlm::Result<PathBuf> {
     if !looks_like_repo {
         return Err(Error::ModelUnavailable(format!("{spec} is not a model folder, a GGUF file or a hub repo id (org/name)")));
     }
-    fetch(&request(spec)?)
+    fetch(&request(spec))
 }
 
 /// `org/name[@rev]` as a request into the hub cache.
-fn request(spec: &str) -> smolvlm::Result<DownloadRequest> {
+fn request(spec: &str) -> DownloadRequest {
     let (repo, revision) = spec.split_once('@').unwrap_or((spec, "main"));
     let mut request = DownloadRequest::new(repo);
     request.revision = revision.to_string();
-    Ok(request)
+    request
 }
 
 fn fetch(request: &DownloadRequest) -> smolvlm::Result<PathBuf> {

@@ -27,9 +27,12 @@ impl KeyHasher {
     }
 
     pub(crate) fn tile(&mut self, pixels: &[f32]) {
-        for chunk in pixels.chunks(4096) {
-            let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
-            self.0.update(&bytes);
+        let mut bytes = [0u8; 4 * 1024];
+        for chunk in pixels.chunks(1024) {
+            for (b, v) in bytes.chunks_exact_mut(4).zip(chunk) {
+                b.copy_from_slice(&v.to_le_bytes());
+            }
+            self.0.update(&bytes[..4 * chunk.len()]);
         }
     }
 

@@ -158,6 +158,13 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Asks the loop to stop: it ends within one decode step.
+    fn stop(&self) {
+        self.lock().closed = true;
+        self.cancel.cancel();
+        self.work.notify_all();
+    }
+
     fn emit(&self, e: LiveEvent) {
         self.lock().events.push_back(e);
         self.event.notify_all();
@@ -293,9 +300,7 @@ impl LiveSession {
     /// Events not yet read can still be read; then [`LiveSession::next_event`] fails with
     /// [`Error::Cancelled`]. Safe to call more than once.
     pub fn close(&self) {
-        self.shared.lock().closed = true;
-        self.shared.cancel.cancel();
-        self.shared.work.notify_all();
+        self.shared.stop();
         let mut st = self.shared.lock();
         while st.finished.is_none() {
             st = self.shared.event.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -311,11 +316,7 @@ impl Drop for LiveSession {
                 let _ = handle.join();
             }
             // The caller's thread runs the loop: only ask it to stop.
-            None => {
-                self.shared.lock().closed = true;
-                self.shared.cancel.cancel();
-                self.shared.work.notify_all();
-            }
+            None => self.shared.stop(),
         }
     }
 }

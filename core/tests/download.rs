@@ -12,26 +12,13 @@ use std::time::{Duration, Instant};
 #[path = "../../tests/hub/local_hub.rs"]
 mod local_hub;
 
-/// The local hub, with requests for its repos.
-struct Hub(local_hub::LocalHub);
+use local_hub::LocalHub as Hub;
 
-impl std::ops::Deref for Hub {
-    type Target = local_hub::LocalHub;
-    fn deref(&self) -> &local_hub::LocalHub {
-        &self.0
-    }
-}
-
-impl Hub {
-    fn start(name: &str) -> Hub {
-        Hub(local_hub::LocalHub::start(name))
-    }
-
-    fn request(&self, repo: &str) -> DownloadRequest {
-        let mut r = DownloadRequest::new(format!("smolvlm-test/{repo}"));
-        r.endpoint = Some(self.url.clone());
-        r
-    }
+/// A request for `smolvlm-test/<repo>` from the local hub.
+fn request(hub: &Hub, repo: &str) -> DownloadRequest {
+    let mut r = DownloadRequest::new(format!("smolvlm-test/{repo}"));
+    r.endpoint = Some(hub.url.clone());
+    r
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -60,7 +47,7 @@ fn download_error(r: smolvlm::Result<PathBuf>) -> DownloadError {
 fn a_checkpoint_lands_in_the_hub_cache_layout_with_progress() {
     let hub = Hub::start("cache");
     let cache = hub.dir.join("cache");
-    let (r, seen) = fetch(&hub.request("tiny").to_hub_cache(&cache));
+    let (r, seen) = fetch(&request(&hub, "tiny").to_hub_cache(&cache));
     let dir = r.unwrap();
     let repo = cache.join("models--smolvlm-test--tiny");
     let commit = std::fs::read_to_string(repo.join("refs/main")).unwrap();
@@ -86,7 +73,7 @@ fn a_checkpoint_lands_in_the_hub_cache_layout_with_progress() {
     Engine::load(&dir, &EngineOptions::default()).unwrap();
     // A second call finds it complete: one listing request, no file fetched.
     let before = hub.log().len();
-    let (again, _) = fetch(&hub.request("tiny").to_hub_cache(&cache));
+    let (again, _) = fetch(&request(&hub, "tiny").to_hub_cache(&cache));
     assert_eq!(again.unwrap(), dir);
     let after = hub.log();
     assert_eq!(after.len() - before, 1, "{:?}", &after[before..]);
@@ -97,7 +84,7 @@ fn a_checkpoint_lands_in_the_hub_cache_layout_with_progress() {
 fn a_plain_folder_holds_the_files_under_their_names() {
     let hub = Hub::start("folder");
     let folder = hub.dir.join("model");
-    let dir = fetch(&hub.request("tiny").to_folder(&folder)).0.unwrap();
+    let dir = fetch(&request(&hub, "tiny").to_folder(&folder)).0.unwrap();
     assert_eq!(dir, folder);
     let meta = std::fs::read_link(folder.join("model.safetensors"));
     assert!(meta.is_err(), "a plain file, not a link");
@@ -110,7 +97,7 @@ fn a_plain_folder_holds_the_files_under_their_names() {
 #[test]
 fn a_dropped_connection_resumes_from_the_byte_where_it_stopped() {
     let hub = Hub::start("drop");
-    let dir = fetch(&hub.request("tiny-drop").to_folder(hub.dir.join("m"))).0.unwrap();
+    let dir = fetch(&request(&hub, "tiny-drop").to_folder(hub.dir.join("m"))).0.unwrap();
     assert!(same_bytes(&dir.join("model.safetensors"), &fixture("model.safetensors")));
     let gets = hub.cdn_gets();
     assert_eq!(gets.len(), 2, "{gets:?}");
@@ -124,7 +111,7 @@ fn a_dropped_connection_resumes_from_the_byte_where_it_stopped() {
 #[test]
 fn a_server_that_ignores_ranges_is_read_again_from_zero() {
     let hub = Hub::start("norange");
-    let dir = fetch(&hub.request("tiny-norange").to_folder(hub.dir.join("m"))).0.unwrap();
+    let dir = fetch(&request(&hub, "tiny-norange").to_folder(hub.dir.join("m"))).0.unwrap();
     assert!(same_bytes(&dir.join("model.safetensors"), &fixture("model.safetensors")));
     let gets = hub.cdn_gets();
     assert_eq!(gets.len(), 2, "{gets:?}");
@@ -135,7 +122,7 @@ fn a_server_that_ignores_ranges_is_read_again_from_zero() {
 fn corrupt_bytes_are_a_typed_error_and_never_get_the_final_name() {
     let hub = Hub::start("corrupt");
     let folder = hub.dir.join("m");
-    match download_error(fetch(&hub.request("tiny-corrupt").to_folder(&folder)).0) {
+    match download_error(fetch(&request(&hub, "tiny-corrupt").to_folder(&folder)).0) {
         DownloadError::Integrity { file, reason } => {
             assert_eq!(file, "model.safetensors");
             assert!(reason.contains("SHA-256"), "{reason}");
@@ -151,7 +138,7 @@ fn corrupt_bytes_are_a_typed_error_and_never_get_the_final_name() {
     // The same in the cache layout: no blob, no link.
     let cache = hub.dir.join("cache");
     assert!(matches!(
-        download_error(fetch(&hub.request("tiny-corrupt").to_hub_cache(&cache)).0),
+        download_error(fetch(&request(&hub, "tiny-corrupt").to_hub_cache(&cache)).0),
         DownloadError::Integrity { .. }
     ));
     let snaps = cache.join("models--smolvlm-test--tiny-corrupt/snapshots");
@@ -162,17 +149,17 @@ fn corrupt_bytes_are_a_typed_error_and_never_get_the_final_name() {
 #[test]
 fn missing_repos_and_files_are_not_found_naming_them() {
     let hub = Hub::start("missing");
-    match download_error(fetch(&hub.request("no-such-repo").to_folder(hub.dir.join("a"))).0) {
+    match download_error(fetch(&request(&hub, "no-such-repo").to_folder(hub.dir.join("a"))).0) {
         DownloadError::NotFound { repo, file } => assert_eq!((repo.as_str(), file), ("smolvlm-test/no-such-repo", None)),
         e => panic!("{e:?}"),
     }
-    let mut req = hub.request("tiny").to_folder(hub.dir.join("b"));
+    let mut req = request(&hub, "tiny").to_folder(hub.dir.join("b"));
     req.files = vec!["config.json".into(), "weights.gguf".into()];
     match download_error(fetch(&req).0) {
         DownloadError::NotFound { file, .. } => assert_eq!(file.as_deref(), Some("weights.gguf")),
         e => panic!("{e:?}"),
     }
-    let mut req = hub.request("tiny").to_folder(hub.dir.join("c"));
+    let mut req = request(&hub, "tiny").to_folder(hub.dir.join("c"));
     req.revision = "v9".into();
     assert!(matches!(download_error(fetch(&req).0), DownloadError::NotFound { file: None, .. }));
 }
@@ -180,13 +167,13 @@ fn missing_repos_and_files_are_not_found_naming_them() {
 #[test]
 fn gated_repos_need_the_token_which_never_reaches_the_cdn() {
     let hub = Hub::start("gated");
-    let e = download_error(fetch(&hub.request("gated").to_folder(hub.dir.join("a"))).0);
+    let e = download_error(fetch(&request(&hub, "gated").to_folder(hub.dir.join("a"))).0);
     assert!(matches!(&e, DownloadError::Unauthorized { repo, .. } if repo == "smolvlm-test/gated"), "{e:?}");
-    let mut req = hub.request("gated").to_folder(hub.dir.join("b"));
+    let mut req = request(&hub, "gated").to_folder(hub.dir.join("b"));
     req.token = Some("hf_wrong".into());
     assert!(matches!(download_error(fetch(&req).0), DownloadError::Forbidden { .. }));
     assert!(matches!(
-        download_error(fetch(&hub.request("forbidden").to_folder(hub.dir.join("c"))).0),
+        download_error(fetch(&request(&hub, "forbidden").to_folder(hub.dir.join("c"))).0),
         DownloadError::Forbidden { .. }
     ));
     req.token = Some("hf_test_token".into());
@@ -202,7 +189,7 @@ fn gated_repos_need_the_token_which_never_reaches_the_cdn() {
 #[test]
 fn transient_server_errors_are_retried() {
     let hub = Hub::start("flaky");
-    let dir = fetch(&hub.request("flaky").to_folder(hub.dir.join("m"))).0.unwrap();
+    let dir = fetch(&request(&hub, "flaky").to_folder(hub.dir.join("m"))).0.unwrap();
     assert!(same_bytes(&dir.join("model.safetensors"), &fixture("model.safetensors")));
     assert!(hub.log().iter().filter(|r| r["status"] == 503).count() >= 2);
 }
@@ -213,7 +200,7 @@ fn a_cancel_ends_a_stalled_download_within_a_second_and_the_next_call_resumes() 
     let folder = hub.dir.join("m");
     let cancel = CancelToken::new();
     let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let req = hub.request("tiny-stall").to_folder(&folder);
+    let req = request(&hub, "tiny-stall").to_folder(&folder);
     let worker = {
         let (cancel, started) = (cancel.clone(), started.clone());
         std::thread::spawn(move || {
@@ -239,7 +226,7 @@ fn a_cancel_ends_a_stalled_download_within_a_second_and_the_next_call_resumes() 
     let took = ended - asked;
     assert!(took < Duration::from_secs(1), "cancel took {took:?}");
     // The partial file stays; the same weights (same SHA-256) from a healthy repo continue it.
-    let dir = fetch(&hub.request("tiny").to_folder(&folder)).0.unwrap();
+    let dir = fetch(&request(&hub, "tiny").to_folder(&folder)).0.unwrap();
     assert!(same_bytes(&dir.join("model.safetensors"), &fixture("model.safetensors")));
     let resumed = hub.cdn_gets().into_iter().find(|r| r["path"].as_str().unwrap().contains("/smolvlm-test/tiny/")).unwrap();
     assert_eq!(resumed["range"], "bytes=65536-", "{resumed:?}");
@@ -249,7 +236,7 @@ fn a_cancel_ends_a_stalled_download_within_a_second_and_the_next_call_resumes() 
 fn too_little_free_space_fails_before_writing_anything() {
     let hub = Hub::start("space");
     let folder = hub.dir.join("m");
-    let mut req = hub.request("tiny").to_folder(&folder);
+    let mut req = request(&hub, "tiny").to_folder(&folder);
     req.keep_free_bytes = 1 << 62;
     match download_error(fetch(&req).0) {
         DownloadError::InsufficientSpace { needed, available, .. } => assert!(needed > available, "{needed} {available}"),
@@ -271,7 +258,7 @@ fn a_small_disk_is_refused_before_writing() {
         eprintln!("a_small_disk_is_refused_before_writing: not run (mounting a tmpfs needs root)");
         return;
     }
-    let r = fetch(&hub.request("tiny").to_folder(mnt.join("m"))).0;
+    let r = fetch(&request(&hub, "tiny").to_folder(mnt.join("m"))).0;
     let _ = Command::new("umount").arg(&mnt).status();
     match download_error(r) {
         DownloadError::InsufficientSpace { needed, available, .. } => {
@@ -288,7 +275,7 @@ fn two_downloads_of_one_repo_at_once_share_the_work() {
     let cache = hub.dir.join("cache");
     let runs: Vec<_> = (0..2)
         .map(|_| {
-            let req = hub.request("tiny").to_hub_cache(&cache);
+            let req = request(&hub, "tiny").to_hub_cache(&cache);
             std::thread::spawn(move || download(&req, &CancelToken::new(), &mut |_| {}))
         })
         .collect();
@@ -302,13 +289,13 @@ fn two_downloads_of_one_repo_at_once_share_the_work() {
 fn an_unreachable_hub_falls_back_to_the_copy_downloaded_before() {
     let hub = Hub::start("fallback");
     let cache = hub.dir.join("cache");
-    let dir = fetch(&hub.request("tiny").to_hub_cache(&cache)).0.unwrap();
-    let mut req = hub.request("tiny").to_hub_cache(&cache);
+    let dir = fetch(&request(&hub, "tiny").to_hub_cache(&cache)).0.unwrap();
+    let mut req = request(&hub, "tiny").to_hub_cache(&cache);
     // A port nothing listens on: every attempt is refused, then the cached snapshot is used.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     req.endpoint = Some(format!("http://{closed}"));
     assert_eq!(fetch(&req).0.unwrap(), dir);
-    let other = hub.request("tiny").to_hub_cache(hub.dir.join("empty"));
+    let other = request(&hub, "tiny").to_hub_cache(hub.dir.join("empty"));
     let mut other = other;
     other.endpoint = req.endpoint.clone();
     assert!(matches!(download_error(fetch(&other).0), DownloadError::Network(_)));

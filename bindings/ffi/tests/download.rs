@@ -10,33 +10,19 @@ use std::time::{Duration, Instant};
 #[path = "../../../tests/hub/local_hub.rs"]
 mod local_hub;
 
-/// The local hub, with requests for its repos.
-struct Hub(local_hub::LocalHub);
+use local_hub::LocalHub as Hub;
 
-impl std::ops::Deref for Hub {
-    type Target = local_hub::LocalHub;
-    fn deref(&self) -> &local_hub::LocalHub {
-        &self.0
-    }
-}
-
-impl Hub {
-    fn start(name: &str) -> Hub {
-        Hub(local_hub::LocalHub::start(name))
-    }
-
-    /// A request for `smolvlm-test/<repo>` into the folder `<dir>/<folder>`.
-    fn request(&self, repo: &str, folder: &str) -> DownloadRequest {
-        DownloadRequest {
-            repo_id: format!("smolvlm-test/{repo}"),
-            revision: "main".into(),
-            folder: Some(self.dir.join(folder).to_string_lossy().into_owned()),
-            cache_dir: None,
-            files: vec![],
-            token: None,
-            endpoint: Some(self.url.clone()),
-            keep_free_bytes: 0,
-        }
+/// A request for `smolvlm-test/<repo>` into the folder `<dir>/<folder>`.
+fn request(hub: &Hub, repo: &str, folder: &str) -> DownloadRequest {
+    DownloadRequest {
+        repo_id: format!("smolvlm-test/{repo}"),
+        revision: "main".into(),
+        folder: Some(hub.dir.join(folder).to_string_lossy().into_owned()),
+        cache_dir: None,
+        files: vec![],
+        token: None,
+        endpoint: Some(hub.url.clone()),
+        keep_free_bytes: 0,
     }
 }
 
@@ -52,7 +38,7 @@ impl DownloadListener for Rec {
 #[test]
 fn run_returns_the_folder_and_reports_progress() {
     let hub = Hub::start("run");
-    let req = hub.request("tiny", "model");
+    let req = request(&hub, "tiny", "model");
     let rec = Arc::new(Rec(Mutex::new(Vec::new())));
     let dir = ModelDownload::new(req.clone()).run(Some(rec.clone())).unwrap();
     assert_eq!(Path::new(&dir), hub.dir.join("model"));
@@ -73,30 +59,30 @@ fn run_returns_the_folder_and_reports_progress() {
 fn failures_are_typed_errors() {
     let hub = Hub::start("errors");
     let run = |req: DownloadRequest| ModelDownload::new(req).run(None);
-    assert!(matches!(run(hub.request("no-such-repo", "a")), Err(SmolVlmError::NotFound { .. })));
-    match run(hub.request("gated", "b")) {
+    assert!(matches!(run(request(&hub, "no-such-repo", "a")), Err(SmolVlmError::NotFound { .. })));
+    match run(request(&hub, "gated", "b")) {
         Err(SmolVlmError::Unauthorized { reason }) => assert!(reason.contains("smolvlm-test/gated"), "{reason}"),
         other => panic!("expected Unauthorized, got {other:?}"),
     }
-    let wrong = DownloadRequest { token: Some("hf_wrong".into()), ..hub.request("gated", "b") };
+    let wrong = DownloadRequest { token: Some("hf_wrong".into()), ..request(&hub, "gated", "b") };
     assert!(matches!(run(wrong), Err(SmolVlmError::Forbidden { .. })));
-    assert!(matches!(run(hub.request("forbidden", "c")), Err(SmolVlmError::Forbidden { .. })));
-    match run(hub.request("tiny-corrupt", "d")) {
+    assert!(matches!(run(request(&hub, "forbidden", "c")), Err(SmolVlmError::Forbidden { .. })));
+    match run(request(&hub, "tiny-corrupt", "d")) {
         Err(SmolVlmError::IntegrityFailed { reason }) => assert!(reason.contains("model.safetensors"), "{reason}"),
         other => panic!("expected IntegrityFailed, got {other:?}"),
     }
     assert!(!hub.dir.join("d/model.safetensors").exists());
-    let huge = DownloadRequest { keep_free_bytes: 1 << 62, ..hub.request("tiny", "e") };
+    let huge = DownloadRequest { keep_free_bytes: 1 << 62, ..request(&hub, "tiny", "e") };
     match run(huge) {
         Err(SmolVlmError::InsufficientSpace { needed, available, .. }) => assert!(needed > available),
         other => panic!("expected InsufficientSpace, got {other:?}"),
     }
-    let both = DownloadRequest { cache_dir: Some(hub.dir.join("cache").to_string_lossy().into()), ..hub.request("tiny", "f") };
+    let both = DownloadRequest { cache_dir: Some(hub.dir.join("cache").to_string_lossy().into()), ..request(&hub, "tiny", "f") };
     assert!(matches!(run(both), Err(SmolVlmError::InvalidArgument { .. })));
-    let bad_id = DownloadRequest { repo_id: "../etc".into(), ..hub.request("tiny", "g") };
+    let bad_id = DownloadRequest { repo_id: "../etc".into(), ..request(&hub, "tiny", "g") };
     assert!(matches!(run(bad_id), Err(SmolVlmError::InvalidArgument { .. })));
     // Nothing answers on a closed port: the hub cannot be reached.
-    let closed = DownloadRequest { endpoint: Some("http://127.0.0.1:9".into()), ..hub.request("tiny", "h") };
+    let closed = DownloadRequest { endpoint: Some("http://127.0.0.1:9".into()), ..request(&hub, "tiny", "h") };
     assert!(matches!(run(closed), Err(SmolVlmError::NetworkFailed { .. })));
 }
 
@@ -120,7 +106,7 @@ fn core_errors_map_to_their_variants() {
 #[test]
 fn one_run_at_a_time_and_cancel_from_another_thread() {
     let hub = Hub::start("cancel");
-    let dl = ModelDownload::new(hub.request("tiny-stall", "stall"));
+    let dl = ModelDownload::new(request(&hub, "tiny-stall", "stall"));
     let rec = Arc::new(Rec(Mutex::new(Vec::new())));
     let (d, r) = (dl.clone(), rec.clone());
     let runner = std::thread::spawn(move || d.run(Some(r)));
@@ -143,7 +129,7 @@ fn one_run_at_a_time_and_cancel_from_another_thread() {
 #[test]
 fn a_cancel_before_the_run_applies_to_it_and_the_next_run_continues() {
     let hub = Hub::start("early");
-    let dl = ModelDownload::new(hub.request("tiny", "model"));
+    let dl = ModelDownload::new(request(&hub, "tiny", "model"));
     dl.cancel();
     assert!(matches!(dl.run(None), Err(SmolVlmError::Cancelled)));
     let dir = dl.run(None).unwrap();
@@ -162,7 +148,7 @@ impl DownloadListener for Throws {
 #[test]
 fn a_failing_listener_stops_the_download_with_an_error() {
     let hub = Hub::start("listener");
-    let dl = ModelDownload::new(hub.request("tiny", "model"));
+    let dl = ModelDownload::new(request(&hub, "tiny", "model"));
     match dl.run(Some(Arc::new(Throws))) {
         Err(SmolVlmError::Internal { details, .. }) => assert!(details.contains("callback failed"), "{details}"),
         other => panic!("expected Internal, got {other:?}"),

@@ -60,9 +60,9 @@ const INDEX: &str = "model.safetensors.index.json";
 pub fn download(request: &DownloadRequest, cancel: &CancelToken, progress: &mut dyn FnMut(&DownloadProgress)) -> Result<PathBuf> {
     request.validate()?;
     let layout = Layout::new(request)?;
-    let local = || local_model(request, &layout);
+    let copy = local_model(request, &layout);
     if offline() {
-        return local().ok_or_else(|| {
+        return copy.ok_or_else(|| {
             Error::Download(DownloadError::Offline {
                 repo: request.repo_id.clone(),
                 revision: request.revision.clone(),
@@ -100,10 +100,10 @@ pub fn download(request: &DownloadRequest, cancel: &CancelToken, progress: &mut 
         }
         let r = {
             let _done = Done(&done);
-            fetch_all(request, &layout, &hub, local().is_some(), progress)
+            fetch_all(request, &layout, &hub, copy.is_some(), progress)
         };
         match r {
-            Err(Error::Download(DownloadError::Network(reason))) => match local() {
+            Err(Error::Download(DownloadError::Network(reason))) => match copy {
                 Some(dir) => {
                     log::warn!("the hub cannot be reached ({reason}); using the copy downloaded before");
                     Ok(dir)
@@ -141,7 +141,7 @@ fn fetch_all(
 ) -> Result<PathBuf> {
     let listing = hub.listing(have_copy)?;
     let commit = listing.commit.clone();
-    let mut names = select_files(request, &listing.files)?;
+    let names = select_files(request, &listing.files)?;
     let dir = layout.model_dir(&commit);
     // Everything in place already: no further request.
     if let Some(all) = complete_set(layout, &commit, &names) {
@@ -156,14 +156,11 @@ fn fetch_all(
     // A sharded checkpoint: the index names the shards.
     if let Some(i) = names.iter().position(|n| n == INDEX) {
         let meta = metas.remove(i);
-        names.remove(i);
         let mut quiet = |_: &DownloadProgress| {};
         place(layout, hub, &meta, &commit, &mut Progress::new(&mut quiet, 1, meta.size))?;
         for shard in shards(&dir.join(INDEX), &listing.files)? {
             metas.push(hub.head(&shard)?);
-            names.push(shard);
         }
-        names.push(INDEX.into());
         metas.push(meta);
     }
     let total: u64 = metas.iter().map(|m| m.size).sum();
