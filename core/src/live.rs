@@ -328,19 +328,18 @@ pub struct LiveWorker(Worker);
 impl LiveWorker {
     /// Runs the loop on the calling thread until the session is closed.
     pub fn run(self) {
-        /// Marks the loop finished however it ends, a panic included (readers and `close` wait
-        /// for that mark).
-        struct Finish(Arc<Shared>, Option<Error>);
-        impl Drop for Finish {
-            fn drop(&mut self) {
-                let error =
-                    self.1.take().or_else(|| std::thread::panicking().then(|| Error::Internal("the live loop panicked".into())));
-                self.0.lock().finished = Some(error);
-                self.0.event.notify_all();
+        let shared = self.0.shared.clone();
+        // A panic inside the loop ends it with an error that `next_event` reports, instead of
+        // leaving readers and `close` waiting for a loop that is gone.
+        let end = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.run())) {
+            Ok(end) => end.err(),
+            Err(panic) => {
+                let what = panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied());
+                Some(Error::Internal(format!("the live loop panicked: {}", what.unwrap_or("unknown panic"))))
             }
-        }
-        let mut finish = Finish(self.0.shared.clone(), None);
-        finish.1 = self.0.run().err();
+        };
+        shared.lock().finished = Some(end);
+        shared.event.notify_all();
     }
 }
 

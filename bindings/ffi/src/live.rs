@@ -12,11 +12,10 @@ use crate::image::ImageInput;
 use crate::session::FinishReason;
 use crate::{lock, EngineCtx, LIVE_CAPTIONERS};
 use smolvlm::{LiveOptions, LiveSession};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How a live captioner answers. Every field has a default: `LiveConfig()` captions each changed
 /// frame in one sentence, as fast as the model allows.
@@ -188,10 +187,6 @@ pub struct LiveCounters {
     pub frames_dropped: u64,
 }
 
-/// How long one wait inside [`LiveCaptioner::next_event`] lasts before it checks whether the
-/// loop's thread died (a panic, which the core loop cannot report itself).
-const WAIT_SLICE: Duration = Duration::from_millis(50);
-
 /// The camera loop over one model: push frames with [`LiveCaptioner::push_frame`] as the camera
 /// makes them, pull captions and answers with [`LiveCaptioner::next_event`]. Thread-safe: push
 /// from the camera's thread, pull from another, ask, pause or close from any. Call
@@ -207,38 +202,23 @@ pub struct LiveCaptioner {
     closed: AtomicBool,
     /// The loop's thread, joined by `release()`.
     thread: Mutex<Option<JoinHandle<()>>>,
-    /// Set when the loop's thread panicked: reported once by `next_event`.
-    crash: Arc<Mutex<Crash>>,
-}
-
-#[derive(Default)]
-struct Crash {
-    happened: bool,
-    /// The panic, until `next_event` has reported it.
-    error: Option<SmolVlmError>,
 }
 
 impl LiveCaptioner {
     pub(crate) fn start(ctx: Arc<EngineCtx>, config: LiveConfig) -> Result<Arc<Self>, SmolVlmError> {
         let (session, worker) = LiveSession::new(ctx.engine.clone(), config.to_core())?;
-        let crash = Arc::new(Mutex::new(Crash::default()));
-        let crashed = crash.clone();
         LIVE_CAPTIONERS.fetch_add(1, Ordering::SeqCst);
         let spawned = std::thread::Builder::new().name("smolvlm-live".into()).stack_size(8 << 20).spawn(move || {
-            // The whole loop runs on the engine's pool, so its math uses that pool's threads.
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| ctx.install(|| worker.run()))) {
-                let details = crate::error::panic_message(panic);
-                let mut c = lock(&crashed);
-                c.happened = true;
-                c.error = Some(SmolVlmError::internal("Rust panic in the live loop", details));
-            }
+            // The whole loop runs on the engine's pool, so its math uses that pool's threads. A
+            // panic inside it is caught and reported by the loop itself (`next_event` fails).
+            ctx.install(|| worker.run());
             // Give up the engine before the captioner counts as gone.
             drop(ctx);
             LIVE_CAPTIONERS.fetch_sub(1, Ordering::SeqCst);
         });
         match spawned {
             Ok(handle) => {
-                Ok(Arc::new(LiveCaptioner { session, closed: AtomicBool::new(false), thread: Mutex::new(Some(handle)), crash }))
+                Ok(Arc::new(LiveCaptioner { session, closed: AtomicBool::new(false), thread: Mutex::new(Some(handle)) }))
             }
             Err(e) => {
                 LIVE_CAPTIONERS.fetch_sub(1, Ordering::SeqCst);
@@ -307,36 +287,22 @@ impl LiveCaptioner {
     /// The next event, waiting up to `timeout_ms` milliseconds (null/nil: as long as it takes);
     /// null/nil when the time ran out. Blocking: call it off the UI thread. After `release()` it
     /// throws `Cancelled` (events not yet read are discarded), also in a call already waiting;
-    /// a failure that ended the loop (`Internal`, or `ContextOverflow` for a question too long
-    /// for the model) is thrown once, then `Cancelled`, and the captioner counts as closed.
+    /// a failure that ended the loop (`Internal`: a panic inside it) is thrown once, then
+    /// `Cancelled`, and the captioner counts as closed. A failed answer (a question too long for
+    /// the model, say) is a `FrameError` event; the loop goes on.
     #[uniffi::method(default(timeout_ms = None))]
     pub fn next_event(&self, timeout_ms: Option<u32>) -> Result<Option<LiveEvent>, SmolVlmError> {
-        let deadline = timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms as u64));
-        loop {
-            if self.closed.load(Ordering::SeqCst) {
-                return Err(SmolVlmError::cancelled());
-            }
-            {
-                let mut crash = lock(&self.crash);
-                if crash.happened {
-                    self.closed.store(true, Ordering::SeqCst);
-                    return Err(crash.error.take().unwrap_or(SmolVlmError::Cancelled));
-                }
-            }
-            let slice = match deadline {
-                None => WAIT_SLICE,
-                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
-            };
-            match self.session.next_event(Some(slice)) {
-                Ok(Some(_)) if self.closed.load(Ordering::SeqCst) => return Err(SmolVlmError::cancelled()),
-                Ok(Some(e)) => return Ok(Some(e.into())),
-                Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(None),
-                Ok(None) => {}
-                Err(e) => {
-                    // The loop has ended (its failure is reported once): it takes nothing more.
-                    self.closed.store(true, Ordering::SeqCst);
-                    return Err(e.into());
-                }
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(SmolVlmError::cancelled());
+        }
+        match self.session.next_event(timeout_ms.map(|ms| Duration::from_millis(ms as u64))) {
+            // Closed while waiting: events not yet read are dropped.
+            Ok(Some(_)) if self.closed.load(Ordering::SeqCst) => Err(SmolVlmError::cancelled()),
+            Ok(event) => Ok(event.map(Into::into)),
+            Err(e) => {
+                // The loop has ended (a failure is reported once): it takes nothing more.
+                self.closed.store(true, Ordering::SeqCst);
+                Err(e.into())
             }
         }
     }
@@ -349,10 +315,7 @@ impl LiveCaptioner {
     /// `close()` and when their event stream is cancelled.)
     pub fn release(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        // The core's close waits for the loop to say it ended, which a panicked loop never does.
-        if !lock(&self.crash).happened {
-            self.session.close();
-        }
+        self.session.close();
         let handle = lock(&self.thread).take();
         if let Some(h) = handle {
             let _ = h.join();

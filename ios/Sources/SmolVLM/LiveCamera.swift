@@ -32,8 +32,9 @@ public final class LiveCamera: Sendable {
     /// The events are waited for on a background thread. Iterate one stream: the camera lives as
     /// long as it is iterated. Terminating it (breaking out of `for try await`, or cancelling
     /// the iterating task) closes the camera, which stops the loop within one decode step. After
-    /// ``close()`` the stream finishes normally. A failure that ends the loop (`.Internal`, or
-    /// `.ContextOverflow` for a question too long for the model) is thrown by the iteration.
+    /// ``close()`` the stream finishes normally. A failure that ends the loop (`.Internal`: a panic
+    /// inside it) is thrown by the iteration; a failed answer (a question too long for the
+    /// model, say) is a `.frameError` event.
     public var events: AsyncThrowingStream<LiveEvent, Error> {
         let raw = self.raw
         return AsyncThrowingStream { continuation in

@@ -49,8 +49,8 @@ class LiveCamera internal constructor(
      * collector stops early (cancelled, or an operator such as `first()` or `take(n)`), the
      * camera is closed, which stops the loop within one decode step, and the collector resumes
      * only once it has stopped. After [close] the flow completes normally. A failure that ends
-     * the loop (`SmolVlmException.Internal`, or `ContextOverflow` for a question too long for
-     * the model) is thrown by the flow.
+     * the loop (`SmolVlmException.Internal`: a panic inside it) is thrown by the flow; a failed
+     * answer (a question too long for the model, say) is a `FrameError` event.
      */
     val events: Flow<LiveEvent> = channelFlow {
         // One thread pulls the events (fewer hops and thread switches than a dispatch per event).
