@@ -332,7 +332,7 @@ impl LiveWorker {
         // A panic inside the loop ends it with an error that `next_event` reports, instead of
         // leaving readers and `close` waiting for a loop that is gone.
         let end = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.run())) {
-            Ok(end) => end.err(),
+            Ok(()) => None,
             Err(panic) => {
                 let what = panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied());
                 Some(Error::Internal(format!("the live loop panicked: {}", what.unwrap_or("unknown panic"))))
@@ -361,7 +361,8 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self) -> Result<()> {
+    /// Answers until the session is closed.
+    fn run(mut self) {
         let mut session = Session::new(self.engine.clone());
         session.set_image_splitting(Some(self.options.image_splitting));
         let mut next_caption = Instant::now();
@@ -370,7 +371,7 @@ impl Worker {
         loop {
             let job = match self.next_job(next_caption) {
                 Some(j) => j,
-                None => return Ok(()),
+                None => return,
             };
             let (question, pending) = match job {
                 Job::Caption(p) => (None, Some(p)),
@@ -409,7 +410,7 @@ impl Worker {
             let frames_dropped = dropped - dropped_before;
             dropped_before = dropped;
             match self.answer(&mut session, info, pushed, image, question, frames_dropped, skipped) {
-                Err(Error::Cancelled) if self.shared.cancel.is_cancelled() => return Ok(()),
+                Err(Error::Cancelled) if self.shared.cancel.is_cancelled() => return,
                 Err(Error::Cancelled) => {}
                 // An answer that fails (a question too long for the context, say) is reported
                 // for its frame; the loop goes on.
@@ -427,8 +428,8 @@ impl Worker {
                 return None;
             }
             if let Some(q) = st.questions.pop_front() {
-                let pending = if st.paused { None } else { st.newest.take() };
-                let pending = pending.or_else(|| if self.frozen.is_none() { st.newest.take() } else { None });
+                // The newest frame; while paused the frozen one, unless there is none yet.
+                let pending = if !st.paused || self.frozen.is_none() { st.newest.take() } else { None };
                 if pending.is_none() && self.frozen.is_none() {
                     // Nothing to look at yet: keep the question until a frame comes.
                     st.questions.push_front(q);
