@@ -313,16 +313,30 @@ fn write_back(file: &File, start: u64, len: u64) {
         use std::os::fd::AsRawFd;
         let fd = file.as_raw_fd();
         let (start, len) = (start as libc::off64_t, len as libc::off64_t);
+        #[cfg(target_os = "linux")]
+        use libc::{sync_file_range, SYNC_FILE_RANGE_WAIT_AFTER, SYNC_FILE_RANGE_WAIT_BEFORE, SYNC_FILE_RANGE_WRITE};
+        // The libc crate declares no sync_file_range for Android; bionic exports it from API 26
+        // (the SDK's minSdk), with <linux/fs.h>'s flag values.
+        #[cfg(target_os = "android")]
+        extern "C" {
+            fn sync_file_range(fd: libc::c_int, offset: libc::off64_t, len: libc::off64_t, flags: libc::c_uint) -> libc::c_int;
+        }
+        #[cfg(target_os = "android")]
+        const SYNC_FILE_RANGE_WAIT_BEFORE: libc::c_uint = 1;
+        #[cfg(target_os = "android")]
+        const SYNC_FILE_RANGE_WRITE: libc::c_uint = 2;
+        #[cfg(target_os = "android")]
+        const SYNC_FILE_RANGE_WAIT_AFTER: libc::c_uint = 4;
         // SAFETY: plain system calls on an open descriptor; failures only lose the hint.
         unsafe {
-            libc::sync_file_range(fd, start, len, libc::SYNC_FILE_RANGE_WRITE);
+            sync_file_range(fd, start, len, SYNC_FILE_RANGE_WRITE);
             if start >= len {
                 let before = start - len;
-                libc::sync_file_range(
+                sync_file_range(
                     fd,
                     before,
                     len,
-                    libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER,
                 );
                 libc::posix_fadvise(fd, before, len, libc::POSIX_FADV_DONTNEED);
             }
