@@ -4,6 +4,7 @@
 //! A download is an object rather than a function so that the host can cancel it from another
 //! thread while [`ModelDownload::run`] blocks on its own.
 
+use crate::ints::saturating_i64;
 use crate::WeightPrecision;
 
 /// How a checkpoint's weights are stored on the hub.
@@ -42,9 +43,9 @@ pub struct CatalogModel {
     /// configs, tokenizer and weights itself.
     pub files: Vec<String>,
     /// Parameters of the whole model (vision encoder, connector and language model).
-    pub parameters: u64,
+    pub parameters: i64,
     /// Bytes the download fetches, about.
-    pub download_bytes: u64,
+    pub download_bytes: i64,
     /// Whether `download_bytes` comes from a published figure (else it was computed from the
     /// parameter count).
     pub size_confirmed: bool,
@@ -53,7 +54,7 @@ pub struct CatalogModel {
     pub precision: WeightPrecision,
     /// Approximate peak memory, in bytes, while answering about one 512×512 image at
     /// `precision`.
-    pub memory_bytes: u64,
+    pub memory_bytes: i64,
     /// A SmolVLM2 checkpoint, also trained on video (frames given as a sequence of images).
     pub video: bool,
 }
@@ -69,11 +70,11 @@ pub fn model_catalog() -> Vec<CatalogModel> {
             repo_id: e.repo_id.to_string(),
             format: e.format.into(),
             files: e.files.iter().map(|f| f.to_string()).collect(),
-            parameters: e.parameters,
-            download_bytes: e.download_bytes,
+            parameters: saturating_i64(e.parameters),
+            download_bytes: saturating_i64(e.download_bytes),
             size_confirmed: e.size_confirmed,
             precision: e.precision.into(),
-            memory_bytes: e.memory_bytes,
+            memory_bytes: saturating_i64(e.memory_bytes),
             video: e.video,
         })
         .collect()
@@ -85,6 +86,7 @@ pub use imp::*;
 #[cfg(feature = "download")]
 mod imp {
     use crate::error::{panic_message, SmolVlmError};
+    use crate::ints::{non_negative_64, saturating_i32, saturating_i64};
     use crate::lock;
     use smolvlm::CancelToken;
     use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -127,9 +129,9 @@ mod imp {
         #[uniffi(default)]
         pub endpoint: Option<String>,
         /// Bytes that must stay free on the destination's disk after the download; it throws
-        /// `InsufficientSpace` before fetching anything otherwise.
+        /// `InsufficientSpace` before fetching anything otherwise. Negative is `InvalidArgument`.
         #[uniffi(default = 0)]
-        pub keep_free_bytes: u64,
+        pub keep_free_bytes: i64,
     }
 
     impl DownloadRequest {
@@ -147,7 +149,7 @@ mod imp {
             r.files = self.files.clone();
             r.token = self.token.clone();
             r.endpoint = self.endpoint.clone();
-            r.keep_free_bytes = self.keep_free_bytes;
+            r.keep_free_bytes = non_negative_64(self.keep_free_bytes, "keep_free_bytes")?;
             Ok(r)
         }
     }
@@ -156,31 +158,31 @@ mod imp {
     #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
     pub struct DownloadProgress {
         /// Bytes of the whole download done (files already in place count as done).
-        pub bytes_done: u64,
+        pub bytes_done: i64,
         /// Bytes of the whole download.
-        pub bytes_total: u64,
+        pub bytes_total: i64,
         /// The file being downloaded.
         pub file: String,
         /// Bytes of that file done.
-        pub file_bytes_done: u64,
+        pub file_bytes_done: i64,
         /// Bytes of that file.
-        pub file_bytes_total: u64,
+        pub file_bytes_total: i64,
         /// Files complete.
-        pub files_done: u32,
+        pub files_done: i32,
         /// Files in the download.
-        pub files_total: u32,
+        pub files_total: i32,
     }
 
     impl From<&smolvlm::DownloadProgress> for DownloadProgress {
         fn from(p: &smolvlm::DownloadProgress) -> Self {
             DownloadProgress {
-                bytes_done: p.bytes_done,
-                bytes_total: p.bytes_total,
+                bytes_done: saturating_i64(p.bytes_done),
+                bytes_total: saturating_i64(p.bytes_total),
                 file: p.file.clone(),
-                file_bytes_done: p.file_bytes_done,
-                file_bytes_total: p.file_bytes_total,
-                files_done: p.files_done,
-                files_total: p.files_total,
+                file_bytes_done: saturating_i64(p.file_bytes_done),
+                file_bytes_total: saturating_i64(p.file_bytes_total),
+                files_done: saturating_i32(p.files_done),
+                files_total: saturating_i32(p.files_total),
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The errors a host app sees: a few variants it can act on, each with a readable message.
 
+use crate::ints::saturating_i64;
 use smolvlm::{DownloadError, Error as CoreError};
 
 /// Why a call failed. In Kotlin each variant is a subclass of `SmolVlmException`; in Swift a
@@ -37,9 +38,9 @@ pub enum SmolVlmError {
     #[error("{reason}")]
     ContextOverflow {
         /// Tokens the prompt needs.
-        tokens: u64,
+        tokens: i64,
         /// Tokens the model's context holds.
-        limit: u64,
+        limit: i64,
         /// The same, as a sentence.
         reason: String,
     },
@@ -80,9 +81,9 @@ pub enum SmolVlmError {
     #[error("{reason}")]
     InsufficientSpace {
         /// Bytes needed.
-        needed: u64,
+        needed: i64,
         /// Bytes free.
-        available: u64,
+        available: i64,
         /// The same, as a sentence naming the folder.
         reason: String,
     },
@@ -131,7 +132,7 @@ impl From<CoreError> for SmolVlmError {
             CoreError::InvalidImage(_) => SmolVlmError::InvalidImage { reason },
             CoreError::InvalidArgument(_) => SmolVlmError::InvalidArgument { reason },
             CoreError::ContextOverflow { tokens, limit } => {
-                SmolVlmError::ContextOverflow { tokens: tokens as u64, limit: limit as u64, reason }
+                SmolVlmError::ContextOverflow { tokens: saturating_i64(tokens), limit: saturating_i64(limit), reason }
             }
             CoreError::Cancelled => SmolVlmError::cancelled(),
             CoreError::Download(d) => match d {
@@ -139,9 +140,11 @@ impl From<CoreError> for SmolVlmError {
                 DownloadError::Unauthorized { .. } => SmolVlmError::Unauthorized { reason },
                 DownloadError::Forbidden { .. } => SmolVlmError::Forbidden { reason },
                 DownloadError::Integrity { .. } => SmolVlmError::IntegrityFailed { reason },
-                DownloadError::InsufficientSpace { needed, available, .. } => {
-                    SmolVlmError::InsufficientSpace { needed, available, reason }
-                }
+                DownloadError::InsufficientSpace { needed, available, .. } => SmolVlmError::InsufficientSpace {
+                    needed: saturating_i64(needed),
+                    available: saturating_i64(available),
+                    reason,
+                },
                 DownloadError::Offline { .. } => SmolVlmError::ModelMissing { reason },
                 DownloadError::Network(_) => SmolVlmError::NetworkFailed { reason },
                 DownloadError::Storage { .. } => SmolVlmError::StorageFailed { reason },

@@ -4,6 +4,7 @@
 //! `from_yuv420_deferred`).
 
 use crate::error::SmolVlmError;
+use crate::ints::{non_negative, saturating_i32};
 use smolvlm::RgbImage;
 use smolvlm::{frame_to_rgb, Frame, PackedFormat, Plane, Rotation, YuvRange};
 use std::sync::Arc;
@@ -95,7 +96,7 @@ struct Yuv420Strides {
 }
 
 impl Yuv420Strides {
-    fn new(y_row: u32, uv_row: u32, uv_pixel: u32) -> Result<Self, SmolVlmError> {
+    fn new(y_row: i32, uv_row: i32, uv_pixel: i32) -> Result<Self, SmolVlmError> {
         Ok(Yuv420Strides {
             y_row: stride(y_row, "y_row_stride")?,
             uv_row: stride(uv_row, "uv_row_stride")?,
@@ -108,11 +109,22 @@ fn rotation(degrees: i32) -> Result<Rotation, SmolVlmError> {
     Ok(Rotation::from_degrees(degrees)?)
 }
 
-fn stride(v: u32, what: &str) -> Result<usize, SmolVlmError> {
-    if v == 0 {
-        return Err(SmolVlmError::invalid_argument(format!("{what} must be at least 1")));
+fn stride(v: i32, what: &str) -> Result<usize, SmolVlmError> {
+    if v < 1 {
+        return Err(SmolVlmError::invalid_argument(format!("{what} must be at least 1, got {v}")));
     }
     Ok(v as usize)
+}
+
+/// Width and height, checked not negative (whether they match the bytes is checked when the
+/// frame is converted).
+fn frame_size(width: i32, height: i32) -> Result<(u32, u32), SmolVlmError> {
+    Ok((non_negative(width, "width")?, non_negative(height, "height")?))
+}
+
+/// Row and pixel strides of a single-buffer frame, checked not negative (0: the natural size).
+fn packed_strides(row_stride: i32, pixel_stride: i32) -> Result<(u32, u32), SmolVlmError> {
+    Ok((non_negative(row_stride, "row_stride")?, non_negative(pixel_stride, "pixel_stride")?))
 }
 
 /// Converts one buffer of raw pixels (see [`ImageInput::from_pixels`]).
@@ -235,100 +247,108 @@ impl ImageInput {
     /// next for packed formats (0: 4 for RGBA/BGRA, 3 for RGB; ignored for NV21/NV12).
     /// `rotation_degrees` (0, 90, 180, 270) is the clockwise rotation that makes the frame
     /// upright, e.g. CameraX's `imageInfo.rotationDegrees`. The bytes are read during the call
-    /// only (no copy is kept).
+    /// only (no copy is kept). A negative size or stride is `InvalidArgument`.
     #[uniffi::constructor]
     pub fn from_pixels(
         data: &[u8],
         format: PixelFormat,
-        width: u32,
-        height: u32,
-        row_stride: u32,
-        pixel_stride: u32,
+        width: i32,
+        height: i32,
+        row_stride: i32,
+        pixel_stride: i32,
         rotation_degrees: i32,
     ) -> Result<Arc<Self>, SmolVlmError> {
         let rot = rotation(rotation_degrees)?;
+        let (width, height) = frame_size(width, height)?;
+        let (row_stride, pixel_stride) = packed_strides(row_stride, pixel_stride)?;
         Ok(Self::ready(convert_pixels(data, format, width, height, row_stride, pixel_stride, rot)?))
     }
 
     /// Converts a three-plane YUV 4:2:0 frame (Android `ImageFormat.YUV_420_888`, as CameraX's
     /// `ImageProxy.planes` hands it over): pass each plane's buffer with its `rowStride` and
-    /// `pixelStride` (U and V share theirs). `range` is usually `Full` for camera frames.
+    /// `pixelStride` (U and V share theirs; all at least 1). `range` is usually `Full` for camera
+    /// frames. A negative size or a stride below 1 is `InvalidArgument`.
     #[uniffi::constructor]
     #[allow(clippy::too_many_arguments)]
     pub fn from_yuv420(
         y: &[u8],
         u: &[u8],
         v: &[u8],
-        width: u32,
-        height: u32,
-        y_row_stride: u32,
-        uv_row_stride: u32,
-        uv_pixel_stride: u32,
+        width: i32,
+        height: i32,
+        y_row_stride: i32,
+        uv_row_stride: i32,
+        uv_pixel_stride: i32,
         range: YuvColorRange,
         rotation_degrees: i32,
     ) -> Result<Arc<Self>, SmolVlmError> {
         let rot = rotation(rotation_degrees)?;
+        let (width, height) = frame_size(width, height)?;
         let strides = Yuv420Strides::new(y_row_stride, uv_row_stride, uv_pixel_stride)?;
         Ok(Self::ready(convert_yuv420(y, u, v, width, height, strides, range, rot)?))
     }
 
     /// [`ImageInput::from_pixels`] without the conversion, for `LiveCaptioner.push_frame`: copies
     /// the bytes (one memcpy) and converts them each time the image is used, so a live captioner
-    /// converts only the frames it takes. Only the rotation is checked now (`InvalidArgument`);
-    /// bytes that do not match the size and strides are reported when the image is used: a
-    /// `FrameError` event in a live captioner, `InvalidImage` from `ChatSession.ask`.
+    /// converts only the frames it takes. Only the rotation and the signs of the size and
+    /// strides are checked now (`InvalidArgument`); bytes that do not match the size and strides
+    /// are reported when the image is used: a `FrameError` event in a live captioner,
+    /// `InvalidImage` from `ChatSession.ask`.
     #[uniffi::constructor]
     pub fn from_pixels_deferred(
         data: &[u8],
         format: PixelFormat,
-        width: u32,
-        height: u32,
-        row_stride: u32,
-        pixel_stride: u32,
+        width: i32,
+        height: i32,
+        row_stride: i32,
+        pixel_stride: i32,
         rotation_degrees: i32,
     ) -> Result<Arc<Self>, SmolVlmError> {
         let rotation = rotation(rotation_degrees)?;
+        let (width, height) = frame_size(width, height)?;
+        let (row_stride, pixel_stride) = packed_strides(row_stride, pixel_stride)?;
         Ok(Self::raw(RawFrame::Single { data: data.to_vec(), format, width, height, row_stride, pixel_stride, rotation }))
     }
 
     /// [`ImageInput::from_yuv420`] without the conversion (see
     /// [`ImageInput::from_pixels_deferred`]): copies the three planes and converts them when the
-    /// image is used. The rotation and the strides (at least 1) are checked now
-    /// (`InvalidArgument`), plane sizes when the image is used.
+    /// image is used. The rotation, the size (not negative) and the strides (at least 1) are
+    /// checked now (`InvalidArgument`), plane sizes when the image is used.
     #[uniffi::constructor]
     #[allow(clippy::too_many_arguments)]
     pub fn from_yuv420_deferred(
         y: &[u8],
         u: &[u8],
         v: &[u8],
-        width: u32,
-        height: u32,
-        y_row_stride: u32,
-        uv_row_stride: u32,
-        uv_pixel_stride: u32,
+        width: i32,
+        height: i32,
+        y_row_stride: i32,
+        uv_row_stride: i32,
+        uv_pixel_stride: i32,
         range: YuvColorRange,
         rotation_degrees: i32,
     ) -> Result<Arc<Self>, SmolVlmError> {
         let rotation = rotation(rotation_degrees)?;
+        let (width, height) = frame_size(width, height)?;
         let strides = Yuv420Strides::new(y_row_stride, uv_row_stride, uv_pixel_stride)?;
         let (y, u, v) = (y.to_vec(), u.to_vec(), v.to_vec());
         Ok(Self::raw(RawFrame::Yuv420 { y, u, v, width, height, strides, range, rotation }))
     }
 
     /// Width in pixels, after rotation.
-    pub fn width(&self) -> u32 {
-        match &self.source {
+    pub fn width(&self) -> i32 {
+        saturating_i32(match &self.source {
             Source::Ready(image) => image.width,
             Source::Raw(raw) => raw.size().0,
-        }
+        })
     }
 
     /// Height in pixels, after rotation.
-    pub fn height(&self) -> u32 {
-        match &self.source {
+    pub fn height(&self) -> i32 {
+        saturating_i32(match &self.source {
             Source::Ready(image) => image.height,
             Source::Raw(raw) => raw.size().1,
-        }
+        })
     }
 
     /// Whether this is a deferred frame (`from_pixels_deferred`, `from_yuv420_deferred`),

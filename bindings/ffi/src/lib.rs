@@ -19,10 +19,15 @@
 //!
 //! Core types stay free of uniffi: this crate wraps them in small records and `Mutex`-guarded
 //! objects (interior mutability lives at the boundary, core stays `&mut self`).
+//!
+//! Every exported integer is signed (`i32`, `i64`), so that the Kotlin API has no `UInt`/`ULong`
+//! and Java can call it: a negative count, size, interval or length is `InvalidArgument` naming
+//! the field.
 
 mod download;
 mod error;
 mod image;
+mod ints;
 mod live;
 mod session;
 
@@ -34,6 +39,7 @@ pub use image::{ImageInput, PixelFormat, YuvColorRange};
 pub use live::{FrameInfo, LiveCaptioner, LiveConfig, LiveCounters, LiveEvent, LiveStats};
 pub use session::{ChatMessage, ChatRole, ChatSession, FinishReason, GenerationConfig, GenerationStats, TokenStream};
 
+use ints::{non_negative_opt, saturating_i32, saturating_i64};
 use smolvlm::{Backend as CoreBackend, ImagePreset as CorePreset, LoadStage as CoreStage};
 use smolvlm::{CancelToken, Engine, EngineOptions, WeightFormat};
 use std::path::{Path, PathBuf};
@@ -50,14 +56,15 @@ pub struct LoadOptions {
     #[uniffi(default)]
     pub image_splitting: Option<bool>,
     /// Longest image side after the first resize, in pixels (`null`: the checkpoint's value,
-    /// e.g. 1536 for SmolVLM2). Smaller values mean fewer tiles.
+    /// e.g. 1536 for SmolVLM2). Smaller values mean fewer tiles. Negative is `InvalidArgument`.
     #[uniffi(default)]
-    pub longest_edge: Option<u32>,
+    pub longest_edge: Option<i32>,
     /// CPU threads this engine's math may use (`null`: the performance cores: on Android the
     /// cores above the slowest cpufreq cluster, on iOS `hw.perflevel0.physicalcpu`, elsewhere
-    /// the physical cores). Each engine gets its own worker pool of this size.
+    /// the physical cores). Each engine gets its own worker pool of this size. Less than 1 is
+    /// `InvalidArgument`.
     #[uniffi(default)]
-    pub threads: Option<u32>,
+    pub threads: Option<i32>,
     /// How the weight matrices are kept in memory (`null`: [`WeightPrecision::F32`], the exact
     /// reference). On a phone prefer `Auto` or `Q8`: about a quarter of f32's memory.
     #[uniffi(default)]
@@ -68,10 +75,10 @@ pub struct LoadOptions {
     pub mmproj: Option<String>,
     /// Most tokens (prompt plus answer) one session holds (`null`: the model's maximum). A
     /// smaller cap also bounds each session's KV cache, which
-    /// saves memory; a longer conversation fails with `ContextOverflow`. 0 or more than the
-    /// model's maximum is `InvalidArgument`.
+    /// saves memory; a longer conversation fails with `ContextOverflow`. 0 or less, or more than
+    /// the model's maximum, is `InvalidArgument`.
     #[uniffi(default)]
-    pub context_length: Option<u32>,
+    pub context_length: Option<i32>,
     /// Where the math runs (`null`: [`Backend::Cpu`]).
     #[uniffi(default)]
     pub backend: Option<Backend>,
@@ -80,9 +87,9 @@ pub struct LoadOptions {
     pub preset: Option<ImagePreset>,
     /// Megabytes of image encodings the model keeps, least recently used out first, so that an
     /// image seen again (a new chat, a reset, a live captioner's question) is not encoded again
-    /// (`null`: 32; 0: no cache).
+    /// (`null`: 32; 0: no cache; negative: `InvalidArgument`).
     #[uniffi(default)]
-    pub image_cache_mb: Option<u32>,
+    pub image_cache_mb: Option<i32>,
 }
 
 /// Cancels a [`SmolVlm::load`] from another thread (the Kotlin and Swift wrappers use one when
@@ -225,13 +232,13 @@ pub struct ModelInfo {
     pub family: String,
     /// Most tokens (prompt plus answer) one session can hold: [`LoadOptions::context_length`],
     /// or the model's maximum.
-    pub context_length: u64,
+    pub context_length: i64,
     /// Tokens one image tile costs in the prompt.
-    pub tokens_per_tile: u64,
+    pub tokens_per_tile: i64,
     /// Whether large images are split into tiles.
     pub image_splitting: bool,
     /// Longest image side after the first resize, in pixels.
-    pub longest_edge: u32,
+    pub longest_edge: i32,
     /// Whether the model takes images (a GGUF text model without `mmproj` does not).
     pub has_vision: bool,
     /// How the weight matrices are stored (`Auto` resolved).
@@ -304,9 +311,12 @@ impl SmolVlm {
         };
         let threads = match options.threads {
             None => smolvlm::performance_cores(),
-            Some(0) => return Err(SmolVlmError::invalid_argument("threads must be at least 1")),
+            Some(n) if n < 1 => return Err(SmolVlmError::invalid_argument(format!("threads must be at least 1, got {n}"))),
             Some(n) => n as usize,
         };
+        let longest_edge = non_negative_opt(options.longest_edge, "longest_edge")?;
+        let context_length = non_negative_opt(options.context_length, "context_length")?;
+        let image_cache_mb = non_negative_opt(options.image_cache_mb, "image_cache_mb")?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("smolvlm-{i}"))
@@ -318,26 +328,26 @@ impl SmolVlm {
         }
         let core_options = EngineOptions {
             image_splitting: options.image_splitting,
-            longest_edge: options.longest_edge,
+            longest_edge,
             weights: options.precision.map_or(WeightFormat::F32, Into::into),
             mmproj: options.mmproj.map(PathBuf::from),
             preset: match options.preset {
                 None | Some(ImagePreset::Exact) => CorePreset::Exact,
                 Some(ImagePreset::Fast) => CorePreset::Fast,
             },
-            context_length: options.context_length.map(|n| n as usize),
+            context_length: context_length.map(|n| n as usize),
             backend: options.backend.map_or(CoreBackend::Cpu, Into::into),
-            image_cache_bytes: options.image_cache_mb.map(|mb| mb as usize * (1 << 20)),
+            image_cache_bytes: image_cache_mb.map(|mb| (mb as usize).saturating_mul(1 << 20)),
         };
         let token = cancel.map_or_else(CancelToken::new, |c| c.0.clone());
         let engine = pool.install(|| Engine::load_with_progress(path, &core_options, &token, &mut report))?;
         let pre = engine.preprocessor();
         let info = ModelInfo {
             family: format!("{:?}", engine.config().family).to_lowercase(),
-            context_length: engine.context_length() as u64,
-            tokens_per_tile: engine.config().image_seq_len() as u64,
+            context_length: saturating_i64(engine.context_length()),
+            tokens_per_tile: saturating_i64(engine.config().image_seq_len()),
             image_splitting: pre.do_image_splitting,
-            longest_edge: pre.longest_edge,
+            longest_edge: saturating_i32(pre.longest_edge),
             has_vision: engine.has_vision(),
             precision: engine.weight_format().into(),
             backend: match engine.backend() {

@@ -9,6 +9,7 @@
 
 use crate::error::SmolVlmError;
 use crate::image::ImageInput;
+use crate::ints::{non_negative, non_negative_64, non_negative_opt, saturating_i32, saturating_i64};
 use crate::session::FinishReason;
 use crate::{lock, EngineCtx, LIVE_CAPTIONERS};
 use smolvlm::{LiveOptions, LiveSession};
@@ -29,11 +30,11 @@ pub struct LiveConfig {
     pub system_prompt: Option<String>,
     /// Most tokens per caption or answer (at least 1).
     #[uniffi(default = 48)]
-    pub max_tokens: u32,
+    pub max_tokens: i32,
     /// The least time, in milliseconds, from the start of one caption to the start of the next
-    /// (0: back to back). Questions are answered at once.
+    /// (0: back to back; not negative). Questions are answered at once.
     #[uniffi(default = 0)]
-    pub min_interval_ms: u32,
+    pub min_interval_ms: i32,
     /// Split frames into tiles. Off by default: one view per frame (64 tokens on
     /// SmolVLM-256M/500M), so that a caption comes within about a second on a phone.
     #[uniffi(default = false)]
@@ -55,8 +56,8 @@ impl Default for LiveConfig {
         LiveConfig {
             prompt: o.prompt,
             system_prompt: o.system_prompt,
-            max_tokens: o.max_tokens as u32,
-            min_interval_ms: o.min_interval.as_millis() as u32,
+            max_tokens: saturating_i32(o.max_tokens),
+            min_interval_ms: saturating_i32(o.min_interval.as_millis()),
             image_splitting: o.image_splitting,
             change_threshold: o.change_threshold,
             only_new_text: o.only_new_text,
@@ -65,16 +66,18 @@ impl Default for LiveConfig {
 }
 
 impl LiveConfig {
-    fn to_core(&self) -> LiveOptions {
-        LiveOptions {
+    /// The core's options; a negative `max_tokens` or `min_interval_ms` is `InvalidArgument`
+    /// (the core checks the rest).
+    fn to_core(&self) -> Result<LiveOptions, SmolVlmError> {
+        Ok(LiveOptions {
             prompt: self.prompt.clone(),
             system_prompt: self.system_prompt.clone(),
-            max_tokens: self.max_tokens as usize,
-            min_interval: Duration::from_millis(self.min_interval_ms as u64),
+            max_tokens: non_negative(self.max_tokens, "max_tokens")? as usize,
+            min_interval: Duration::from_millis(non_negative(self.min_interval_ms, "min_interval_ms")?.into()),
             image_splitting: self.image_splitting,
             change_threshold: self.change_threshold,
             only_new_text: self.only_new_text,
-        }
+        })
     }
 }
 
@@ -82,14 +85,14 @@ impl LiveConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct FrameInfo {
     /// Its number, from 1, in push order (what `push_frame` returned).
-    pub id: u64,
+    pub id: i64,
     /// The timestamp passed to `push_frame`.
-    pub timestamp_ms: u64,
+    pub timestamp_ms: i64,
 }
 
 impl From<smolvlm::FrameInfo> for FrameInfo {
     fn from(f: smolvlm::FrameInfo) -> Self {
-        FrameInfo { id: f.id, timestamp_ms: f.timestamp_ms }
+        FrameInfo { id: saturating_i64(f.id), timestamp_ms: saturating_i64(f.timestamp_ms) }
     }
 }
 
@@ -104,12 +107,12 @@ pub struct LiveStats {
     /// Generated tokens per second after the first one.
     pub decode_tokens_per_s: f64,
     /// Tokens generated.
-    pub generated_tokens: u64,
+    pub generated_tokens: i64,
     /// Frames pushed but never used since the previous answer (replaced by newer ones before
     /// the loop was free).
-    pub frames_dropped: u64,
+    pub frames_dropped: i64,
     /// Frames taken but skipped as unchanged since the previous answer.
-    pub frames_skipped: u64,
+    pub frames_skipped: i64,
 }
 
 impl From<smolvlm::LiveStats> for LiveStats {
@@ -118,9 +121,9 @@ impl From<smolvlm::LiveStats> for LiveStats {
             frame_to_first_token_ms: s.frame_to_first_token_ms,
             vision_ms: s.vision_ms,
             decode_tokens_per_s: s.decode_tokens_per_s,
-            generated_tokens: s.generated_tokens as u64,
-            frames_dropped: s.frames_dropped,
-            frames_skipped: s.frames_skipped,
+            generated_tokens: saturating_i64(s.generated_tokens),
+            frames_dropped: saturating_i64(s.frames_dropped),
+            frames_skipped: saturating_i64(s.frames_skipped),
         }
     }
 }
@@ -182,9 +185,9 @@ impl From<smolvlm::LiveEvent> for LiveEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct LiveCounters {
     /// Frames pushed.
-    pub frames_pushed: u64,
+    pub frames_pushed: i64,
     /// Frames replaced by a newer one before the loop took them (never converted).
-    pub frames_dropped: u64,
+    pub frames_dropped: i64,
 }
 
 /// The camera loop over one model: push frames with [`LiveCaptioner::push_frame`] as the camera
@@ -206,7 +209,7 @@ pub struct LiveCaptioner {
 
 impl LiveCaptioner {
     pub(crate) fn start(ctx: Arc<EngineCtx>, config: LiveConfig) -> Result<Arc<Self>, SmolVlmError> {
-        let (session, worker) = LiveSession::new(ctx.engine.clone(), config.to_core())?;
+        let (session, worker) = LiveSession::new(ctx.engine.clone(), config.to_core()?)?;
         LIVE_CAPTIONERS.fetch_add(1, Ordering::SeqCst);
         let spawned = std::thread::Builder::new().name("smolvlm-live".into()).stack_size(8 << 20).spawn(move || {
             // The whole loop runs on the engine's pool, so its math uses that pool's threads. A
@@ -243,10 +246,11 @@ impl LiveCaptioner {
     /// (`ImageInput.from_pixels_deferred` / `from_yuv420_deferred`); a frame that cannot be
     /// converted then comes back as a `FrameError` event. `timestamp_ms` is the app's
     /// timestamp for the frame (e.g. the camera's), returned in the events. Throws
-    /// `InvalidArgument` after `release()`.
-    pub fn push_frame(&self, image: Arc<ImageInput>, timestamp_ms: u64) -> Result<u64, SmolVlmError> {
+    /// `InvalidArgument` for a negative timestamp or after `release()`.
+    pub fn push_frame(&self, image: Arc<ImageInput>, timestamp_ms: i64) -> Result<i64, SmolVlmError> {
         self.check_open()?;
-        Ok(self.session.push_frame(timestamp_ms, Box::new(move || image.to_rgb())))
+        let timestamp_ms = non_negative_64(timestamp_ms, "timestamp_ms")?;
+        Ok(saturating_i64(self.session.push_frame(timestamp_ms, Box::new(move || image.to_rgb()))))
     }
 
     /// Asks `question` about the newest frame (while paused: about the frame last answered
@@ -281,21 +285,22 @@ impl LiveCaptioner {
     /// Frames pushed and dropped so far (also after `release()`).
     pub fn counters(&self) -> LiveCounters {
         let c = self.session.counters();
-        LiveCounters { frames_pushed: c.frames_pushed, frames_dropped: c.frames_dropped }
+        LiveCounters { frames_pushed: saturating_i64(c.frames_pushed), frames_dropped: saturating_i64(c.frames_dropped) }
     }
 
-    /// The next event, waiting up to `timeout_ms` milliseconds (null/nil: as long as it takes);
-    /// null/nil when the time ran out. Blocking: call it off the UI thread. After `release()` it
+    /// The next event, waiting up to `timeout_ms` milliseconds (null/nil: as long as it takes;
+    /// negative: `InvalidArgument`); null/nil when the time ran out. Blocking: call it off the UI thread. After `release()` it
     /// throws `Cancelled` (events not yet read are discarded), also in a call already waiting;
     /// a failure that ended the loop (`Internal`: a panic inside it) is thrown once, then
     /// `Cancelled`, and the captioner counts as closed. A failed answer (a question too long for
     /// the model, say) is a `FrameError` event; the loop goes on.
     #[uniffi::method(default(timeout_ms = None))]
-    pub fn next_event(&self, timeout_ms: Option<u32>) -> Result<Option<LiveEvent>, SmolVlmError> {
+    pub fn next_event(&self, timeout_ms: Option<i32>) -> Result<Option<LiveEvent>, SmolVlmError> {
+        let timeout = non_negative_opt(timeout_ms, "timeout_ms")?;
         if self.closed.load(Ordering::SeqCst) {
             return Err(SmolVlmError::cancelled());
         }
-        match self.session.next_event(timeout_ms.map(|ms| Duration::from_millis(ms as u64))) {
+        match self.session.next_event(timeout.map(|ms| Duration::from_millis(ms.into()))) {
             // Closed while waiting: events not yet read are dropped.
             Ok(Some(_)) if self.closed.load(Ordering::SeqCst) => Err(SmolVlmError::cancelled()),
             Ok(event) => Ok(event.map(Into::into)),

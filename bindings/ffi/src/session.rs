@@ -8,6 +8,7 @@
 
 use crate::error::SmolVlmError;
 use crate::image::ImageInput;
+use crate::ints::{non_negative, saturating_i32, saturating_i64};
 use crate::{lock, EngineCtx, LIVE_SESSIONS, LIVE_STREAMS};
 use smolvlm::{CancelToken, Content, GenerationOptions, Message, Role, Session, Stats};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -20,22 +21,23 @@ use std::sync::{Arc, Mutex};
 pub struct GenerationConfig {
     /// Most tokens to generate (at least 1).
     #[uniffi(default = 256)]
-    pub max_tokens: u32,
+    pub max_tokens: i32,
     /// Softmax temperature; 0 picks the most likely token (greedy, deterministic).
     #[uniffi(default = 0.0)]
     pub temperature: f32,
-    /// Sample only among the k most likely tokens (0 = off).
+    /// Sample only among the k most likely tokens (0 = off; not negative).
     #[uniffi(default = 0)]
-    pub top_k: u32,
+    pub top_k: i32,
     /// Sample only among the most likely tokens whose probabilities add up to p (1.0 = off).
     #[uniffi(default = 1.0)]
     pub top_p: f32,
     /// Penalty for tokens already in the conversation (1.0 = off).
     #[uniffi(default = 1.0)]
     pub repetition_penalty: f32,
-    /// Seed for sampling; the same seed gives the same answer.
+    /// Seed for sampling; the same seed gives the same answer. Any value: a negative seed is
+    /// the same 64 bits read as unsigned.
     #[uniffi(default = 0)]
-    pub seed: u64,
+    pub seed: i64,
     /// The answer ends before the first of these strings (which is not included).
     #[uniffi(default)]
     pub stop: Vec<String>,
@@ -50,12 +52,12 @@ impl Default for GenerationConfig {
 impl From<GenerationOptions> for GenerationConfig {
     fn from(o: GenerationOptions) -> Self {
         GenerationConfig {
-            max_tokens: o.max_tokens as u32,
+            max_tokens: saturating_i32(o.max_tokens),
             temperature: o.temperature,
-            top_k: o.top_k as u32,
+            top_k: saturating_i32(o.top_k),
             top_p: o.top_p,
             repetition_penalty: o.repetition_penalty,
-            seed: o.seed,
+            seed: o.seed as i64,
             stop: o.stop,
         }
     }
@@ -64,12 +66,13 @@ impl From<GenerationOptions> for GenerationConfig {
 impl GenerationConfig {
     fn to_core(&self) -> Result<GenerationOptions, SmolVlmError> {
         let o = GenerationOptions {
-            max_tokens: self.max_tokens as usize,
+            max_tokens: non_negative(self.max_tokens, "max_tokens")? as usize,
             temperature: self.temperature,
-            top_k: self.top_k as usize,
+            top_k: non_negative(self.top_k, "top_k")? as usize,
             top_p: self.top_p,
             repetition_penalty: self.repetition_penalty,
-            seed: self.seed,
+            // Bit for bit: every 64-bit seed is a seed.
+            seed: self.seed as u64,
             stop: self.stop.clone(),
             ..Default::default()
         };
@@ -112,16 +115,16 @@ pub struct GenerationStats {
     /// Generated tokens per second after the first one.
     pub decode_tokens_per_s: f64,
     /// Tokens in the whole conversation prompt.
-    pub prompt_tokens: u64,
+    pub prompt_tokens: i64,
     /// Prompt tokens actually computed; the rest came from the session's cache.
-    pub prefill_tokens: u64,
+    pub prefill_tokens: i64,
     /// Image tiles run through the vision encoder (0 for a follow-up about the same image).
-    pub vision_tiles: u64,
+    pub vision_tiles: i64,
     /// Images whose encoding came from the model's image cache (`LoadOptions.image_cache_mb`):
     /// seen before by any session of this model, so not encoded again.
-    pub cached_images: u64,
+    pub cached_images: i64,
     /// Tokens generated.
-    pub generated_tokens: u64,
+    pub generated_tokens: i64,
     /// Why the answer ended.
     pub finish_reason: FinishReason,
 }
@@ -132,11 +135,11 @@ fn stats(s: &Stats, finish: smolvlm::FinishReason) -> GenerationStats {
         prefill_ms: s.prefill_ms,
         ttft_ms: s.ttft_ms,
         decode_tokens_per_s: s.decode_tokens_per_s,
-        prompt_tokens: s.prompt_tokens as u64,
-        prefill_tokens: s.prefill_tokens as u64,
-        vision_tiles: s.vision_tiles as u64,
-        cached_images: s.cached_images as u64,
-        generated_tokens: s.generated_tokens as u64,
+        prompt_tokens: saturating_i64(s.prompt_tokens),
+        prefill_tokens: saturating_i64(s.prefill_tokens),
+        vision_tiles: saturating_i64(s.vision_tiles),
+        cached_images: saturating_i64(s.cached_images),
+        generated_tokens: saturating_i64(s.generated_tokens),
         finish_reason: finish.into(),
     }
 }
@@ -160,7 +163,7 @@ pub struct ChatMessage {
     /// Its text (all text parts joined).
     pub text: String,
     /// How many images it carries.
-    pub image_count: u32,
+    pub image_count: i32,
 }
 
 fn to_chat(m: &Message) -> ChatMessage {
@@ -178,7 +181,7 @@ fn to_chat(m: &Message) -> ChatMessage {
         })
         .collect::<Vec<_>>()
         .join("");
-    ChatMessage { role, text, image_count: m.images().count() as u32 }
+    ChatMessage { role, text, image_count: saturating_i32(m.images().count()) }
 }
 
 /// A core session, counted while it holds its KV cache.

@@ -26,7 +26,7 @@ fn case(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn greedy(n: u32) -> Option<GenerationConfig> {
+fn greedy(n: i32) -> Option<GenerationConfig> {
     Some(GenerationConfig { max_tokens: n, ..Default::default() })
 }
 
@@ -45,14 +45,14 @@ fn same_greedy_text_as_the_reference() {
     let vlm = engine();
     let session = vlm.new_session(None, None).unwrap();
     let img = ImageInput::from_file(image("wide.png")).unwrap();
-    let n = c["greedy_token_ids"].as_array().unwrap().len() as u32;
+    let n = c["greedy_token_ids"].as_array().unwrap().len() as i32;
     let stream = session.ask("Can you describe this image?".into(), vec![img], greedy(n)).unwrap();
     let pieces = collect(&stream).unwrap();
     assert!(pieces.len() > 1, "streamed in several pieces");
     assert_eq!(pieces.concat(), c["greedy_text"].as_str().unwrap());
     assert_eq!(stream.text(), pieces.concat());
     let stats = stream.stats().unwrap();
-    assert_eq!(stats.generated_tokens, n as u64);
+    assert_eq!(stats.generated_tokens, n as i64);
     assert_eq!(stats.finish_reason, FinishReason::Length);
     assert_eq!(stats.vision_tiles, 13, "3x4 tiles plus the global view");
     assert_eq!(session.stats(), Some(stats));
@@ -104,7 +104,7 @@ fn camera_frames_match_the_decoded_file() {
             rgba[y * stride + x * 4..][..4].copy_from_slice(&[rgb[s], rgb[s + 1], rgb[s + 2], 255]);
         }
     }
-    let frame = ImageInput::from_pixels(&rgba, PixelFormat::Rgba8888, fw, fh, stride as u32, 0, 90).unwrap();
+    let frame = ImageInput::from_pixels(&rgba, PixelFormat::Rgba8888, fw, fh, stride as i32, 0, 90).unwrap();
     assert_eq!((frame.width(), frame.height()), (w, h));
     assert_eq!(frame.rgb_bytes(), rgb);
 
@@ -119,10 +119,10 @@ fn camera_frames_match_the_decoded_file() {
 #[test]
 fn nv21_and_yuv420_frames() {
     // A flat mid-grey NV21 frame with row padding and chroma at 128 is grey in RGB.
-    let (w, h, stride) = (6u32, 4u32, 8usize);
+    let (w, h, stride) = (6i32, 4i32, 8usize);
     let mut nv21 = vec![128u8; stride * h as usize * 3 / 2];
     nv21[0] = 255; // top-left luma: white
-    let img = ImageInput::from_pixels(&nv21, PixelFormat::Nv21, w, h, stride as u32, 0, 180).unwrap();
+    let img = ImageInput::from_pixels(&nv21, PixelFormat::Nv21, w, h, stride as i32, 0, 180).unwrap();
     assert_eq!((img.width(), img.height()), (w, h));
     let px = img.rgb_bytes();
     assert_eq!(&px[..3], &[128, 128, 128]);
@@ -278,6 +278,57 @@ fn load_with(options: LoadOptions) -> Result<Arc<SmolVlm>, SmolVlmError> {
     SmolVlm::load(model(), Some(options), None, None)
 }
 
+/// Asserts an `InvalidArgument` whose reason names `field`.
+#[track_caller]
+fn assert_names<T>(r: Result<T, SmolVlmError>, field: &str) {
+    match r.err() {
+        Some(SmolVlmError::InvalidArgument { reason }) => assert!(reason.contains(field), "{field}: {reason}"),
+        other => panic!("{field}: expected InvalidArgument, got {other:?} (None: it succeeded)"),
+    }
+}
+
+/// The API's integers are signed (for Java): a negative count or size is an `InvalidArgument`
+/// naming the field, never a panic or a wrapped-around huge value.
+#[test]
+fn negative_numbers_are_invalid_arguments() {
+    let px = [0u8; 64];
+    assert_names(ImageInput::from_pixels(&px, PixelFormat::Rgba8888, -4, 4, 0, 0, 0), "width");
+    assert_names(ImageInput::from_pixels(&px, PixelFormat::Rgba8888, 4, -4, 0, 0, 0), "height");
+    assert_names(ImageInput::from_pixels(&px, PixelFormat::Rgba8888, 4, 4, -16, 0, 0), "row_stride");
+    assert_names(ImageInput::from_pixels_deferred(&px, PixelFormat::Rgba8888, 4, 4, 0, -4, 0), "pixel_stride");
+    assert_names(ImageInput::from_pixels_deferred(&px, PixelFormat::Rgba8888, i32::MIN, 4, 0, 0, 0), "width");
+    let plane = [128u8; 16];
+    let yuv = |w: i32, y_row: i32, uv_pixel: i32| {
+        ImageInput::from_yuv420(&plane, &plane, &plane, w, 2, y_row, 4, uv_pixel, YuvColorRange::Full, 0)
+    };
+    assert_names(yuv(-2, 4, 1), "width");
+    assert_names(yuv(2, -4, 1), "y_row_stride");
+    assert_names(yuv(2, 4, -1), "uv_pixel_stride");
+    assert_names(ImageInput::from_yuv420_deferred(&plane, &plane, &plane, 2, -2, 4, 4, 1, YuvColorRange::Full, 0), "height");
+    assert_names(
+        ImageInput::from_yuv420_deferred(&plane, &plane, &plane, 2, 2, 4, -4, 1, YuvColorRange::Full, 0),
+        "uv_row_stride",
+    );
+
+    assert_names(load_with(LoadOptions { threads: Some(-1), ..Default::default() }), "threads");
+    assert_names(load_with(LoadOptions { longest_edge: Some(-64), ..Default::default() }), "longest_edge");
+    assert_names(load_with(LoadOptions { context_length: Some(-1), ..Default::default() }), "context_length");
+    assert_names(load_with(LoadOptions { image_cache_mb: Some(-1), ..Default::default() }), "image_cache_mb");
+
+    let vlm = engine();
+    let config = |max_tokens, top_k| Some(GenerationConfig { max_tokens, top_k, ..Default::default() });
+    assert_names(vlm.new_session(None, config(-1, 0)), "max_tokens");
+    let session = vlm.new_session(None, None).unwrap();
+    assert_names(session.ask("hi".into(), vec![], config(8, -5)), "top_k");
+    // A seed is 64 bits, not a count: a negative one samples like any other, reproducibly.
+    let sampled = |seed| {
+        let options = GenerationConfig { max_tokens: 6, temperature: 1.0, seed, ..Default::default() };
+        let fresh = vlm.new_session(None, Some(options)).unwrap();
+        collect(&fresh.ask("Tell me a story.".into(), vec![], None).unwrap()).unwrap().concat()
+    };
+    assert_eq!(sampled(-7), sampled(-7));
+}
+
 #[test]
 fn load_options_and_progress() {
     let rec = Arc::new(Rec(Mutex::new(Vec::new())));
@@ -307,7 +358,7 @@ fn load_options_and_progress() {
 #[test]
 fn quantized_precisions_load_and_answer() {
     let c = case("split_wide");
-    let n = c["greedy_token_ids"].as_array().unwrap().len() as u32;
+    let n = c["greedy_token_ids"].as_array().unwrap().len() as i32;
     let ask = |vlm: &SmolVlm| {
         let s = vlm.new_session(None, greedy(n)).unwrap();
         let img = ImageInput::from_file(image("wide.png")).unwrap();
@@ -323,7 +374,7 @@ fn quantized_precisions_load_and_answer() {
     assert_eq!(q8.info().precision, WeightPrecision::Q8);
     let (text, stats) = ask(&q8);
     assert!(!text.is_empty());
-    assert_eq!((stats.generated_tokens, stats.finish_reason), (n as u64, FinishReason::Length));
+    assert_eq!((stats.generated_tokens, stats.finish_reason), (n as i64, FinishReason::Length));
     // Auto keeps a model this small (well under 100M parameters) in f32.
     let auto = load_with(LoadOptions { precision: Some(WeightPrecision::Auto), ..Default::default() }).unwrap();
     assert_eq!(auto.info().precision, WeightPrecision::F32);
@@ -347,7 +398,7 @@ fn context_length_caps_the_session() {
     let stats = stream.stats().unwrap();
     assert_eq!(stats.finish_reason, FinishReason::Length);
     assert_eq!(stats.prompt_tokens + stats.generated_tokens, 64, "{stats:?}");
-    for bad in [0, max as u32 + 1] {
+    for bad in [0, max as i32 + 1] {
         let r = load_with(LoadOptions { context_length: Some(bad), ..Default::default() });
         assert!(matches!(r, Err(SmolVlmError::InvalidArgument { .. })), "{bad}: {:?}", r.err());
     }

@@ -23,11 +23,11 @@ fn engine() -> Arc<SmolVlm> {
     SmolVlm::load(model(), None, None, None).unwrap()
 }
 
-const W: u32 = 160;
-const H: u32 = 120;
+const W: i32 = 160;
+const H: i32 = 120;
 
 /// A 160×120 RGBA frame: a bright bar on a dark background, `step` pixels from the left edge.
-fn frame(step: u32) -> Vec<u8> {
+fn frame(step: i32) -> Vec<u8> {
     let mut data = vec![0u8; (W * H * 4) as usize];
     for y in 0..H {
         for x in 0..W {
@@ -73,12 +73,12 @@ fn answers(events: &[LiveEvent]) -> Vec<(FrameInfo, Option<String>, String, Live
 }
 
 /// Pushes a moving frame every `period` from another thread until `stop` is set.
-fn pusher(live: Arc<LiveCaptioner>, period: Duration, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+fn pusher(live: Arc<LiveCaptioner>, period: Duration, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<i64> {
     std::thread::spawn(move || {
-        let mut n = 0u64;
+        let mut n = 0i64;
         while !stop.load(Ordering::SeqCst) {
             n += 1;
-            if live.push_frame(deferred(&frame(n as u32 * 5)), n * 33).is_err() {
+            if live.push_frame(deferred(&frame(n as i32 * 5)), n * 33).is_err() {
                 break;
             }
             std::thread::sleep(period);
@@ -120,7 +120,7 @@ fn captions_the_newest_frame_and_drops_the_rest() {
     assert_eq!(got.len(), 5, "{events:?}");
     assert!(got.windows(2).all(|w| w[0].0.id < w[1].0.id), "newer frames each time: {got:?}");
     assert!(got.iter().all(|a| a.1.is_none() && a.3.generated_tokens > 0 && a.3.frame_to_first_token_ms > 0.0));
-    assert!(got.iter().map(|a| a.3.frames_dropped).sum::<u64>() > 0, "frames came faster than answers");
+    assert!(got.iter().map(|a| a.3.frames_dropped).sum::<i64>() > 0, "frames came faster than answers");
     // The pieces of each answer come before it and add up to it.
     let pieces: String = events
         .iter()
@@ -243,9 +243,23 @@ fn live_config_out_of_range_and_released_model() {
         LiveConfig { prompt: " ".into(), ..Default::default() },
         LiveConfig { max_tokens: 0, ..Default::default() },
         LiveConfig { change_threshold: 256.0, ..Default::default() },
+        LiveConfig { max_tokens: -1, ..Default::default() },
+        LiveConfig { min_interval_ms: -500, ..Default::default() },
     ] {
         assert!(matches!(vlm.live(Some(bad.clone())), Err(SmolVlmError::InvalidArgument { .. })), "{bad:?}");
     }
+    // Negative numbers name their field (the API is signed for Java callers).
+    let live = vlm.live(None).unwrap();
+    match live.push_frame(deferred(&frame(0)), -1) {
+        Err(SmolVlmError::InvalidArgument { reason }) => assert!(reason.contains("timestamp_ms"), "{reason}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    match live.next_event(Some(-1)) {
+        Err(SmolVlmError::InvalidArgument { reason }) => assert!(reason.contains("timeout_ms"), "{reason}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    assert_eq!(live.counters().frames_pushed, 0, "the refused frame was not pushed");
+    live.release();
     let text_only =
         SmolVlm::load(fixtures().join("gguf/tiny-smolvlm2-f16.gguf").to_string_lossy().into_owned(), None, None, None).unwrap();
     assert!(matches!(text_only.live(None), Err(SmolVlmError::InvalidArgument { .. })));

@@ -77,6 +77,11 @@ fn failures_are_typed_errors() {
         Err(SmolVlmError::InsufficientSpace { needed, available, .. }) => assert!(needed > available),
         other => panic!("expected InsufficientSpace, got {other:?}"),
     }
+    let negative = DownloadRequest { keep_free_bytes: -1, ..request(&hub, "tiny", "e") };
+    match run(negative) {
+        Err(SmolVlmError::InvalidArgument { reason }) => assert!(reason.contains("keep_free_bytes"), "{reason}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
     let both = DownloadRequest { cache_dir: Some(hub.dir.join("cache").to_string_lossy().into()), ..request(&hub, "tiny", "f") };
     assert!(matches!(run(both), Err(SmolVlmError::InvalidArgument { .. })));
     let bad_id = DownloadRequest { repo_id: "../etc".into(), ..request(&hub, "tiny", "g") };

@@ -63,10 +63,11 @@ public final class LiveCamera: Sendable {
     /// converted comes back as a `.frameError` event.
     ///
     /// - Parameter timestampMs: the app's timestamp of the frame (default: now, in ms since
-    ///   1970), e.g. from `CMSampleBufferGetPresentationTimeStamp`.
-    /// - Throws: `.InvalidArgument` after ``close()``.
+    ///   1970), e.g. from `CMSampleBufferGetPresentationTimeStamp`; not negative. `Int64`, like
+    ///   the `FrameInfo` (`id`, `timestampMs`) that events carry.
+    /// - Throws: `.InvalidArgument` for a negative timestamp, or after ``close()``.
     @discardableResult
-    public func push(_ frame: ImageInput, timestampMs: UInt64 = LiveCamera.nowMs()) throws -> UInt64 {
+    public func push(_ frame: ImageInput, timestampMs: Int64 = LiveCamera.nowMs()) throws -> Int64 {
         try raw.pushFrame(image: frame, timestampMs: timestampMs)
     }
 
@@ -102,5 +103,5 @@ public final class LiveCamera: Sendable {
     public func close() { raw.release() }
 
     /// Milliseconds since 1970: the default frame timestamp.
-    public static func nowMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+    public static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }

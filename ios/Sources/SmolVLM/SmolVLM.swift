@@ -272,27 +272,31 @@ extension ImageInput {
     ///   - rowStride: bytes from one row to the next (0: tightly packed).
     ///   - pixelStride: bytes from one pixel to the next for packed formats (0: natural size).
     ///   - rotationDegrees: clockwise rotation (0, 90, 180, 270) that makes the frame upright.
+    /// - Throws: `.InvalidImage` when the bytes do not match the size and strides;
+    ///   `.InvalidArgument` for another rotation or a negative size or stride (naming it).
     public static func pixels(
         _ data: Data, format: PixelFormat, width: Int, height: Int,
         rowStride: Int = 0, pixelStride: Int = 0, rotationDegrees: Int = 0
     ) throws -> ImageInput {
         try fromPixels(
-            data: data, format: format, width: try u32(width), height: try u32(height),
-            rowStride: try u32(rowStride), pixelStride: try u32(pixelStride),
+            data: data, format: format, width: try int32(width, "width"), height: try int32(height, "height"),
+            rowStride: try int32(rowStride, "rowStride"), pixelStride: try int32(pixelStride, "pixelStride"),
             rotationDegrees: Int32(clamping: rotationDegrees))
     }
 
     /// Converts a three-plane YUV 4:2:0 frame: each plane with its row stride, and the chroma
-    /// planes' shared pixel stride (2 when U and V are interleaved).
+    /// planes' shared pixel stride (2 when U and V are interleaved). Throws as
+    /// ``pixels(_:format:width:height:rowStride:pixelStride:rotationDegrees:)`` does (strides
+    /// must be at least 1).
     public static func yuv420(
         y: Data, u: Data, v: Data, width: Int, height: Int,
         yRowStride: Int, uvRowStride: Int, uvPixelStride: Int,
         rotationDegrees: Int = 0, range: YuvColorRange = .full
     ) throws -> ImageInput {
         try fromYuv420(
-            y: y, u: u, v: v, width: try u32(width), height: try u32(height),
-            yRowStride: try u32(yRowStride), uvRowStride: try u32(uvRowStride),
-            uvPixelStride: try u32(uvPixelStride), range: range,
+            y: y, u: u, v: v, width: try int32(width, "width"), height: try int32(height, "height"),
+            yRowStride: try int32(yRowStride, "yRowStride"), uvRowStride: try int32(uvRowStride, "uvRowStride"),
+            uvPixelStride: try int32(uvPixelStride, "uvPixelStride"), range: range,
             rotationDegrees: Int32(clamping: rotationDegrees))
     }
 
@@ -306,8 +310,8 @@ extension ImageInput {
         rowStride: Int = 0, pixelStride: Int = 0, rotationDegrees: Int = 0
     ) throws -> ImageInput {
         try fromPixelsDeferred(
-            data: data, format: format, width: try u32(width), height: try u32(height),
-            rowStride: try u32(rowStride), pixelStride: try u32(pixelStride),
+            data: data, format: format, width: try int32(width, "width"), height: try int32(height, "height"),
+            rowStride: try int32(rowStride, "rowStride"), pixelStride: try int32(pixelStride, "pixelStride"),
             rotationDegrees: Int32(clamping: rotationDegrees))
     }
 
@@ -320,16 +324,18 @@ extension ImageInput {
         rotationDegrees: Int = 0, range: YuvColorRange = .full
     ) throws -> ImageInput {
         try fromYuv420Deferred(
-            y: y, u: u, v: v, width: try u32(width), height: try u32(height),
-            yRowStride: try u32(yRowStride), uvRowStride: try u32(uvRowStride),
-            uvPixelStride: try u32(uvPixelStride), range: range,
+            y: y, u: u, v: v, width: try int32(width, "width"), height: try int32(height, "height"),
+            yRowStride: try int32(yRowStride, "yRowStride"), uvRowStride: try int32(uvRowStride, "uvRowStride"),
+            uvPixelStride: try int32(uvPixelStride, "uvPixelStride"), range: range,
             rotationDegrees: Int32(clamping: rotationDegrees))
     }
 }
 
-private func u32(_ v: Int) throws -> UInt32 {
-    guard let u = UInt32(exactly: v) else {
-        throw SmolVlmError.InvalidArgument(reason: "\(v) is not a valid size or stride")
+/// A size or stride as the native API's `Int32`. A value too large for it is `.InvalidArgument`
+/// here; a negative one is refused, by name, by the library.
+private func int32(_ v: Int, _ name: String) throws -> Int32 {
+    guard let i = Int32(exactly: v) else {
+        throw SmolVlmError.InvalidArgument(reason: "\(name) \(v) is out of range")
     }
-    return u
+    return i
 }

@@ -100,7 +100,7 @@ final class DownloadTests: XCTestCase {
     static func folder(_ name: String) throws -> String { try hub().tmp.appendingPathComponent(name).path }
 
     static func request(
-        _ repo: String, folder: String? = nil, cacheDir: String? = nil, token: String? = nil, keepFreeBytes: UInt64 = 0
+        _ repo: String, folder: String? = nil, cacheDir: String? = nil, token: String? = nil, keepFreeBytes: Int64 = 0
     ) throws -> DownloadRequest {
         DownloadRequest(
             repoId: "smolvlm-test/\(repo)", folder: folder, cacheDir: cacheDir, token: token,

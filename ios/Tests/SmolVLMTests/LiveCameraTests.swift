@@ -62,7 +62,7 @@ final class LiveCameraTests: XCTestCase {
             while !stop.isSet {
                 n += 1
                 do {
-                    try camera.push(try frame(n * 5), timestampMs: UInt64(n * periodMs))
+                    try camera.push(try frame(n * 5), timestampMs: Int64(n * periodMs))
                 } catch {
                     return  // closed
                 }
@@ -145,7 +145,7 @@ final class LiveCameraTests: XCTestCase {
         let first = box.all.first { if case .answer = $0.1 { return true } else { return false } }!.0
         // The same picture at 30 fps for 2.2 s.
         for i in 1...66 {
-            try camera.push(.frame(still, format: .rgba8888, width: Self.w, height: Self.h), timestampMs: UInt64(33 * i))
+            try camera.push(.frame(still, format: .rgba8888, width: Self.w, height: Self.h), timestampMs: Int64(33 * i))
             try await Task.sleep(nanoseconds: 33_000_000)
         }
         XCTAssertTrue(box.all.filter { $0.0 > first }.isEmpty, "no caption for 2 s of identical frames")
@@ -194,7 +194,7 @@ final class LiveCameraTests: XCTestCase {
         defer { camera.close() }
         // 400 bytes claimed to be a 160×120 RGBA frame: only noticed when the loop converts it.
         let badId = try camera.push(.frame(Data(count: 400), format: .rgba8888, width: Self.w, height: Self.h), timestampMs: 1)
-        var goodId: UInt64 = 0
+        var goodId: Int64 = 0
         var sawError = false
         for try await e in camera.events {
             if case .frameError(let frame, let error) = e {
@@ -218,6 +218,9 @@ final class LiveCameraTests: XCTestCase {
         let camera = try v.live(LiveConfig(maxTokens: 100_000, changeThreshold: 0))
         let box = EventBox()
         let collecting = Self.collector(camera, box)
+        XCTAssertThrowsError(try camera.push(try Self.frame(0), timestampMs: -1)) {
+            guard case SmolVlmError.InvalidArgument(let reason) = $0, reason.contains("timestamp") else { return XCTFail("\($0)") }
+        }
         try camera.push(try Self.frame(0), timestampMs: 0)
         try await Self.waitFor("pieces") { box.all.count >= 3 }
         XCTAssertEqual(liveObjects().captioners, before.captioners + 1)

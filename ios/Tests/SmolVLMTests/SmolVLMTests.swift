@@ -30,9 +30,9 @@ final class SmolVLMTests: XCTestCase {
         try await Self.sharedModel()
     }
 
-    func greedy(_ n: UInt32) -> GenerationConfig { GenerationConfig(maxTokens: n) }
+    func greedy(_ n: Int32) -> GenerationConfig { GenerationConfig(maxTokens: n) }
 
-    func answer(_ img: ImageInput, _ q: String = "What is in the picture?", n: UInt32 = 8) async throws -> String {
+    func answer(_ img: ImageInput, _ q: String = "What is in the picture?", n: Int32 = 8) async throws -> String {
         let chat = try await vlm().newChat(defaults: greedy(n))
         defer { chat.close() }
         return try await collect(chat.ask(q, images: [img])).joined()
@@ -211,6 +211,13 @@ final class SmolVLMTests: XCTestCase {
         XCTAssertThrowsError(try ImageInput.file(Self.image("missing.png"))) { guard case SmolVlmError.InvalidImage = $0 else { return XCTFail("\($0)") } }
         XCTAssertThrowsError(try ImageInput.pixels(Data(count: 10), format: .rgba8888, width: 4, height: 4)) { guard case SmolVlmError.InvalidImage = $0 else { return XCTFail("\($0)") } }
         XCTAssertThrowsError(try ImageInput.pixels(Data(count: 64), format: .rgba8888, width: 4, height: 4, rotationDegrees: 45)) { guard case SmolVlmError.InvalidArgument = $0 else { return XCTFail("\($0)") } }
+        // Negative or too large sizes are refused by name (the native API is signed Int32).
+        XCTAssertThrowsError(try ImageInput.frame(Data(count: 64), format: .rgba8888, width: -4, height: 4)) {
+            guard case SmolVlmError.InvalidArgument(let reason) = $0, reason.contains("width") else { return XCTFail("\($0)") }
+        }
+        XCTAssertThrowsError(try ImageInput.pixels(Data(count: 64), format: .rgba8888, width: 4, height: Int(Int32.max) + 1)) {
+            guard case SmolVlmError.InvalidArgument(let reason) = $0, reason.contains("height") else { return XCTFail("\($0)") }
+        }
         let v = try await vlm()
         let chat = try v.newChat()
         do { _ = try await collect(chat.ask("hi", options: GenerationConfig(maxTokens: 0))); XCTFail() } catch SmolVlmError.InvalidArgument { }
@@ -325,7 +332,7 @@ final class SmolVLMTests: XCTestCase {
         XCTAssertEqual(stats.finishReason, .length)
         XCTAssertEqual(stats.promptTokens + stats.generatedTokens, 64, "the answer stops where the context is full")
         let max = try await vlm().info.contextLength
-        for bad in [UInt32(0), UInt32(max + 1)] {
+        for bad in [Int32(0), Int32(max + 1)] {
             do { _ = try await SmolVLM.load(modelPath: Self.modelDir, options: LoadOptions(contextLength: bad)); XCTFail("\(bad)") } catch SmolVlmError.InvalidArgument { }
         }
     }

@@ -15,16 +15,23 @@ import java.nio.ByteBuffer
  * `SmolVlmException.InvalidImage` when the data does not match its size and strides. [frame] and
  * [frameYuv420], for [LiveCamera.push], only copy the bytes: the live loop converts a frame if
  * it takes it, and reports bad data then (a `LiveEvent.FrameError`). All throw
- * `SmolVlmException.InvalidArgument` for a rotation that is not a multiple of 90.
+ * `SmolVlmException.InvalidArgument` for a rotation that is not a multiple of 90 or a negative
+ * size or stride (the message names it).
+ *
+ * From Java: `Image.file(path)`, `Image.pixels(buffer, PixelFormat.RGBA8888, width, height)` (the
+ * functions are static, with overloads for the default arguments).
  */
 object Image {
     /** Reads an image file (JPEG, PNG, WebP, GIF, BMP; EXIF orientation applied). */
+    @JvmStatic
     fun file(path: String): ImageInput = ImageInput.fromFile(path)
 
     /** Decodes an encoded image (JPEG, PNG, WebP, GIF, BMP) held in memory. */
+    @JvmStatic
     fun encoded(bytes: ByteArray): ImageInput = ImageInput.fromEncoded(bytes.direct())
 
     /** Decodes an encoded image from the remaining bytes of [buffer]. */
+    @JvmStatic
     fun encoded(buffer: ByteBuffer): ImageInput = ImageInput.fromEncoded(buffer.direct())
 
     /**
@@ -36,6 +43,8 @@ object Image {
      * @param rotationDegrees clockwise rotation that makes the frame upright (CameraX's
      *   `imageInfo.rotationDegrees`).
      */
+    @JvmStatic
+    @JvmOverloads
     fun pixels(
         data: ByteBuffer,
         format: PixelFormat,
@@ -44,12 +53,11 @@ object Image {
         rowStride: Int = 0,
         pixelStride: Int = 0,
         rotationDegrees: Int = 0,
-    ): ImageInput = ImageInput.fromPixels(
-        data.direct(), format, width.u("width"), height.u("height"),
-        rowStride.u("rowStride"), pixelStride.u("pixelStride"), rotationDegrees,
-    )
+    ): ImageInput = ImageInput.fromPixels(data.direct(), format, width, height, rowStride, pixelStride, rotationDegrees)
 
     /** [pixels] for a byte array (copied once). */
+    @JvmStatic
+    @JvmOverloads
     fun pixels(
         data: ByteArray,
         format: PixelFormat,
@@ -68,6 +76,8 @@ object Image {
      * @param range [YuvColorRange.FULL] (JFIF, what Android cameras produce) unless the frames
      *   come from a video decoder.
      */
+    @JvmStatic
+    @JvmOverloads
     fun yuv420(
         y: ByteBuffer,
         u: ByteBuffer,
@@ -80,9 +90,7 @@ object Image {
         rotationDegrees: Int = 0,
         range: YuvColorRange = YuvColorRange.FULL,
     ): ImageInput = ImageInput.fromYuv420(
-        y.direct(), u.direct(), v.direct(), width.u("width"), height.u("height"),
-        yRowStride.u("yRowStride"), uvRowStride.u("uvRowStride"), uvPixelStride.u("uvPixelStride"),
-        range, rotationDegrees,
+        y.direct(), u.direct(), v.direct(), width, height, yRowStride, uvRowStride, uvPixelStride, range, rotationDegrees,
     )
 
     /**
@@ -91,6 +99,8 @@ object Image {
      * cost nothing more; bytes that do not match the size come back as a `LiveEvent.FrameError`
      * (or `SmolVlmException.InvalidImage` when passed to [Chat.ask]).
      */
+    @JvmStatic
+    @JvmOverloads
     fun frame(
         data: ByteBuffer,
         format: PixelFormat,
@@ -99,12 +109,11 @@ object Image {
         rowStride: Int = 0,
         pixelStride: Int = 0,
         rotationDegrees: Int = 0,
-    ): ImageInput = ImageInput.fromPixelsDeferred(
-        data.direct(), format, width.u("width"), height.u("height"),
-        rowStride.u("rowStride"), pixelStride.u("pixelStride"), rotationDegrees,
-    )
+    ): ImageInput = ImageInput.fromPixelsDeferred(data.direct(), format, width, height, rowStride, pixelStride, rotationDegrees)
 
     /** [frame] for a byte array. */
+    @JvmStatic
+    @JvmOverloads
     fun frame(
         data: ByteArray,
         format: PixelFormat,
@@ -119,6 +128,8 @@ object Image {
      * A three-plane YUV 4:2:0 camera frame for [LiveCamera.push]: [yuv420] without the
      * conversion (see [frame]). The strides must be at least 1.
      */
+    @JvmStatic
+    @JvmOverloads
     fun frameYuv420(
         y: ByteBuffer,
         u: ByteBuffer,
@@ -131,9 +142,7 @@ object Image {
         rotationDegrees: Int = 0,
         range: YuvColorRange = YuvColorRange.FULL,
     ): ImageInput = ImageInput.fromYuv420Deferred(
-        y.direct(), u.direct(), v.direct(), width.u("width"), height.u("height"),
-        yRowStride.u("yRowStride"), uvRowStride.u("uvRowStride"), uvPixelStride.u("uvPixelStride"),
-        range, rotationDegrees,
+        y.direct(), u.direct(), v.direct(), width, height, yRowStride, uvRowStride, uvPixelStride, range, rotationDegrees,
     )
 }
 
@@ -142,8 +151,3 @@ private fun ByteBuffer.direct(): ByteBuffer =
     if (isDirect) slice() else ByteBuffer.allocateDirect(remaining()).put(duplicate()).also { it.flip() }
 
 private fun ByteArray.direct(): ByteBuffer = ByteBuffer.allocateDirect(size).put(this).also { it.flip() }
-
-private fun Int.u(name: String): UInt {
-    require(this >= 0) { "$name must not be negative, got $this" }
-    return toUInt()
-}

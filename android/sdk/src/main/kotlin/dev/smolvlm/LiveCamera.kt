@@ -87,12 +87,12 @@ class LiveCamera internal constructor(
      *
      * @param timestampMs the app's timestamp of the frame, e.g. CameraX's
      *   `imageInfo.timestamp / 1_000_000` (not negative).
-     * @throws SmolVlmException.InvalidArgument after [close].
+     * @throws SmolVlmException.InvalidArgument for a negative [timestampMs], or after [close].
      */
-    fun push(frame: ImageInput, timestampMs: Long = System.currentTimeMillis()): ULong {
-        require(timestampMs >= 0) { "timestampMs must not be negative, got $timestampMs" }
+    @JvmOverloads
+    fun push(frame: ImageInput, timestampMs: Long = System.currentTimeMillis()): Long {
         try {
-            return raw.pushFrame(frame, timestampMs.toULong())
+            return raw.pushFrame(frame, timestampMs)
         } finally {
             frame.close()
         }

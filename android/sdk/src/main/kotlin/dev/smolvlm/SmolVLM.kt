@@ -74,6 +74,7 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
      * @param defaults generation settings used by every [Chat.ask] that passes none.
      * @throws SmolVlmException.InvalidArgument if this model is closed or [defaults] are invalid.
      */
+    @JvmOverloads
     fun newChat(systemPrompt: String? = null, defaults: GenerationConfig = GenerationConfig()): Chat =
         Chat(raw.newSession(systemPrompt, defaults))
 
@@ -83,7 +84,7 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
      * mid-stream, and close it when done.
      *
      * ```kotlin
-     * val camera = vlm.live(LiveConfig(prompt = "Read the sign aloud.", minIntervalMs = 500u))
+     * val camera = vlm.live(LiveConfig(prompt = "Read the sign aloud.", minIntervalMs = 500))
      * ```
      *
      * @param config every field has a default: `prompt` (the standing prompt, "Describe what you
@@ -93,8 +94,9 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
      * @param dispatcher where [LiveCamera.events] waits for the native loop (one thread while
      *   collected) and where closing waits for it to stop.
      * @throws SmolVlmException.InvalidArgument if this model is closed or takes no images, or
-     *   [config] is out of range.
+     *   [config] is out of range (also a negative `maxTokens` or `minIntervalMs`).
      */
+    @JvmOverloads
     fun live(config: LiveConfig = LiveConfig(), dispatcher: CoroutineDispatcher = Dispatchers.IO): LiveCamera =
         LiveCamera(raw.live(config), dispatcher)
 
@@ -113,7 +115,7 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
          * or a llama.cpp text GGUF file (with `LoadOptions(mmproj = …)` for images).
          *
          * ```kotlin
-         * SmolVLM.load(dir, LoadOptions(precision = WeightPrecision.Q8, contextLength = 2048u)) { stage, f ->
+         * SmolVLM.load(dir, LoadOptions(precision = WeightPrecision.Q8, contextLength = 2048)) { stage, f ->
          *     progressBar.progress = (f * 100).toInt()
          * }
          * ```
@@ -132,9 +134,10 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
          *   load done, which only grows: `READING` at 0.0, `VISION` and `TEXT` after each layer,
          *   `READY` at 1.0.
          * @throws SmolVlmException.ModelMissing or [SmolVlmException.ModelInvalid] naming the
-         *   file at fault; [SmolVlmException.InvalidArgument] for options out of range or a
-         *   backend this build or device lacks.
+         *   file at fault; [SmolVlmException.InvalidArgument] for options out of range (a
+         *   negative number among them) or a backend this build or device lacks.
          */
+        @JvmStatic
         suspend fun load(
             modelPath: String,
             options: LoadOptions = LoadOptions(),
@@ -176,7 +179,7 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
          * ```kotlin
          * val dir = File(context.filesDir, "SmolVLM-256M-Instruct").path
          * val path = SmolVLM.download(DownloadRequest(repoId = "HuggingFaceTB/SmolVLM-256M-Instruct", folder = dir)) { p ->
-         *     progressBar.progress = (p.bytesDone * 100uL / p.bytesTotal.coerceAtLeast(1uL)).toInt()
+         *     progressBar.progress = (p.bytesDone * 100 / p.bytesTotal.coerceAtLeast(1)).toInt()
          * }
          * ```
          *
@@ -198,8 +201,9 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
          *   [SmolVlmException.InsufficientSpace], [SmolVlmException.NetworkFailed] (after
          *   retries), [SmolVlmException.StorageFailed], [SmolVlmException.ModelMissing]
          *   (`HF_HUB_OFFLINE` set and the model not there), [SmolVlmException.InvalidArgument]
-         *   for a malformed request.
+         *   for a malformed request (or a negative `keepFreeBytes`).
          */
+        @JvmStatic
         suspend fun download(
             request: DownloadRequest,
             dispatcher: CoroutineDispatcher = Dispatchers.IO,
@@ -239,6 +243,7 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
          * `downloadBytes`, the `precision` to load it at on a phone, about how much memory it
          * then needs (`memoryBytes`) and whether it knows video.
          */
+        @JvmStatic
         val catalog: List<CatalogModel> get() = modelCatalog()
     }
 }
@@ -261,6 +266,7 @@ class Chat internal constructor(private val raw: ChatSession) : AutoCloseable {
      * @throws SmolVlmException.InvalidArgument if another answer is still streaming in this chat.
      * @throws SmolVlmException.ContextOverflow if the conversation no longer fits the model.
      */
+    @JvmOverloads
     fun ask(
         text: String,
         images: List<ImageInput> = emptyList(),
@@ -295,7 +301,7 @@ class Chat internal constructor(private val raw: ChatSession) : AutoCloseable {
 
     /**
      * Timings and counts of the last finished answer (null before the first one). A follow-up
-     * about an image already sent shows `visionTiles == 0uL`.
+     * about an image already sent shows `visionTiles == 0L`.
      */
     val stats: GenerationStats? get() = raw.stats()
 

@@ -61,7 +61,7 @@ class DownloadTest {
             folder: File? = null,
             cacheDir: File? = null,
             token: String? = null,
-            keepFreeBytes: ULong = 0uL,
+            keepFreeBytes: Long = 0L,
         ) = DownloadRequest(
             repoId = "smolvlm-test/$repo", folder = folder?.path, cacheDir = cacheDir?.path,
             token = token, endpoint = url, keepFreeBytes = keepFreeBytes,
@@ -104,12 +104,12 @@ class DownloadTest {
         assertTrue(seen.isNotEmpty())
         assertTrue(seen.zipWithNext().all { (a, b) -> a.bytesDone <= b.bytesDone }, "bytes never decrease: $seen")
         val last = seen.last()
-        assertTrue(last.bytesTotal > 0uL && last.bytesDone == last.bytesTotal, "$last")
+        assertTrue(last.bytesTotal > 0L && last.bytesDone == last.bytesTotal, "$last")
         assertEquals(last.filesTotal, last.filesDone)
         // The downloaded model works.
         SmolVLM.load(path).use { vlm ->
             assertTrue(vlm.info.hasVision)
-            vlm.newChat(defaults = GenerationConfig(maxTokens = 2u)).use { assertTrue(it.ask("Hi").toList().isNotEmpty()) }
+            vlm.newChat(defaults = GenerationConfig(maxTokens = 2)).use { assertTrue(it.ask("Hi").toList().isNotEmpty()) }
         }
         // Everything in place: a second call fetches nothing.
         val gets = awaitCdnGets("tiny") { it.isNotEmpty() }.size
@@ -164,7 +164,7 @@ class DownloadTest {
                 throw e
             }
         }
-        val weights = { synchronized(seen) { seen.any { it.file == "model.safetensors" && it.fileBytesDone > 0uL } } }
+        val weights = { synchronized(seen) { seen.any { it.file == "model.safetensors" && it.fileBytesDone > 0L } } }
         val t0 = System.nanoTime()
         while (!weights() && System.nanoTime() - t0 < 1_500_000_000) delay(10)
         assertTrue(job.isActive, "the download is stalled, not finished")
@@ -184,7 +184,7 @@ class DownloadTest {
 
     @Test fun keepFreeBytesRefusesToFillTheDisk() = runBlocking {
         val e = assertFailsWith<SmolVlmException.InsufficientSpace> {
-            SmolVLM.download(request("tiny", folder = File(tmp, "full"), keepFreeBytes = 1uL shl 62))
+            SmolVLM.download(request("tiny", folder = File(tmp, "full"), keepFreeBytes = 1L shl 62))
         }
         assertTrue(e.needed > e.available, "needed ${e.needed}, available ${e.available}")
         assertFalse(File(tmp, "full/model.safetensors").exists(), "checked before anything is fetched")
@@ -206,7 +206,7 @@ class DownloadTest {
         val small = catalog.first { it.repoId == "HuggingFaceTB/SmolVLM-256M-Instruct" }
         assertEquals(CheckpointFormat.SAFETENSORS, small.format)
         assertEquals(WeightPrecision.Q8, small.precision)
-        assertTrue(small.downloadBytes > 400_000_000uL && small.memoryBytes > 0uL)
+        assertTrue(small.downloadBytes > 400_000_000L && small.memoryBytes > 0L)
         assertTrue(catalog.filter { it.format == CheckpointFormat.GGUF_PAIR }.all { it.files.size == 2 })
         assertTrue(catalog.any { it.video })
     }

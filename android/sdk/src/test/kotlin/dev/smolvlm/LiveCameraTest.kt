@@ -85,8 +85,8 @@ class LiveCameraTest {
         // The same values as the Rust test config_defaults_are_the_cores checks against the core.
         assertEquals(
             LiveConfig(
-                prompt = "Describe what you see in one sentence.", systemPrompt = null, maxTokens = 48u,
-                minIntervalMs = 0u, imageSplitting = false, changeThreshold = 2.0f, onlyNewText = false,
+                prompt = "Describe what you see in one sentence.", systemPrompt = null, maxTokens = 48,
+                minIntervalMs = 0, imageSplitting = false, changeThreshold = 2.0f, onlyNewText = false,
             ),
             LiveConfig(),
         )
@@ -98,7 +98,7 @@ class LiveCameraTest {
      * heap; what still grows is the JVM's own warm-up, ~1-3 MB.)
      */
     @Test fun soakAt30FpsKeepsMemoryFlat(): Unit = runBlocking {
-        vlm.live(LiveConfig(maxTokens = 96u)).use { camera ->
+        vlm.live(LiveConfig(maxTokens = 96)).use { camera ->
             val answers = Collections.synchronizedList(mutableListOf<LiveEvent.Answer>())
             val collector = launch(Dispatchers.Default) {
                 camera.events.collect { if (it is LiveEvent.Answer) answers.add(it) }
@@ -116,18 +116,18 @@ class LiveCameraTest {
             collector.join()
             val got = answers.toList()
             println("soak: ${counters.framesPushed} frames pushed, ${counters.framesDropped} dropped, ${got.size} answers, RSS $warm -> $end kB")
-            assertTrue(counters.framesPushed in 540uL..620uL, "30 fps for 20 s: ${counters.framesPushed}")
+            assertTrue(counters.framesPushed in 540L..620L, "30 fps for 20 s: ${counters.framesPushed}")
             assertTrue(got.size >= 20, "answers kept coming: ${got.size}")
             val ids = got.map { it.frame.id }
             assertTrue(ids.zipWithNext().all { (a, b) -> a < b }, "answered frame ids strictly increase: $ids")
-            assertTrue(got.all { it.question == null && it.stats.generatedTokens > 0uL })
-            assertTrue(got.sumOf { it.stats.framesDropped } > 0uL && counters.framesDropped > 0uL, "frames were dropped")
+            assertTrue(got.all { it.question == null && it.stats.generatedTokens > 0L })
+            assertTrue(got.sumOf { it.stats.framesDropped } > 0L && counters.framesDropped > 0L, "frames were dropped")
             assertTrue(end - warm < 5 * 1024, "RSS grew ${end - warm} kB after the warm-up (limit 5 MB)")
         }
     }
 
     @Test fun anUnchangedFrameIsNotCaptionedAgain(): Unit = runBlocking {
-        vlm.live(LiveConfig(maxTokens = 4u)).use { camera ->
+        vlm.live(LiveConfig(maxTokens = 4)).use { camera ->
             val events = Collections.synchronizedList(mutableListOf<Pair<Long, LiveEvent>>())
             val collector = launch(Dispatchers.Default) { camera.events.collect { events.add(System.nanoTime() to it) } }
             val still = draw(ByteBuffer.allocateDirect(W * H * 4), 3)
@@ -145,13 +145,13 @@ class LiveCameraTest {
             withTimeout(10_000) { while (events.count { it.second is LiveEvent.Answer } < 2) kotlinx.coroutines.delay(5) }
             val answer = events.map { it.second }.filterIsInstance<LiveEvent.Answer>().last()
             assertEquals(moved, answer.frame.id)
-            assertTrue(answer.stats.framesSkipped > 0uL, "the identical frames were skipped: ${answer.stats}")
+            assertTrue(answer.stats.framesSkipped > 0L, "the identical frames were skipped: ${answer.stats}")
             collector.cancelAndJoin()
         }
     }
 
     @Test fun aQuestionMidStreamIsAnsweredWithIt(): Unit = runBlocking {
-        vlm.live(LiveConfig(maxTokens = 8u)).use { camera ->
+        vlm.live(LiveConfig(maxTokens = 8)).use { camera ->
             val stop = AtomicBoolean(false)
             val push = pusher(camera, 33, stop)
             val question = "What colour is the bar?"
@@ -193,12 +193,13 @@ class LiveCameraTest {
 
     @Test fun closeStopsTheLoopAtOnceAndTheFlowCompletes(): Unit = runBlocking {
         val before = liveObjects()
-        val camera = vlm.live(LiveConfig(maxTokens = 100_000u, changeThreshold = 0f))
+        val camera = vlm.live(LiveConfig(maxTokens = 100_000, changeThreshold = 0f))
         var pieces = 0
         var failure: Throwable? = null
         val collector = launch(Dispatchers.Default) {
             try { camera.events.collect { pieces++ } } catch (e: Throwable) { failure = e }
         }
+        assertFailsWith<SmolVlmException.InvalidArgument> { camera.push(frame(0), -1) }
         camera.push(frame(0), 0)
         withTimeout(10_000) { while (pieces < 3) kotlinx.coroutines.delay(5) }
         assertEquals(before.captioners + 1, liveObjects().captioners)
@@ -215,7 +216,7 @@ class LiveCameraTest {
         camera.close()
 
         // Cancelling the collector closes the camera too, within a decode step.
-        val other = vlm.live(LiveConfig(maxTokens = 100_000u, changeThreshold = 0f))
+        val other = vlm.live(LiveConfig(maxTokens = 100_000, changeThreshold = 0f))
         var n = 0
         val job = launch(Dispatchers.Default) { other.events.collect { n++ } }
         other.push(frame(0), 0)

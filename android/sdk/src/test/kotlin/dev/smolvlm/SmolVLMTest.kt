@@ -46,7 +46,7 @@ class SmolVLMTest {
         @BeforeClass @JvmStatic fun load() {
             // No image cache in the shared model: each test sees its images encoded, whatever ran
             // before (imageCacheIsSharedByChats tests the cache).
-            vlm = runBlocking { SmolVLM.load(modelDir, LoadOptions(imageCacheMb = 0u)) }
+            vlm = runBlocking { SmolVLM.load(modelDir, LoadOptions(imageCacheMb = 0)) }
         }
 
         @AfterClass @JvmStatic fun unload() = vlm.close()
@@ -71,7 +71,7 @@ class SmolVLMTest {
             return out.toString()
         }
 
-        fun greedy(n: Int) = GenerationConfig(maxTokens = n.toUInt())
+        fun greedy(n: Int) = GenerationConfig(maxTokens = n)
     }
 
     private fun answer(img: ImageInput, q: String = "What is in the picture?", n: Int = 8): String = runBlocking {
@@ -83,8 +83,8 @@ class SmolVLMTest {
         vlm.newChat().use { chat ->
             val pieces = chat.ask("Can you describe this image?", listOf(Image.file(image("wide.png"))), greedy(16)).toList()
             assertEquals(want, pieces.joinToString(""))
-            assertEquals(13uL, chat.stats!!.visionTiles)
-            assertEquals(16uL, chat.stats!!.generatedTokens)
+            assertEquals(13L, chat.stats!!.visionTiles)
+            assertEquals(16L, chat.stats!!.generatedTokens)
         }
     }
 
@@ -120,7 +120,7 @@ class SmolVLMTest {
 
     @Test fun rawRgbaFrameWithStrideAndRotation() {
         val png = Image.file(image("small.png"))
-        val (w, h) = png.width().toInt() to png.height().toInt()
+        val (w, h) = png.width() to png.height()
         val sideways = rotateCcw(png.rgbBytes(), w, h)
         val (fw, fh) = h to w
         val stride = fw * 4 + 12
@@ -131,7 +131,7 @@ class SmolVLMTest {
             frame.put(y * stride + x * 4 + 2, sideways[s + 2]); frame.put(y * stride + x * 4 + 3, -1)
         }
         val img = Image.pixels(frame, PixelFormat.RGBA8888, fw, fh, rowStride = stride, rotationDegrees = 90)
-        assertEquals(w to h, img.width().toInt() to img.height().toInt())
+        assertEquals(w to h, img.width() to img.height())
         assertTrue(img.rgbBytes().contentEquals(png.rgbBytes()), "upright again, pixel for pixel")
         assertEquals(answer(png), answer(img))
         // BGRA: the same frame with red and blue swapped reads differently.
@@ -171,7 +171,7 @@ class SmolVLMTest {
             nv21[c] = cr.toByte(); nv21[c + 1] = cb.toByte()
         }
         val img = Image.pixels(nv21, PixelFormat.NV21, w, h, rowStride = stride, rotationDegrees = 90)
-        assertEquals(h to w, img.width().toInt() to img.height().toInt())
+        assertEquals(h to w, img.width() to img.height())
         assertClose(upright, img.rgbBytes(), 2)
         // NV12 reads the chroma pairs the other way round: clearly different colours.
         val swapped = Image.pixels(nv21, PixelFormat.NV12, w, h, rowStride = stride, rotationDegrees = 90)
@@ -185,7 +185,7 @@ class SmolVLMTest {
         val uv = ByteBuffer.allocateDirect(8 * 2).also { for (i in 0 until it.capacity()) it.put(i, 128.toByte()) }
         val v = uv.duplicate(); val u = uv.duplicate().position(1) as ByteBuffer
         val img = Image.yuv420(y, u, v, w, h, yRowStride = 8, uvRowStride = 8, uvPixelStride = 2, rotationDegrees = 270)
-        assertEquals(4 to 6, img.width().toInt() to img.height().toInt())
+        assertEquals(4 to 6, img.width() to img.height())
         assertTrue(img.rgbBytes().all { it == 200.toByte() })
         val video = Image.yuv420(y, u, v, w, h, 8, 8, 2, range = YuvColorRange.LIMITED)
         assertTrue(video.rgbBytes().all { it == 214.toByte() }, "(200-16)*255/219")
@@ -195,12 +195,12 @@ class SmolVLMTest {
         vlm.newChat(systemPrompt = "You are a concise assistant.", defaults = greedy(4)).use { chat ->
             chat.ask("What do you see?", Image.file(image("tall.png"))).toList()
             val first = chat.stats!!
-            assertTrue(first.visionTiles > 0uL && first.visionEncodeMs > 0.0)
+            assertTrue(first.visionTiles > 0L && first.visionEncodeMs > 0.0)
             chat.ask("And how many shapes are there?").toList()
             val second = chat.stats!!
-            assertEquals(0uL, second.visionTiles)
+            assertEquals(0L, second.visionTiles)
             assertEquals(0.0, second.visionEncodeMs)
-            assertTrue(second.prefillTokens * 4uL < second.promptTokens, "only the new turn is computed: $second")
+            assertTrue(second.prefillTokens * 4L < second.promptTokens, "only the new turn is computed: $second")
             assertEquals(5, chat.transcript.size)
             chat.reset()
             assertTrue(chat.transcript.isEmpty())
@@ -256,8 +256,12 @@ class SmolVLMTest {
         assertFailsWith<SmolVlmException.InvalidImage> { Image.file(image("missing.png")) }
         assertFailsWith<SmolVlmException.InvalidImage> { Image.pixels(ByteArray(10), PixelFormat.RGBA8888, 4, 4) }
         assertFailsWith<SmolVlmException.InvalidArgument> { Image.pixels(ByteArray(64), PixelFormat.RGBA8888, 4, 4, rotationDegrees = 45) }
+        // The API is signed (Java has no unsigned types): a negative size is refused by name.
+        val negative = assertFailsWith<SmolVlmException.InvalidArgument> { Image.frame(ByteArray(64), PixelFormat.RGBA8888, -4, 4) }
+        assertTrue(negative.message!!.contains("width"), negative.message)
+        assertFailsWith<SmolVlmException.InvalidArgument> { SmolVLM.load(modelDir, LoadOptions(threads = -1)) }
         vlm.newChat().use { chat ->
-            assertFailsWith<SmolVlmException.InvalidArgument> { chat.ask("hi", options = GenerationConfig(maxTokens = 0u)).toList() }
+            assertFailsWith<SmolVlmException.InvalidArgument> { chat.ask("hi", options = GenerationConfig(maxTokens = 0)).toList() }
             val limit = vlm.info.contextLength
             val overflow = assertFailsWith<SmolVlmException.ContextOverflow> { chat.ask("word ".repeat(limit.toInt() + 10)).toList() }
             assertEquals(limit, overflow.limit)
@@ -298,7 +302,7 @@ class SmolVLMTest {
 
     @Test fun loadOptionsAndProgress() = runBlocking {
         val stages = mutableListOf<Pair<LoadStage, Float>>()
-        SmolVLM.load(modelDir, LoadOptions(imageSplitting = false, longestEdge = 64u, threads = 1u)) { s, f -> stages.add(s to f) }.use { small ->
+        SmolVLM.load(modelDir, LoadOptions(imageSplitting = false, longestEdge = 64, threads = 1)) { s, f -> stages.add(s to f) }.use { small ->
             assertEquals(LoadStage.READING to 0.0f, stages.first())
             assertEquals(LoadStage.READY to 1.0f, stages.last())
             assertTrue(stages.zipWithNext().all { (a, b) -> a.second < b.second }, "fractions grow: $stages")
@@ -306,7 +310,7 @@ class SmolVLMTest {
             assertEquals(false, small.info.imageSplitting)
             small.newChat(defaults = greedy(2)).use { chat ->
                 chat.ask("What?", Image.file(image("wide.png"))).toList()
-                assertEquals(1uL, chat.stats!!.visionTiles)
+                assertEquals(1L, chat.stats!!.visionTiles)
             }
         }
     }
@@ -318,11 +322,11 @@ class SmolVLMTest {
         }
         SmolVLM.load(modelDir).use { cached ->
             val first = askWide(cached)
-            assertEquals(13uL to 0uL, first.visionTiles to first.cachedImages)
+            assertEquals(13L to 0L, first.visionTiles to first.cachedImages)
             val second = askWide(cached)
-            assertEquals(0uL to 1uL, second.visionTiles to second.cachedImages, "a new chat reuses the encoding")
+            assertEquals(0L to 1L, second.visionTiles to second.cachedImages, "a new chat reuses the encoding")
         }
-        repeat(2) { assertEquals(13uL to 0uL, askWide(vlm).let { it.visionTiles to it.cachedImages }, "imageCacheMb = 0: no cache") }
+        repeat(2) { assertEquals(13L to 0L, askWide(vlm).let { it.visionTiles to it.cachedImages }, "imageCacheMb = 0: no cache") }
     }
 
     @Test fun quantizedPrecisionsLoadAndAnswer() = runBlocking {
@@ -337,29 +341,29 @@ class SmolVLMTest {
             assertEquals(WeightPrecision.Q8, q8.info.precision)
             q8.newChat(defaults = greedy(8)).use { chat ->
                 assertTrue(chat.ask("What is in the picture?", Image.file(image("wide.png"))).toList().isNotEmpty())
-                assertEquals(8uL, chat.stats!!.generatedTokens)
-                assertEquals(13uL, chat.stats!!.visionTiles)
+                assertEquals(8L, chat.stats!!.generatedTokens)
+                assertEquals(13L, chat.stats!!.visionTiles)
             }
         }
         assertEquals(WeightPrecision.F32, vlm.info.precision, "the default")
     }
 
     @Test fun contextLengthCapsTheChat() = runBlocking {
-        SmolVLM.load(modelDir, LoadOptions(contextLength = 64u)).use { small ->
-            assertEquals(64uL, small.info.contextLength)
+        SmolVLM.load(modelDir, LoadOptions(contextLength = 64)).use { small ->
+            assertEquals(64L, small.info.contextLength)
             small.newChat().use { chat ->
                 val e = assertFailsWith<SmolVlmException.ContextOverflow> { chat.ask("word ".repeat(80)).toList() }
-                assertEquals(64uL, e.limit)
-                assertTrue(e.tokens > 64uL)
+                assertEquals(64L, e.limit)
+                assertTrue(e.tokens > 64L)
                 chat.ask("Hi", options = greedy(1000)).toList()
                 val stats = chat.stats!!
                 assertEquals(FinishReason.LENGTH, stats.finishReason)
-                assertEquals(64uL, stats.promptTokens + stats.generatedTokens, "the answer stops where the context is full")
+                assertEquals(64L, stats.promptTokens + stats.generatedTokens, "the answer stops where the context is full")
             }
         }
         val max = vlm.info.contextLength
-        assertFailsWith<SmolVlmException.InvalidArgument> { SmolVLM.load(modelDir, LoadOptions(contextLength = (max + 1uL).toUInt())) }
-        assertFailsWith<SmolVlmException.InvalidArgument> { SmolVLM.load(modelDir, LoadOptions(contextLength = 0u)) }
+        assertFailsWith<SmolVlmException.InvalidArgument> { SmolVLM.load(modelDir, LoadOptions(contextLength = (max + 1).toInt())) }
+        assertFailsWith<SmolVlmException.InvalidArgument> { SmolVLM.load(modelDir, LoadOptions(contextLength = 0)) }
         Unit
     }
 
@@ -378,7 +382,7 @@ class SmolVLMTest {
             assertTrue(pair.info.hasVision)
             pair.newChat(defaults = greedy(4)).use { chat ->
                 assertTrue(chat.ask("What is in the picture?", Image.file(image("wide.png"))).toList().isNotEmpty())
-                assertTrue(chat.stats!!.visionTiles > 0uL)
+                assertTrue(chat.stats!!.visionTiles > 0L)
             }
         }
     }

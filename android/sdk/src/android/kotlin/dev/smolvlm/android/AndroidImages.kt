@@ -12,6 +12,7 @@ import java.nio.ByteBuffer
  *
  * @param rotationDegrees clockwise rotation that makes the bitmap upright.
  */
+@JvmOverloads
 fun Bitmap.toImageInput(rotationDegrees: Int = 0): ImageInput {
     val argb = if (config == Bitmap.Config.ARGB_8888) this else copy(Bitmap.Config.ARGB_8888, false)
     val buffer = ByteBuffer.allocateDirect(argb.rowBytes * argb.height)
