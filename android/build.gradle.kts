@@ -1,5 +1,6 @@
+// The plugins the modules apply, resolved once for the whole build (versions: gradle/libs.versions.toml).
 plugins {
-    id("com.android.library") version "8.7.3" apply false
-    id("com.android.application") version "8.7.3" apply false
-    id("org.jetbrains.kotlin.android") version "2.1.0" apply false
+    alias(libs.plugins.android.library) apply false
+    alias(libs.plugins.android.application) apply false
+    alias(libs.plugins.kotlin.android) apply false
 }

@@ -1,11 +1,28 @@
-// Android Studio entry point: the SDK module and a small camera sample app.
-// (Written for Android developers; the repository's tests build the SDK on the JVM without Gradle,
-// see tools/test_bindings.sh.)
+// The Android build: the SDK library (:sdk, the AAR) and the camera sample app (:sample). Open this
+// folder in Android Studio, or run ./gradlew here. Versions live in gradle/libs.versions.toml.
+// (tools/test_bindings.sh builds and tests the same Kotlin sources without Gradle.)
 pluginManagement {
-    repositories { google(); mavenCentral(); gradlePluginPortal() }
+    repositories {
+        google {
+            content {
+                includeGroupByRegex("com\\.android.*")
+                includeGroupByRegex("com\\.google.*")
+                includeGroupByRegex("androidx.*")
+            }
+        }
+        mavenCentral()
+        gradlePluginPortal()
+    }
 }
+
 dependencyResolutionManagement {
-    repositories { google(); mavenCentral() }
+    // Every module takes its repositories from here.
+    repositoriesMode.set(RepositoriesMode.FAIL_ON_PROJECT_REPOS)
+    repositories {
+        google()
+        mavenCentral()
+    }
 }
+
 rootProject.name = "smolvlm-android"
 include(":sdk", ":sample")
