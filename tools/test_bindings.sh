@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds the FFI library, generates the Kotlin and Swift bindings with the pinned uniffi-bindgen,
 # runs the Kotlin suite (JVM + JNA + JUnit 4; its download tests start the local hub,
-# tests/hub/server.py, with python3), type-checks the Android-only Kotlin against
-# android.jar, and runs the Swift suite (XCTest, Swift 6 in a Debian trixie chroot). Installs what
-# it needs, idempotently, into .cache/ (ignored) and via apt.
-# Each suite prints `N passed, N failed`. SKIP_SWIFT=1 skips the Swift suite.
+# tests/hub/server.py, with python3) and the sample app's state tests, type-checks the
+# Android-only Kotlin (the SDK's converters, the sample app) against android.jar, and runs the
+# Swift suite (XCTest, Swift 6 in a Debian trixie chroot). Installs what it needs, idempotently,
+# into .cache/ (ignored) and via apt.
+# Each suite prints `N passed, N failed` (the sample's tests as `Kotlin sample: N passed, N
+# failed`). SKIP_SWIFT=1 skips the Swift suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -16,7 +18,7 @@ if [ "${SKIP_SWIFT:-0}" != 1 ] && [ "$(id -u)" != 0 ] && [ ! -L "$CACHE/swift-ro
     SKIP_SWIFT=1
 fi
 need_apt=()
-for p in libjna-java junit4 default-jdk-headless; do
+for p in libjna-java junit4 default-jdk-headless aapt; do
     dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
 command -v npm >/dev/null || need_apt+=(npm)
@@ -68,16 +70,29 @@ kotlin_rc=0
 java -Xms96m -Xmx96m -XX:+AlwaysPreTouch -Djna.library.path="$(dirname "$LIB")" -Dsmolvlm.fixtures="$ROOT/tests/fixtures" \
     -cp "$KT/tests.jar:$KT/ffi.jar:$TESTDEPS" dev.smolvlm.RunTestsKt || kotlin_rc=$?
 
+# The sample app's state classes are plain Kotlin (no Android classes): their tests run on the JVM
+# against the real library, the fixture model and the local hub.
+echo "compiling the sample app's state classes and their tests"
+sample_rc=0
+"$K/bin/kotlinc" -nowarn android/sample/src/main/kotlin/dev/smolvlm/sample/state android/sample/src/test/kotlin \
+    -cp "$KT/tests.jar:$KT/ffi.jar:$TESTDEPS" -d "$KT/sample-tests.jar" || sample_rc=$?
+if [ $sample_rc -eq 0 ]; then
+    java -Djna.library.path="$(dirname "$LIB")" -Dsmolvlm.fixtures="$ROOT/tests/fixtures" \
+        -cp "$KT/sample-tests.jar:$KT/tests.jar:$KT/ffi.jar:$TESTDEPS" dev.smolvlm.sample.RunSampleTestsKt || sample_rc=$?
+else
+    echo "Kotlin sample: 0 passed, 1 failed (does not compile)"
+fi
+
 # ---- Android type-check -------------------------------------------------------------------
-# Compiles the SDK (src/main) and its Android-only converters (src/android) against Android's
-# platform classes: API 23, the only android.jar a package registry here has (Debian bullseye's
-# libandroid-23-java, fetched with a private apt configuration that leaves the system's sources
-# alone); the SDK's minSdk 26 only adds to it. The generated bindings go in as the JVM-compiled
-# ffi.jar (they use java.lang.ref.Cleaner, which API 23 lacks). CameraX is not in any registry
-# here: CameraXImages.kt is checked against the stand-ins in tools/android-stubs (camera-core's
-# ImageProxy/ImageInfo shapes). The sample app (android/sample) is not compiled: it needs
-# AppCompat, lifecycle-runtime-ktx, camera-lifecycle, camera-view and the resource class R that
-# only a Gradle build with Google's Maven repository provides.
+# Compiles the SDK (src/main), its Android-only converters (src/android) and the sample app
+# (android/sample) against Android's platform classes: API 23, the only android.jar a package
+# registry here has (Debian bullseye's libandroid-23-java, fetched with a private apt configuration
+# that leaves the system's sources alone); minSdk 26 only adds to it. The generated bindings go in
+# as the JVM-compiled ffi.jar (they use java.lang.ref.Cleaner, which API 23 lacks). AndroidX and
+# CameraX are in no registry here: the code is checked against the stand-ins in
+# tools/android-stubs (the declarations it uses, in the published shapes). The sample's R class
+# comes from Debian's aapt (aapt1) over its resources; AGP takes the package name from the build
+# file's namespace, aapt from the manifest, so a copy of the manifest gets it.
 android_jar() {
     local dir=$CACHE/android jar=$CACHE/android/android-23.jar
     [ -s "$jar" ] && { echo "$jar"; return 0; }
@@ -93,11 +108,18 @@ android_jar() {
 }
 android_rc=0
 if [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] && AJAR=$(android_jar); then
-    echo "type-checking the SDK and its Android converters against android.jar (API 23)"
-    rm -rf "$KT/android-check"
-    "$K/bin/kotlinc" -nowarn -no-jdk android/sdk/src/main/kotlin android/sdk/src/android/kotlin tools/android-stubs \
-        -cp "$AJAR:$KT/ffi.jar:$DEPS" -d "$KT/android-check" || android_rc=$?
-    [ $android_rc -eq 0 ] && echo "Android: the SDK and its converters compile against android.jar" \
+    echo "type-checking the SDK, its Android converters and the sample app against android.jar (API 23)"
+    SAMPLE=android/sample/src/main
+    RGEN=$KT/sample-r
+    rm -rf "$RGEN" "$KT/android-check" && mkdir -p "$RGEN/gen"
+    sed 's|<manifest |<manifest package="dev.smolvlm.sample" |' "$SAMPLE/AndroidManifest.xml" > "$RGEN/AndroidManifest.xml"
+    aapt package -m -J "$RGEN/gen" -M "$RGEN/AndroidManifest.xml" -S "$SAMPLE/res" -I "$AJAR" || android_rc=$?
+    # the README's Android example too
+    python3 tools/readme_example.py readme-kotlin-android "package dev.smolvlm.readme" > "$RGEN/ReadmeAndroid.kt"
+    [ $android_rc -eq 0 ] && { "$K/bin/kotlinc" -nowarn -no-jdk android/sdk/src/main/kotlin android/sdk/src/android/kotlin \
+        "$SAMPLE/kotlin" "$RGEN/gen" "$RGEN/ReadmeAndroid.kt" tools/android-stubs -cp "$AJAR:$KT/ffi.jar:$DEPS" -d "$KT/android-check" || android_rc=$?; }
+    STUBS=$(find tools/android-stubs -name '*.java' -o -name '*.kt' | wc -l)
+    [ $android_rc -eq 0 ] && echo "Android: the SDK, its converters and the sample app compile against android.jar (API 23) + $STUBS stand-in stubs" \
         || echo "Android: the type-check against android.jar FAILED"
 else
     echo "Android: type-check skipped (android.jar could not be fetched from Debian bullseye; see .cache/android/apt.log)"
@@ -108,4 +130,4 @@ swift_rc=0
 if [ "${SKIP_SWIFT:-0}" != 1 ]; then
     bash tools/test_swift.sh || swift_rc=$?
 fi
-[ $kotlin_rc -eq 0 ] && [ $android_rc -eq 0 ] && [ $swift_rc -eq 0 ]
+[ $kotlin_rc -eq 0 ] && [ $sample_rc -eq 0 ] && [ $android_rc -eq 0 ] && [ $swift_rc -eq 0 ]

@@ -1,7 +1,9 @@
-// Compile-time stand-in (see tools/android-stubs/README.md): the member of camera-core 1.4.1's
-// ImageInfo that the SDK uses.
+// Compile-time stand-in (see tools/android-stubs/README.md): the members of camera-core 1.5's
+// ImageInfo that the SDK and the sample use.
 package androidx.camera.core;
 
 public interface ImageInfo {
     int getRotationDegrees();
+
+    long getTimestamp();
 }

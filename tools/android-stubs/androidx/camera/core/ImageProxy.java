@@ -1,4 +1,4 @@
-// Compile-time stand-in (see tools/android-stubs/README.md): the members of camera-core 1.4.1's
+// Compile-time stand-in (see tools/android-stubs/README.md): the members of camera-core 1.5's
 // ImageProxy that the SDK uses.
 package androidx.camera.core;
 
