@@ -19,6 +19,7 @@ python3 tests/hub/interop.py .cache/venv-hub/bin/python target/debug/smolvlm
 # Kotlin (JVM) and Swift (XCTest, Swift 6 chroot) suites of the bindings; each prints N passed, N failed.
 # On a fresh machine the Swift chroot (.cache/swift-root) is made first: about 2 minutes.
 bash tools/test_bindings.sh
-# aarch64: the core's unit and quantized tests under qemu as cortex-a53 (no dotprod), cortex-a76
-# and max, plus type-checks for Android and iOS (tools/test_aarch64.sh).
+# aarch64: the core's unit and quantized tests under qemu as cortex-a53 (no dotprod) and max; the
+# Android FFI library linked against stub bionic and inspected (tools/test_android_native.sh); a
+# type-check for iOS (tools/test_aarch64.sh).
 bash tools/test_aarch64.sh
