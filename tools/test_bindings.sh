@@ -60,7 +60,7 @@ python3 tools/readme_example.py kotlin "package dev.smolvlm.readme" > "$KT/gen/R
 python3 tools/readme_example.py readme-kotlin-download "package dev.smolvlm.readme" > "$KT/gen/ReadmeDownload.kt"
 python3 tools/readme_example.py readme-kotlin-live "package dev.smolvlm.readme" > "$KT/gen/ReadmeLive.kt"
 echo "compiling the Kotlin SDK, the README examples and the tests"
-"$K/bin/kotlinc" -nowarn android/sdk/src/main/kotlin android/sdk/src/test/kotlin "$KT/gen/ReadmeExample.kt" "$KT/gen/ReadmeDownload.kt" "$KT/gen/ReadmeLive.kt" \
+"$K/bin/kotlinc" -nowarn android/sdk/src/main/kotlin android/sdk/src/test/kotlin tests/kotlin "$KT/gen/ReadmeExample.kt" "$KT/gen/ReadmeDownload.kt" "$KT/gen/ReadmeLive.kt" \
     -cp "$KT/ffi.jar:$TESTDEPS" -d "$KT/tests.jar"
 kotlin_rc=0
 # A small, fixed, pre-touched Java heap: the live camera soak test measures the process RSS. A
@@ -68,7 +68,8 @@ kotlin_rc=0
 # does, and so would a rare GC: JNA frees the native memory of each call's structures only when
 # the garbage collector collects them.
 java -Xms96m -Xmx96m -XX:+AlwaysPreTouch -Djna.library.path="$(dirname "$LIB")" -Dsmolvlm.fixtures="$ROOT/tests/fixtures" \
-    -cp "$KT/tests.jar:$KT/ffi.jar:$TESTDEPS" dev.smolvlm.RunTestsKt || kotlin_rc=$?
+    -cp "$KT/tests.jar:$KT/ffi.jar:$TESTDEPS" dev.smolvlm.testing.JUnitSuiteKt Kotlin \
+    dev.smolvlm.SmolVLMTest dev.smolvlm.DownloadTest dev.smolvlm.LiveCameraTest || kotlin_rc=$?
 
 # The sample app's state classes are plain Kotlin (no Android classes): their tests run on the JVM
 # against the real library, the fixture model and the local hub.
@@ -78,7 +79,8 @@ sample_rc=0
     -cp "$KT/tests.jar:$KT/ffi.jar:$TESTDEPS" -d "$KT/sample-tests.jar" || sample_rc=$?
 if [ $sample_rc -eq 0 ]; then
     java -Djna.library.path="$(dirname "$LIB")" -Dsmolvlm.fixtures="$ROOT/tests/fixtures" \
-        -cp "$KT/sample-tests.jar:$KT/tests.jar:$KT/ffi.jar:$TESTDEPS" dev.smolvlm.sample.RunSampleTestsKt || sample_rc=$?
+        -cp "$KT/sample-tests.jar:$KT/tests.jar:$KT/ffi.jar:$TESTDEPS" dev.smolvlm.testing.JUnitSuiteKt "Kotlin sample" \
+        dev.smolvlm.sample.state.ModelSetupTest dev.smolvlm.sample.state.LiveCaptioningTest || sample_rc=$?
 else
     echo "Kotlin sample: 0 passed, 1 failed (does not compile)"
 fi

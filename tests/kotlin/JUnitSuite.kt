@@ -1,4 +1,4 @@
-package dev.smolvlm
+package dev.smolvlm.testing
 
 import org.junit.runner.Description
 import org.junit.runner.JUnitCore
@@ -6,8 +6,13 @@ import org.junit.runner.notification.Failure
 import org.junit.runner.notification.RunListener
 import kotlin.system.exitProcess
 
-/** Runs the JUnit 4 suite and prints one `N passed, N failed` line (what CI reads). */
-fun main() {
+/**
+ * Runs JUnit 4 test classes and prints one `LABEL: N passed, N failed` line (what CI reads), for
+ * tools/test_bindings.sh. Arguments: the label, then the test classes' names. (Gradle runs the
+ * same classes with its own runner.)
+ */
+fun main(args: Array<String>) {
+    require(args.size >= 2) { "usage: JUnitSuite LABEL CLASS..." }
     val core = JUnitCore()
     core.addListener(object : RunListener() {
         override fun testFinished(description: Description) = println("test ${description.methodName} ... done")
@@ -16,8 +21,8 @@ fun main() {
             println(failure.trace.lines().take(12).joinToString("\n"))
         }
     })
-    val result = core.run(SmolVLMTest::class.java, DownloadTest::class.java, LiveCameraTest::class.java)
+    val result = core.run(*args.drop(1).map { Class.forName(it) }.toTypedArray())
     val failed = result.failureCount
-    println("Kotlin: ${result.runCount - failed} passed, $failed failed")
+    println("${args[0]}: ${result.runCount - failed} passed, $failed failed")
     exitProcess(if (failed == 0 && result.runCount > 0) 0 else 1)
 }
