@@ -122,16 +122,19 @@ abstract class CargoTask : DefaultTask() {
     }
 }
 
-/**
- * `cargo ndk … build --release -p smolvlm-ffi`: the native library for each Android ABI, in
- * [outputDirectory]/<abi>/libsmolvlm_ffi.so (the jniLibs layout).
- */
-abstract class CargoNdkBuild : CargoTask() {
+/** A cargo build of the FFI library: up to date while the Rust sources are unchanged. */
+abstract class CargoBuild : CargoTask() {
     /** The Rust sources, manifests and lock file. */
     @get:InputFiles
     @get:PathSensitive(PathSensitivity.RELATIVE)
     abstract val sources: ConfigurableFileCollection
+}
 
+/**
+ * `cargo ndk … build --release -p smolvlm-ffi`: the native library for each Android ABI, in
+ * [outputDirectory]/<abi>/libsmolvlm_ffi.so (the jniLibs layout).
+ */
+abstract class CargoNdkBuild : CargoBuild() {
     /** Android ABI names (`arm64-v8a`, `x86_64`). */
     @get:Input
     abstract val abis: ListProperty<String>
@@ -269,12 +272,7 @@ fun hostLibrary(): HostLibrary {
  * `cargo build --release -p smolvlm-ffi` for the host, copied to
  * [outputDirectory]/<JNA resource prefix>/<library>.
  */
-abstract class CargoHostBuild : CargoTask() {
-    /** The Rust sources, manifests and lock file. */
-    @get:InputFiles
-    @get:PathSensitive(PathSensitivity.RELATIVE)
-    abstract val sources: ConfigurableFileCollection
-
+abstract class CargoHostBuild : CargoBuild() {
     /** JNA's resource prefix for this host, e.g. `linux-x86-64`. */
     @get:Input
     abstract val resourcePrefix: Property<String>
