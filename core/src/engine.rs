@@ -49,27 +49,46 @@ pub struct EngineOptions {
 }
 
 /// Where the model math runs.
+///
+/// On Metal, f32 and f16 weights run every matrix product, attention, norm and activation of the
+/// vision encoder, connector and decoder on the GPU; image decoding and preprocessing,
+/// tokenization and sampling stay on the CPU. The quantized formats (Q8_0, Q4_K, and GGUF files)
+/// have CPU kernels only: on Metal each of their products would copy its activations from the
+/// GPU and back, which is slower than running on the CPU, so they never run there.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Backend {
-    /// The CPU (candle's CPU kernels). The default, and the only backend of GGUF models.
+    /// The CPU (candle's CPU kernels and this crate's). The default, and the only backend of
+    /// quantized weights and GGUF models.
     #[default]
     Cpu,
-    /// The Apple GPU through candle's Metal backend. Needs a build with this crate's `metal`
-    /// feature and a Metal device; otherwise loading fails with [`Error::InvalidArgument`].
+    /// The Apple GPU through candle's Metal backend, for f32 and f16 weights. Needs a build with
+    /// this crate's `metal` feature and a Metal device; otherwise, or with quantized weights or a
+    /// GGUF model, loading fails with [`Error::InvalidArgument`].
     Metal,
-    /// Metal when this build has it, a Metal device exists and the model is not a GGUF file;
-    /// the CPU otherwise.
+    /// Metal when everything can run there (f32 or f16 weights of a model folder, a build with
+    /// Metal, a Metal device); the CPU otherwise. It never picks a path that moves activations
+    /// between the GPU and the CPU for every product.
     Auto,
 }
 
 impl Backend {
-    /// The device for this backend; `gguf` models run on the CPU only.
-    fn device(self, gguf: bool) -> Result<Device> {
-        match self {
-            Backend::Cpu => Ok(Device::Cpu),
-            Backend::Metal if gguf => Err(Error::InvalidArgument("GGUF models run on the CPU only: use the CPU backend".into())),
-            Backend::Metal => metal_device(),
-            Backend::Auto => Ok(if gguf { Device::Cpu } else { metal_device().unwrap_or(Device::Cpu) }),
+    /// The device for this backend and `format`, the weight format resolved for the model
+    /// (`gguf`: a GGUF model, whose tensors keep the format they are stored in).
+    fn device(self, gguf: bool, format: WeightFormat) -> Result<Device> {
+        let cpu_only = if gguf {
+            Some("GGUF models")
+        } else if matches!(format, WeightFormat::Q8_0 | WeightFormat::Q4K) {
+            Some("quantized weights (Q8_0, Q4_K)")
+        } else {
+            None
+        };
+        match (self, cpu_only) {
+            (Backend::Cpu, _) | (Backend::Auto, Some(_)) => Ok(Device::Cpu),
+            (Backend::Metal, Some(what)) => Err(Error::InvalidArgument(format!(
+                "{what} run on the CPU only (their kernels are CPU kernels): use the CPU backend, or f32/f16 weights with Metal"
+            ))),
+            (Backend::Metal, None) => metal_device(),
+            (Backend::Auto, None) => Ok(metal_device().unwrap_or(Device::Cpu)),
         }
     }
 }
@@ -193,7 +212,6 @@ impl Engine {
         cancel.check()?;
         on_progress(LoadStage::Reading, 0.0);
         let gguf = crate::gguf::is_gguf(dir);
-        let device = options.backend.device(gguf)?;
         // `steps + 1` parts: the last one is Ready, so fractions grow strictly up to 1.0.
         let mut on_step = |stage: LoadStage, done: usize, steps: usize| {
             if cancel.is_cancelled() {
@@ -202,8 +220,7 @@ impl Engine {
             on_progress(stage, done as f32 / (steps + 1) as f32);
             Ok(())
         };
-        let engine =
-            if gguf { Self::load_gguf(dir, options, &mut on_step) } else { Self::load_dir(dir, options, device, &mut on_step) };
+        let engine = if gguf { Self::load_gguf(dir, options, &mut on_step) } else { Self::load_dir(dir, options, &mut on_step) };
         let engine = match engine {
             Err(_) if cancel.is_cancelled() => return Err(Error::Cancelled),
             r => r?,
@@ -212,17 +229,18 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Loads a folder in the Hugging Face hub layout onto `device`.
+    /// Loads a folder in the Hugging Face hub layout onto the device that
+    /// [`EngineOptions::backend`] picks for its weight format.
     fn load_dir(
         dir: &Path,
         options: &EngineOptions,
-        device: Device,
         on_step: &mut dyn FnMut(LoadStage, usize, usize) -> candle_core::Result<()>,
     ) -> Result<Self> {
         if let Some(m) = &options.mmproj {
             return Err(Error::InvalidArgument(format!("--mmproj {} needs a GGUF text model, not a folder", m.display())));
         }
         let ckpt = Checkpoint::open(dir)?;
+        let device = options.backend.device(false, options.weights.resolve(ckpt.config.parameter_count()))?;
         let context_length = context_cap(options, &ckpt.config)?;
         let tokenizer = load_tokenizer(&ckpt.file("tokenizer.json"))?;
         let template = ChatTemplate::load(dir)?;
@@ -298,6 +316,7 @@ impl Engine {
         options: &EngineOptions,
         on_step: &mut dyn FnMut(LoadStage, usize, usize) -> candle_core::Result<()>,
     ) -> Result<Self> {
+        options.backend.device(true, options.weights)?;
         let gguf = crate::gguf::GgufModel::open(path, options.mmproj.as_deref())?;
         let cfg = gguf.config().clone();
         let context_length = context_cap(options, &cfg)?;

@@ -1,7 +1,7 @@
 //! Sessions: follow-ups reuse the KV cache exactly, cancellation, and typed errors.
 
 use smolvlm::{load_image, CancelToken, Engine, EngineOptions, Error, GenerationOptions, Message, Role, Session};
-use smolvlm::{Backend, LoadStage};
+use smolvlm::{Backend, LoadStage, WeightFormat};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -164,6 +164,16 @@ fn backends() {
     let dir = fixtures().join("models/tiny-smolvlm2");
     let load = |backend| Engine::load(&dir, &EngineOptions { backend, ..EngineOptions::default() });
     assert_eq!(load(Backend::Cpu).unwrap().backend(), Backend::Cpu);
+    // Quantized weights have CPU kernels only: `Auto` keeps them on the CPU (also where Metal
+    // exists) and `Metal` refuses them, rather than moving activations for every product.
+    for weights in [WeightFormat::Q8_0, WeightFormat::Q4K] {
+        let options = |backend| EngineOptions { backend, weights, ..EngineOptions::default() };
+        assert_eq!(Engine::load(&dir, &options(Backend::Auto)).unwrap().backend(), Backend::Cpu, "{weights:?}");
+        match Engine::load(&dir, &options(Backend::Metal)) {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("quantized weights") && m.contains("CPU only"), "{m}"),
+            other => panic!("{weights:?} on Metal: expected InvalidArgument, got {:?}", other.map(|e| e.backend())),
+        }
+    }
     if cfg!(feature = "metal") {
         return; // on an Apple machine Metal may exist; the checks below are for other builds
     }

@@ -6,7 +6,7 @@
 use crate::error::SmolVlmError;
 use crate::ints::{non_negative, saturating_i32};
 use smolvlm::RgbImage;
-use smolvlm::{frame_to_rgb, Frame, PackedFormat, Plane, Rotation, YuvRange};
+use smolvlm::{frame_to_rgb, mirror, Frame, PackedFormat, Plane, Rotation, YuvRange};
 use std::sync::Arc;
 
 /// Layout of a single-buffer raw frame passed to [`ImageInput::from_pixels`].
@@ -59,8 +59,9 @@ pub struct ImageInput {
 enum Source {
     /// Decoded or converted when created.
     Ready(Arc<RgbImage>),
-    /// A copy of a raw frame, converted when used.
-    Raw(RawFrame),
+    /// A copy of a raw frame, converted (and then mirrored left to right if the flag is set)
+    /// when used.
+    Raw(Arc<RawFrame>, bool),
 }
 
 /// An owned raw frame and how to read it.
@@ -179,14 +180,14 @@ impl ImageInput {
     }
 
     fn raw(frame: RawFrame) -> Arc<Self> {
-        Arc::new(ImageInput { source: Source::Raw(frame) })
+        Arc::new(ImageInput { source: Source::Raw(Arc::new(frame), false) })
     }
 
     /// The pixels: shared when decoded at creation, converted now for a deferred frame.
     pub(crate) fn rgb(&self) -> smolvlm::Result<Arc<RgbImage>> {
         match &self.source {
             Source::Ready(image) => Ok(image.clone()),
-            Source::Raw(raw) => raw.convert().map(Arc::new),
+            Source::Raw(raw, mirrored) => raw.convert(*mirrored).map(Arc::new),
         }
     }
 
@@ -194,21 +195,23 @@ impl ImageInput {
     pub(crate) fn to_rgb(&self) -> smolvlm::Result<RgbImage> {
         match &self.source {
             Source::Ready(image) => Ok(RgbImage::clone(image)),
-            Source::Raw(raw) => raw.convert(),
+            Source::Raw(raw, mirrored) => raw.convert(*mirrored),
         }
     }
 }
 
 impl RawFrame {
-    fn convert(&self) -> smolvlm::Result<RgbImage> {
-        match self {
+    /// The frame as RGB, upright, then mirrored left to right if `mirrored`.
+    fn convert(&self, mirrored: bool) -> smolvlm::Result<RgbImage> {
+        let image = match self {
             RawFrame::Single { data, format, width, height, row_stride, pixel_stride, rotation } => {
                 convert_pixels(data, *format, *width, *height, *row_stride, *pixel_stride, *rotation)
             }
             RawFrame::Yuv420 { y, u, v, width, height, strides, range, rotation } => {
                 convert_yuv420(y, u, v, *width, *height, *strides, *range, *rotation)
             }
-        }
+        }?;
+        Ok(if mirrored { mirror(image) } else { image })
     }
 
     /// Width and height after rotation.
@@ -339,7 +342,7 @@ impl ImageInput {
     pub fn width(&self) -> i32 {
         saturating_i32(match &self.source {
             Source::Ready(image) => image.width,
-            Source::Raw(raw) => raw.size().0,
+            Source::Raw(raw, _) => raw.size().0,
         })
     }
 
@@ -347,14 +350,28 @@ impl ImageInput {
     pub fn height(&self) -> i32 {
         saturating_i32(match &self.source {
             Source::Ready(image) => image.height,
-            Source::Raw(raw) => raw.size().1,
+            Source::Raw(raw, _) => raw.size().1,
         })
     }
 
     /// Whether this is a deferred frame (`from_pixels_deferred`, `from_yuv420_deferred`),
     /// converted each time it is used.
     pub fn is_deferred(&self) -> bool {
-        matches!(self.source, Source::Raw(_))
+        matches!(self.source, Source::Raw(..))
+    }
+
+    /// This image mirrored left to right, after its rotation: for frames and photos that are
+    /// mirror images of the scene (a front camera's mirrored output; EXIF's mirrored
+    /// orientations), so that text reads the right way round. (Mirroring after a clockwise
+    /// rotation by `r` equals mirroring before a rotation by `360 - r`.) A deferred frame stays
+    /// deferred: it is mirrored each time it is converted. Mirroring twice gives the original.
+    pub fn mirrored(&self) -> Arc<Self> {
+        Arc::new(ImageInput {
+            source: match &self.source {
+                Source::Ready(image) => Source::Ready(Arc::new(mirror(RgbImage::clone(image)))),
+                Source::Raw(raw, mirrored) => Source::Raw(raw.clone(), !mirrored),
+            },
+        })
     }
 
     /// The pixels the model will see, before its own resizing: `width * height * 3` bytes, rows
@@ -363,7 +380,7 @@ impl ImageInput {
     pub fn rgb_bytes(&self) -> Vec<u8> {
         match &self.source {
             Source::Ready(image) => image.data.clone(),
-            Source::Raw(raw) => raw.convert().map(|i| i.data).unwrap_or_default(),
+            Source::Raw(raw, mirrored) => raw.convert(*mirrored).map(|i| i.data).unwrap_or_default(),
         }
     }
 }

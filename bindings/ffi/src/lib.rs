@@ -159,15 +159,22 @@ impl From<WeightFormat> for WeightPrecision {
 }
 
 /// Where the model math runs.
+///
+/// On Metal, f32 and f16 weights run every matrix product, attention, norm and activation on
+/// the GPU; image preprocessing, tokenization and sampling stay on the CPU. Quantized weights
+/// (`Q8`, `Q4K`, GGUF models) have CPU kernels only, so they always run on the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum Backend {
     /// The CPU.
     Cpu,
-    /// The Apple GPU (Metal). Needs a library built with the `metal` feature and a Metal device,
-    /// and a model folder (GGUF models run on the CPU); otherwise `load` throws
-    /// `InvalidArgument`.
+    /// The Apple GPU (Metal), for `F32` and `F16` weights of a model folder. Needs a library
+    /// built with the `metal` feature and a Metal device; otherwise, or with quantized weights
+    /// or a GGUF model, `load` throws `InvalidArgument`.
     Metal,
-    /// Metal where it is available (see [`Backend::Metal`]), the CPU otherwise.
+    /// Metal when everything can run there (`F32`/`F16` weights of a model folder, a Metal
+    /// build and device), the CPU otherwise: never a mix that copies activations between the
+    /// GPU and the CPU for every product. With `WeightPrecision::Auto` on SmolVLM-256M/500M
+    /// (Q8) or 2.2B (Q4K) that is the CPU.
     Auto,
 }
 

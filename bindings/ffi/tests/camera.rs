@@ -277,6 +277,21 @@ fn deferred_frames_convert_like_eager_ones() {
     assert!(!eager.is_deferred() && lazy.is_deferred());
     assert_eq!((lazy.width(), lazy.height()), (h, w), "rotated");
     assert_eq!(lazy.rgb_bytes(), eager.rgb_bytes());
+    // Mirrored (after the rotation): eager and deferred alike, the deferred one staying deferred.
+    let (em, lm) = (eager.mirrored(), lazy.mirrored());
+    assert!(!em.is_deferred() && lm.is_deferred());
+    assert_eq!((lm.width(), lm.height()), (h, w));
+    assert_eq!(lm.rgb_bytes(), em.rgb_bytes());
+    assert_ne!(em.rgb_bytes(), eager.rgb_bytes(), "small.png is not symmetric");
+    let (rw, row) = (h as usize, em.rgb_bytes());
+    let orig = eager.rgb_bytes();
+    for y in [0, w as usize - 1] {
+        for x in [0, 1, rw - 1] {
+            let (m, o) = ((y * rw + x) * 3, (y * rw + rw - 1 - x) * 3);
+            assert_eq!(row[m..m + 3], orig[o..o + 3], "({x}, {y})");
+        }
+    }
+    assert_eq!(lm.mirrored().rgb_bytes(), lazy.rgb_bytes(), "mirroring twice is the original");
     let (y, uv) = (vec![200u8; 8 * 4], vec![128u8; 8 * 2]);
     let yuv = ImageInput::from_yuv420_deferred(&y, &uv[1..], &uv, 6, 4, 8, 8, 2, YuvColorRange::Full, 270).unwrap();
     assert_eq!((yuv.width(), yuv.height()), (4, 6));

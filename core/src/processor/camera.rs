@@ -321,6 +321,23 @@ pub fn rotate(img: RgbImage, rotation: Rotation) -> RgbImage {
     RgbImage { width: nw as u32, height: nh as u32, data: out }
 }
 
+/// Mirrors an image left to right (a front camera's mirrored frames, EXIF's mirrored
+/// orientations).
+pub fn mirror(mut img: RgbImage) -> RgbImage {
+    let w = img.width as usize;
+    if w > 1 {
+        for row in img.data.chunks_exact_mut(w * 3) {
+            for x in 0..w / 2 {
+                let (l, r) = (x * 3, (w - 1 - x) * 3);
+                for c in 0..3 {
+                    row.swap(l + c, r + c);
+                }
+            }
+        }
+    }
+    img
+}
+
 /// RGB → full-range BT.601 YCbCr (JFIF), rounded; the inverse used by tests and by callers that
 /// need to synthesise camera frames.
 pub fn rgb_to_ycbcr_full(r: u8, g: u8, b: u8) -> [u8; 3] {
@@ -394,6 +411,19 @@ mod tests {
         assert_eq!(pixel(&r270, 0, 0), pixel(&a, 2, 0));
         assert_eq!(rotate(r90, Rotation::R270), a);
         assert_eq!(rotate(rotate(a.clone(), Rotation::R180), Rotation::R180), a);
+    }
+
+    #[test]
+    fn mirror_flips_left_to_right() {
+        let a = img(3, 2);
+        let m = mirror(a.clone());
+        assert_eq!((m.width, m.height), (3, 2));
+        for (x, y) in [(0, 0), (1, 0), (2, 1)] {
+            assert_eq!(pixel(&m, x, y), pixel(&a, 2 - x, y));
+        }
+        assert_eq!(mirror(m), a);
+        // Mirroring after a rotation is mirroring before the opposite rotation.
+        assert_eq!(mirror(rotate(a.clone(), Rotation::R90)), rotate(mirror(a), Rotation::R270));
     }
 
     #[test]
