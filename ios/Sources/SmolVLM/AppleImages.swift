@@ -1,29 +1,91 @@
-// Converters from Apple image types. They exist only where CoreGraphics / CoreVideo do (Apple
-// platforms); the rest of the package builds on Linux without them.
+// Converters from Apple image types. They exist only where CoreGraphics, ImageIO, UIKit and
+// CoreVideo do (Apple platforms); the rest of the package builds on Linux without them. CI
+// type-checks this file on Linux against stand-in modules of exactly the API it uses
+// (tools/apple-stubs).
 
 #if canImport(CoreGraphics)
 import CoreGraphics
 import Foundation
 
 extension ImageInput {
-    /// Converts a `CGImage` by drawing it into an RGBA8888 buffer (any colour space or layout).
+    /// Converts a `CGImage` (any colour space or pixel layout) by drawing it into an RGBA8888
+    /// buffer.
     ///
-    /// - Parameter rotationDegrees: clockwise rotation that makes the image upright (e.g. from
-    ///   `UIImage.imageOrientation`).
-    public static func cgImage(_ image: CGImage, rotationDegrees: Int = 0) throws -> ImageInput {
+    /// - Parameter orientation: how to turn the stored pixels upright, e.g. a photo's EXIF
+    ///   orientation as `CGImagePropertyOrientation(rawValue:)` gives it, or
+    ///   ``ImageOrientation/camera(rotationAngle:mirrored:)`` for camera output.
+    /// - Throws: `.invalidImage` if the image cannot be drawn.
+    public static func cgImage(_ image: CGImage, orientation: ImageOrientation = .up) throws -> ImageInput {
         let (w, h) = (image.width, image.height)
         var rgba = Data(count: w * h * 4)
         let drawn: Bool = rgba.withUnsafeMutableBytes { raw in
-            guard let ctx = CGContext(
-                data: raw.baseAddress, width: w, height: h, bitsPerComponent: 8, bytesPerRow: w * 4,
-                space: CGColorSpace(name: CGColorSpace.sRGB)!,
-                bitmapInfo: CGImageAlphaInfo.noneSkipLast.rawValue | CGBitmapInfo.byteOrder32Big.rawValue
-            ) else { return false }
+            guard let space = CGColorSpace(name: CGColorSpace.sRGB),
+                let ctx = CGContext(
+                    data: raw.baseAddress, width: w, height: h, bitsPerComponent: 8, bytesPerRow: w * 4, space: space,
+                    bitmapInfo: CGImageAlphaInfo.noneSkipLast.rawValue | CGBitmapInfo.byteOrder32Big.rawValue)
+            else { return false }
             ctx.draw(image, in: CGRect(x: 0, y: 0, width: w, height: h))
             return true
         }
-        guard drawn else { throw SmolVlmError.InvalidImage(reason: "cannot draw a \(w)x\(h) CGImage") }
-        return try pixels(rgba, format: .rgba8888, width: w, height: h, rowStride: w * 4, rotationDegrees: rotationDegrees)
+        guard drawn else { throw SmolVLMError.invalidImage(reason: "cannot draw a \(w)x\(h) CGImage") }
+        return try oriented(orientation) { degrees in
+            try pixels(rgba, format: .rgba8888, width: w, height: h, rowStride: w * 4, rotationDegrees: degrees)
+        }
+    }
+}
+
+#endif
+
+#if canImport(ImageIO)
+import ImageIO
+
+extension ImageOrientation {
+    /// The same orientation as a `CGImagePropertyOrientation` (EXIF's numbering).
+    public init(_ orientation: CGImagePropertyOrientation) {
+        self = ImageOrientation(rawValue: orientation.rawValue) ?? .up
+    }
+}
+#endif
+
+#if canImport(UIKit)
+import UIKit
+
+extension ImageOrientation {
+    /// The same orientation as a `UIImage.Orientation`.
+    public init(_ orientation: UIImage.Orientation) {
+        switch orientation {
+        case .up: self = .up
+        case .upMirrored: self = .upMirrored
+        case .down: self = .down
+        case .downMirrored: self = .downMirrored
+        case .left: self = .left
+        case .leftMirrored: self = .leftMirrored
+        case .right: self = .right
+        case .rightMirrored: self = .rightMirrored
+        @unknown default: self = .up
+        }
+    }
+}
+
+extension ImageInput {
+    /// Converts a `UIImage` (a photo from the library or the camera), upright as UIKit shows it:
+    /// its `imageOrientation` is applied, mirrored ones included (a front-camera photo).
+    ///
+    /// - Throws: `.invalidImage` if the image has no bitmap to read.
+    public static func uiImage(_ image: UIImage) throws -> ImageInput {
+        if let cg = image.cgImage {
+            return try cgImage(cg, orientation: ImageOrientation(image.imageOrientation))
+        }
+        // A CIImage-backed image: render it (upright) through UIKit.
+        let format = UIGraphicsImageRendererFormat.default()
+        format.scale = image.scale
+        let rendered = UIGraphicsImageRenderer(size: image.size, format: format).image { _ in
+            image.draw(at: .zero)
+        }
+        guard let cg = rendered.cgImage else {
+            throw SmolVLMError.invalidImage(reason: "the UIImage has no bitmap (\(image.size.width)x\(image.size.height))")
+        }
+        return try cgImage(cg)
     }
 }
 #endif
@@ -34,57 +96,60 @@ import Foundation
 
 extension ImageInput {
     /// Converts a camera `CVPixelBuffer` (`AVCaptureVideoDataOutput`): 32BGRA, or bi-planar
-    /// 4:2:0 (`420YpCbCr8BiPlanarFullRange` / `…VideoRange`), honouring its row strides.
+    /// 4:2:0 (`420YpCbCr8BiPlanarFullRange` "420f" / `…VideoRange` "420v"), honouring its row
+    /// strides.
     ///
-    /// - Parameter rotationDegrees: clockwise rotation that makes the frame upright (90 for the
-    ///   back camera of a phone held in portrait with the default landscape-right buffers).
-    public static func pixelBuffer(_ buffer: CVPixelBuffer, rotationDegrees: Int = 0) throws -> ImageInput {
-        try convert(buffer, rotationDegrees: rotationDegrees, deferred: false)
+    /// - Parameter orientation: how to turn the buffer upright:
+    ///   ``ImageOrientation/camera(rotationAngle:mirrored:)`` from the capture connection
+    ///   (`.right` for the back camera of a phone held in portrait).
+    /// - Throws: `.invalidImage` for another pixel format.
+    public static func pixelBuffer(_ buffer: CVPixelBuffer, orientation: ImageOrientation = .up) throws -> ImageInput {
+        try oriented(orientation) { try convert(buffer, rotationDegrees: $0, deferred: false) }
     }
 
     /// A camera `CVPixelBuffer` for ``LiveCamera/push(_:timestampMs:)``: its planes are copied
     /// (the buffer can be reused right after) and converted only if the live loop takes the
-    /// frame; most are dropped unconverted. Same formats as ``pixelBuffer(_:rotationDegrees:)``.
-    public static func frame(pixelBuffer buffer: CVPixelBuffer, rotationDegrees: Int = 0) throws -> ImageInput {
-        try convert(buffer, rotationDegrees: rotationDegrees, deferred: true)
+    /// frame; most are dropped unconverted. Same formats as ``pixelBuffer(_:orientation:)``.
+    public static func frame(pixelBuffer buffer: CVPixelBuffer, orientation: ImageOrientation = .up) throws -> ImageInput {
+        try oriented(orientation) { try convert(buffer, rotationDegrees: $0, deferred: true) }
     }
 
     private static func convert(_ buffer: CVPixelBuffer, rotationDegrees: Int, deferred: Bool) throws -> ImageInput {
-        CVPixelBufferLockBaseAddress(buffer, .readOnly)
+        guard CVPixelBufferLockBaseAddress(buffer, .readOnly) == kCVReturnSuccess else {
+            throw SmolVLMError.invalidImage(reason: "cannot lock the CVPixelBuffer")
+        }
         defer { CVPixelBufferUnlockBaseAddress(buffer, .readOnly) }
         let (w, h) = (CVPixelBufferGetWidth(buffer), CVPixelBufferGetHeight(buffer))
-        func plane(_ i: Int) -> (Data, Int) {
-            let stride = CVPixelBufferGetBytesPerRowOfPlane(buffer, i)
-            let rows = CVPixelBufferGetHeightOfPlane(buffer, i)
-            let base = CVPixelBufferGetBaseAddressOfPlane(buffer, i)!
-            return (Data(bytesNoCopy: base, count: stride * rows, deallocator: .none), stride)
+        let format = CVPixelBufferGetPixelFormatType(buffer)
+        // The bytes are read (or copied, for a deferred frame) before the buffer is unlocked.
+        func bytes(_ base: UnsafeMutableRawPointer?, _ count: Int) throws -> Data {
+            guard let base else { throw SmolVLMError.invalidImage(reason: "the CVPixelBuffer has no pixel data") }
+            return Data(bytesNoCopy: base, count: count, deallocator: .none)
         }
-        switch CVPixelBufferGetPixelFormatType(buffer) {
+        switch format {
         case kCVPixelFormatType_32BGRA:
             let stride = CVPixelBufferGetBytesPerRow(buffer)
-            let base = CVPixelBufferGetBaseAddress(buffer)!
-            let data = Data(bytesNoCopy: base, count: stride * h, deallocator: .none)
+            let data = try bytes(CVPixelBufferGetBaseAddress(buffer), stride * h)
             if deferred {
                 return try frame(data, format: .bgra8888, width: w, height: h, rowStride: stride, rotationDegrees: rotationDegrees)
             }
             return try pixels(data, format: .bgra8888, width: w, height: h, rowStride: stride, rotationDegrees: rotationDegrees)
         case kCVPixelFormatType_420YpCbCr8BiPlanarFullRange, kCVPixelFormatType_420YpCbCr8BiPlanarVideoRange:
-            let (y, yStride) = plane(0)
-            let (uv, uvStride) = plane(1)
-            let full = CVPixelBufferGetPixelFormatType(buffer) == kCVPixelFormatType_420YpCbCr8BiPlanarFullRange
-            let range: YuvColorRange = full ? .full : .limited
+            let (yStride, uvStride) = (CVPixelBufferGetBytesPerRowOfPlane(buffer, 0), CVPixelBufferGetBytesPerRowOfPlane(buffer, 1))
+            let y = try bytes(CVPixelBufferGetBaseAddressOfPlane(buffer, 0), yStride * CVPixelBufferGetHeightOfPlane(buffer, 0))
+            let uv = try bytes(CVPixelBufferGetBaseAddressOfPlane(buffer, 1), uvStride * CVPixelBufferGetHeightOfPlane(buffer, 1))
+            let range: YuvColorRange = format == kCVPixelFormatType_420YpCbCr8BiPlanarFullRange ? .full : .limited
+            // The interleaved CbCr plane is read as U from its first byte and V from its second.
             if deferred {
                 return try frameYuv420(
-                    y: y, u: uv, v: uv.dropFirst(), width: w, height: h,
-                    yRowStride: yStride, uvRowStride: uvStride, uvPixelStride: 2,
-                    rotationDegrees: rotationDegrees, range: range)
+                    y: y, u: uv, v: uv.dropFirst(), width: w, height: h, yRowStride: yStride, uvRowStride: uvStride,
+                    uvPixelStride: 2, rotationDegrees: rotationDegrees, range: range)
             }
             return try yuv420(
-                y: y, u: uv, v: uv.dropFirst(), width: w, height: h,
-                yRowStride: yStride, uvRowStride: uvStride, uvPixelStride: 2,
-                rotationDegrees: rotationDegrees, range: range)
+                y: y, u: uv, v: uv.dropFirst(), width: w, height: h, yRowStride: yStride, uvRowStride: uvStride,
+                uvPixelStride: 2, rotationDegrees: rotationDegrees, range: range)
         default:
-            throw SmolVlmError.InvalidImage(reason: "unsupported CVPixelBuffer format \(CVPixelBufferGetPixelFormatType(buffer))")
+            throw SmolVLMError.invalidImage(reason: "unsupported CVPixelBuffer format \(format)")
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+internal import SmolVLMFFI
 
 /// The camera loop over a ``SmolVLM`` model (made by ``SmolVLM/live(_:)``): push camera frames
 /// as fast as the camera makes them, iterate ``events`` for captions of the newest frame, ask
@@ -7,7 +8,7 @@ import Foundation
 /// ```swift
 /// let camera = try vlm.live(LiveConfig(prompt: "What is in front of me?"))
 /// // AVCaptureVideoDataOutput's delegate:
-/// try camera.push(.frame(pixelBuffer: buffer, rotationDegrees: 90), timestampMs: ms)
+/// try camera.push(.frame(pixelBuffer: buffer, orientation: .right), timestampMs: ms)
 /// for try await event in camera.events {
 ///     if case .answer(_, _, let text, _, _) = event { caption = text }
 /// }
@@ -32,7 +33,7 @@ public final class LiveCamera: Sendable {
     /// The events are waited for on a background thread. Iterate one stream: the camera lives as
     /// long as it is iterated. Terminating it (breaking out of `for try await`, or cancelling
     /// the iterating task) closes the camera, which stops the loop within one decode step. After
-    /// ``close()`` the stream finishes normally. A failure that ends the loop (`.Internal`: a panic
+    /// ``close()`` the stream finishes normally. A failure that ends the loop (`.internal`: a panic
     /// inside it) is thrown by the iteration; a failed answer (a question too long for the
     /// model, say) is a `.frameError` event.
     public var events: AsyncThrowingStream<LiveEvent, Error> {
@@ -44,12 +45,12 @@ public final class LiveCamera: Sendable {
                 do {
                     while true {
                         guard let event = try raw.nextEvent(timeoutMs: nil) else { continue }
-                        if case .terminated = continuation.yield(event) { return }
+                        if case .terminated = continuation.yield(LiveEvent(event)) { return }
                     }
                 } catch SmolVlmError.Cancelled {
                     continuation.finish()  // closed
                 } catch {
-                    continuation.finish(throwing: error)
+                    continuation.finish(throwing: SmolVLMError(any: error))
                 }
             }
         }
@@ -58,39 +59,40 @@ public final class LiveCamera: Sendable {
     /// Hands the loop a new camera frame and returns its id (1, 2, … in push order; events carry
     /// it with `timestampMs`). Never blocks on the model. Push deferred frames
     /// (``ImageInput/frame(_:format:width:height:rowStride:pixelStride:rotationDegrees:)``,
-    /// `ImageInput.frameYuv420`, or `ImageInput.frame(pixelBuffer:)` on Apple platforms): a copy
+    /// `ImageInput.frameYuv420`, or `ImageInput.frame(pixelBuffer:orientation:)` on Apple
+    /// platforms): a copy
     /// of the pixels that the loop converts only if it takes the frame; a frame that cannot be
     /// converted comes back as a `.frameError` event.
     ///
     /// - Parameter timestampMs: the app's timestamp of the frame (default: now, in ms since
     ///   1970), e.g. from `CMSampleBufferGetPresentationTimeStamp`; not negative. `Int64`, like
     ///   the `FrameInfo` (`id`, `timestampMs`) that events carry.
-    /// - Throws: `.InvalidArgument` for a negative timestamp, or after ``close()``.
+    /// - Throws: `.invalidArgument` for a negative timestamp, or after ``close()``.
     @discardableResult
     public func push(_ frame: ImageInput, timestampMs: Int64 = LiveCamera.nowMs()) throws -> Int64 {
-        try raw.pushFrame(image: frame, timestampMs: timestampMs)
+        try native { try raw.pushFrame(image: frame.raw, timestampMs: timestampMs) }
     }
 
     /// Asks `question` about the newest frame (while paused: about the frame last answered
     /// about). It is answered after the answer in progress, as events that carry the question;
     /// captioning then goes on.
     ///
-    /// - Throws: `.InvalidArgument` for an empty question, or after ``close()``.
-    public func ask(_ question: String) throws { try raw.ask(question: question) }
+    /// - Throws: `.invalidArgument` for an empty question, or after ``close()``.
+    public func ask(_ question: String) throws { try native { try raw.ask(question: question) } }
 
     /// Stops captioning: frames are still accepted (and dropped), and questions are answered
     /// about the frame last answered about, which stays frozen.
     ///
-    /// - Throws: `.InvalidArgument` after ``close()``.
-    public func pause() throws { try raw.pause() }
+    /// - Throws: `.invalidArgument` after ``close()``.
+    public func pause() throws { try native { try raw.pause() } }
 
     /// Captions again, from the newest frame.
     ///
-    /// - Throws: `.InvalidArgument` after ``close()``.
-    public func resume() throws { try raw.resume() }
+    /// - Throws: `.invalidArgument` after ``close()``.
+    public func resume() throws { try native { try raw.resume() } }
 
     /// Frames pushed, and frames dropped unconverted because a newer one came first.
-    public var counters: LiveCounters { raw.counters() }
+    public var counters: LiveCounters { LiveCounters(raw.counters()) }
 
     /// Whether the camera is closed (``close()``, its ``events`` stream terminated, or a
     /// failure).
@@ -99,7 +101,7 @@ public final class LiveCamera: Sendable {
     /// Stops the loop within one decode step and returns once it has stopped and given up its
     /// share of the model (blocking: at most one decode step). The ``events`` stream then
     /// finishes; later ``push(_:timestampMs:)``, ``ask(_:)``, ``pause()`` and ``resume()`` calls
-    /// throw `.InvalidArgument`. Safe to call more than once, from any thread.
+    /// throw `.invalidArgument`. Safe to call more than once, from any thread.
     public func close() { raw.release() }
 
     /// Milliseconds since 1970: the default frame timestamp.

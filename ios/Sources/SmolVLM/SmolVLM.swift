@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-@_exported import SmolVLMFFI
+internal import SmolVLMFFI
 
 /// A SmolVLM model loaded on the device, answering questions about images entirely offline.
 ///
@@ -16,11 +16,11 @@ import Foundation
 /// A model not yet on the device is fetched with ``SmolVLM/download(_:progress:)``;
 /// ``SmolVLM/catalog`` lists the known ones.
 ///
-/// Errors are thrown as ``SmolVlmError`` cases: `.ModelMissing`, `.ModelInvalid`,
-/// `.InvalidImage`, `.InvalidArgument`, `.ContextOverflow`, `.Cancelled` and `.Internal`; a
-/// caught Rust panic is thrown as `UniffiInternalError.rustPanic`. Downloads add `.NotFound`,
-/// `.Unauthorized`, `.Forbidden`, `.IntegrityFailed`, `.InsufficientSpace`, `.NetworkFailed` and
-/// `.StorageFailed`.
+/// Errors are thrown as ``SmolVLMError`` cases: `.modelMissing`, `.modelInvalid`,
+/// `.invalidImage`, `.invalidArgument`, `.contextOverflow`, `.cancelled` and `.internal` (a
+/// caught Rust panic included). Downloads add `.notFound`, `.unauthorized`, `.forbidden`,
+/// `.integrityFailed`, `.insufficientSpace`, `.networkFailed` and `.storageFailed`. Cancelling
+/// the awaiting task throws `CancellationError`.
 public final class SmolVLM: Sendable {
     let raw: SmolVlm
 
@@ -49,9 +49,10 @@ public final class SmolVLM: Sendable {
     ///   - onProgress: called on the loading thread with the stage and the fraction of the load
     ///     done, which only grows: `.reading` at 0, `.vision` and `.text` after each layer,
     ///     `.ready` at 1.
-    /// - Throws: `CancellationError` when the task is cancelled; ``SmolVlmError``
-    ///   `.ModelMissing` / `.ModelInvalid` naming the file at fault, `.InvalidArgument` for
-    ///   options out of range or a backend this build or device lacks.
+    /// - Throws: `CancellationError` when the task is cancelled; ``SmolVLMError``
+    ///   `.modelMissing` / `.modelInvalid` naming the file at fault, `.invalidArgument` for
+    ///   options out of range or a backend this build, device or precision cannot use (Metal
+    ///   runs f32 and f16 weights; quantized ones run on the CPU).
     public static func load(
         modelPath: String,
         options: LoadOptions? = nil,
@@ -64,7 +65,7 @@ public final class SmolVLM: Sendable {
                 try await withCheckedThrowingContinuation { continuation in
                     DispatchQueue.global(qos: .userInitiated).async {
                         do {
-                            let raw = try SmolVlm.load(modelPath: modelPath, options: options, listener: listener, cancel: signal)
+                            let raw = try SmolVlm.load(modelPath: modelPath, options: options?.ffi, listener: listener, cancel: signal)
                             continuation.resume(returning: SmolVLM(raw: raw))
                         } catch {
                             continuation.resume(throwing: error)
@@ -77,6 +78,8 @@ public final class SmolVLM: Sendable {
             }
         } catch SmolVlmError.Cancelled where Task.isCancelled {
             throw CancellationError()
+        } catch {
+            throw SmolVLMError(any: error)
         }
     }
 
@@ -106,16 +109,16 @@ public final class SmolVLM: Sendable {
     ///     `keepFreeBytes` (space that must stay free).
     ///   - progress: called on the downloading thread at most 10 times a second and once at
     ///     the end (`bytesDone == bytesTotal`); no number ever goes down.
-    /// - Throws: `CancellationError` when the task is cancelled; ``SmolVlmError`` `.NotFound`,
-    ///   `.Unauthorized` (no valid token), `.Forbidden`, `.IntegrityFailed`,
-    ///   `.InsufficientSpace`, `.NetworkFailed` (after retries), `.StorageFailed`,
-    ///   `.ModelMissing` (`HF_HUB_OFFLINE` set and the model not there), `.InvalidArgument` for
+    /// - Throws: `CancellationError` when the task is cancelled; ``SmolVLMError`` `.notFound`,
+    ///   `.unauthorized` (no valid token), `.forbidden`, `.integrityFailed`,
+    ///   `.insufficientSpace`, `.networkFailed` (after retries), `.storageFailed`,
+    ///   `.modelMissing` (`HF_HUB_OFFLINE` set and the model not there), `.invalidArgument` for
     ///   a malformed request.
     public static func download(
         _ request: DownloadRequest,
         progress: (@Sendable (DownloadProgress) -> Void)? = nil
     ) async throws -> String {
-        let task = ModelDownload(request: request)
+        let task = ModelDownload(request: request.ffi)
         let listener = progress.map(DownloadRelay.init)
         do {
             return try await withTaskCancellationHandler {
@@ -134,6 +137,8 @@ public final class SmolVLM: Sendable {
             }
         } catch SmolVlmError.Cancelled where Task.isCancelled {
             throw CancellationError()
+        } catch {
+            throw SmolVLMError(any: error)
         }
     }
 
@@ -142,11 +147,14 @@ public final class SmolVLM: Sendable {
     /// text GGUF with the `mmproj` file, both in `files`), `files`, `parameters`,
     /// `downloadBytes`, the `precision` to load it at on a phone, about how much memory it then
     /// needs (`memoryBytes`) and whether it knows video.
-    public static var catalog: [CatalogModel] { modelCatalog() }
+    public static var catalog: [CatalogModel] { modelCatalog().map(CatalogModel.init) }
+
+    /// The native library's version (the Rust crates' version).
+    public static var version: String { SmolVLMFFI.version() }
 
     /// What the loaded model is: family, context length, image settings, and the weight
     /// precision and backend in use (`.auto` resolved).
-    public var info: ModelInfo { raw.info() }
+    public var info: ModelInfo { ModelInfo(raw.info()) }
 
     /// Opens a new conversation.
     ///
@@ -154,9 +162,9 @@ public final class SmolVLM: Sendable {
     ///   - systemPrompt: optional instructions placed before the first question.
     ///   - defaults: generation settings used by every ``Chat/ask(_:images:options:)`` that
     ///     passes none (`nil`: greedy, 256 tokens).
-    /// - Throws: `.InvalidArgument` if the model was closed or `defaults` are out of range.
+    /// - Throws: `.invalidArgument` if the model was closed or `defaults` are out of range.
     public func newChat(systemPrompt: String? = nil, defaults: GenerationConfig? = nil) throws -> Chat {
-        Chat(raw: try raw.newSession(systemPrompt: systemPrompt, defaults: defaults))
+        Chat(raw: try native { try raw.newSession(systemPrompt: systemPrompt, defaults: defaults?.ffi) })
     }
 
     /// Starts the camera loop on this model: ``LiveCamera/push(_:timestampMs:)`` frames as the
@@ -172,10 +180,10 @@ public final class SmolVLM: Sendable {
     ///   captions (0), `changeThreshold` (2: frames that barely changed are skipped; 0 answers
     ///   every frame), `imageSplitting` (off: one view per frame), `onlyNewText`,
     ///   `systemPrompt`.
-    /// - Throws: `.InvalidArgument` if the model was closed or takes no images, or `config` is
+    /// - Throws: `.invalidArgument` if the model was closed or takes no images, or `config` is
     ///   out of range.
     public func live(_ config: LiveConfig = LiveConfig()) throws -> LiveCamera {
-        LiveCamera(raw: try raw.live(config: config))
+        LiveCamera(raw: try native { try raw.live(config: config.ffi) })
     }
 
     /// Releases this handle's share of the model now. Open chats and live cameras keep working;
@@ -187,14 +195,14 @@ public final class SmolVLM: Sendable {
 private final class ProgressRelay: LoadProgressListener, @unchecked Sendable {
     let callback: @Sendable (LoadStage, Float) -> Void
     init(_ callback: @escaping @Sendable (LoadStage, Float) -> Void) { self.callback = callback }
-    func onProgress(stage: LoadStage, fraction: Float) { callback(stage, fraction) }
+    func onProgress(stage: SmolVLMFFI.LoadStage, fraction: Float) { callback(LoadStage(stage), fraction) }
 }
 
 /// Forwards download progress to a Swift closure.
 private final class DownloadRelay: DownloadListener, @unchecked Sendable {
     let callback: @Sendable (DownloadProgress) -> Void
     init(_ callback: @escaping @Sendable (DownloadProgress) -> Void) { self.callback = callback }
-    func onProgress(progress: DownloadProgress) { callback(progress) }
+    func onProgress(progress: SmolVLMFFI.DownloadProgress) { callback(DownloadProgress(progress)) }
 }
 
 /// One conversation with a ``SmolVLM`` model. Follow-up questions reuse what the model has
@@ -210,9 +218,9 @@ public final class Chat: Sendable {
     /// The answer is computed on a background thread while the stream is iterated. Terminating
     /// the stream (breaking out of `for try await`, or cancelling the consuming task) cancels the
     /// generation within one decode step, and the question is removed from the ``transcript``.
-    /// Errors (``SmolVlmError``) are thrown by the iteration, e.g. `.InvalidArgument` if another
-    /// answer is still streaming in this chat or `.ContextOverflow` if the conversation no
-    /// longer fits.
+    /// Errors (``SmolVLMError``) are thrown by the iteration, e.g. `.invalidArgument` if another
+    /// answer is still streaming in this chat, `.contextOverflow` if the conversation no longer
+    /// fits, `.cancelled` after ``cancel()``.
     public func ask(
         _ text: String,
         images: [ImageInput] = [],
@@ -222,9 +230,9 @@ public final class Chat: Sendable {
         return AsyncThrowingStream { continuation in
             let stream: TokenStream
             do {
-                stream = try raw.ask(text: text, images: images, options: options)
+                stream = try raw.ask(text: text, images: images.map(\.raw), options: options?.ffi)
             } catch {
-                continuation.finish(throwing: error)
+                continuation.finish(throwing: SmolVLMError(any: error))
                 return
             }
             continuation.onTermination = { _ in stream.cancel() }
@@ -236,106 +244,25 @@ public final class Chat: Sendable {
                     }
                     continuation.finish()
                 } catch {
-                    continuation.finish(throwing: error)
+                    continuation.finish(throwing: SmolVLMError(any: error))
                 }
             }
         }
     }
 
-    /// Stops the answer being generated, from any thread; its stream throws `.Cancelled`.
+    /// Stops the answer being generated, from any thread; its stream throws `.cancelled`.
     public func cancel() { raw.cancel() }
 
     /// Forgets the conversation (the system prompt stays), cancelling a running answer.
     public func reset() { raw.reset() }
 
     /// The conversation so far: system prompt, questions and answers.
-    public var transcript: [ChatMessage] { raw.transcript() }
+    public var transcript: [ChatMessage] { raw.transcript().map(ChatMessage.init) }
 
     /// Timings and counts of the last finished answer (`nil` before the first one). A
     /// follow-up about an image already sent shows `visionTiles == 0`.
-    public var stats: GenerationStats? { raw.stats() }
+    public var stats: GenerationStats? { raw.stats().map(GenerationStats.init) }
 
     /// Frees the chat's memory now, cancelling a running answer. Safe to call more than once.
     public func close() { raw.release() }
-}
-
-extension ImageInput {
-    /// Reads an image file (JPEG, PNG, WebP, GIF, BMP; EXIF orientation applied).
-    public static func file(_ path: String) throws -> ImageInput { try fromFile(path: path) }
-
-    /// Decodes an encoded image held in memory.
-    public static func encoded(_ data: Data) throws -> ImageInput { try fromEncoded(bytes: data) }
-
-    /// Converts one buffer of raw pixels (RGBA8888, BGRA8888, RGB888, NV21, NV12).
-    ///
-    /// - Parameters:
-    ///   - rowStride: bytes from one row to the next (0: tightly packed).
-    ///   - pixelStride: bytes from one pixel to the next for packed formats (0: natural size).
-    ///   - rotationDegrees: clockwise rotation (0, 90, 180, 270) that makes the frame upright.
-    /// - Throws: `.InvalidImage` when the bytes do not match the size and strides;
-    ///   `.InvalidArgument` for another rotation or a negative size or stride (naming it).
-    public static func pixels(
-        _ data: Data, format: PixelFormat, width: Int, height: Int,
-        rowStride: Int = 0, pixelStride: Int = 0, rotationDegrees: Int = 0
-    ) throws -> ImageInput {
-        try fromPixels(
-            data: data, format: format, width: try int32(width, "width"), height: try int32(height, "height"),
-            rowStride: try int32(rowStride, "rowStride"), pixelStride: try int32(pixelStride, "pixelStride"),
-            rotationDegrees: Int32(clamping: rotationDegrees))
-    }
-
-    /// Converts a three-plane YUV 4:2:0 frame: each plane with its row stride, and the chroma
-    /// planes' shared pixel stride (2 when U and V are interleaved). Throws as
-    /// ``pixels(_:format:width:height:rowStride:pixelStride:rotationDegrees:)`` does (strides
-    /// must be at least 1).
-    public static func yuv420(
-        y: Data, u: Data, v: Data, width: Int, height: Int,
-        yRowStride: Int, uvRowStride: Int, uvPixelStride: Int,
-        rotationDegrees: Int = 0, range: YuvColorRange = .full
-    ) throws -> ImageInput {
-        try fromYuv420(
-            y: y, u: u, v: v, width: try int32(width, "width"), height: try int32(height, "height"),
-            yRowStride: try int32(yRowStride, "yRowStride"), uvRowStride: try int32(uvRowStride, "uvRowStride"),
-            uvPixelStride: try int32(uvPixelStride, "uvPixelStride"), range: range,
-            rotationDegrees: Int32(clamping: rotationDegrees))
-    }
-
-    /// A camera frame for ``LiveCamera/push(_:timestampMs:)``:
-    /// ``pixels(_:format:width:height:rowStride:pixelStride:rotationDegrees:)`` without the
-    /// conversion. The bytes are copied and converted only if the live loop takes the frame, so
-    /// the frames it drops cost nothing more; bytes that do not match the size come back as a
-    /// `.frameError` event (or `.InvalidImage` when passed to ``Chat/ask(_:images:options:)``).
-    public static func frame(
-        _ data: Data, format: PixelFormat, width: Int, height: Int,
-        rowStride: Int = 0, pixelStride: Int = 0, rotationDegrees: Int = 0
-    ) throws -> ImageInput {
-        try fromPixelsDeferred(
-            data: data, format: format, width: try int32(width, "width"), height: try int32(height, "height"),
-            rowStride: try int32(rowStride, "rowStride"), pixelStride: try int32(pixelStride, "pixelStride"),
-            rotationDegrees: Int32(clamping: rotationDegrees))
-    }
-
-    /// A three-plane YUV 4:2:0 camera frame for ``LiveCamera/push(_:timestampMs:)``:
-    /// ``yuv420(y:u:v:width:height:yRowStride:uvRowStride:uvPixelStride:rotationDegrees:range:)``
-    /// without the conversion (see ``frame(_:format:width:height:rowStride:pixelStride:rotationDegrees:)``).
-    public static func frameYuv420(
-        y: Data, u: Data, v: Data, width: Int, height: Int,
-        yRowStride: Int, uvRowStride: Int, uvPixelStride: Int,
-        rotationDegrees: Int = 0, range: YuvColorRange = .full
-    ) throws -> ImageInput {
-        try fromYuv420Deferred(
-            y: y, u: u, v: v, width: try int32(width, "width"), height: try int32(height, "height"),
-            yRowStride: try int32(yRowStride, "yRowStride"), uvRowStride: try int32(uvRowStride, "uvRowStride"),
-            uvPixelStride: try int32(uvPixelStride, "uvPixelStride"), range: range,
-            rotationDegrees: Int32(clamping: rotationDegrees))
-    }
-}
-
-/// A size or stride as the native API's `Int32`. A value too large for it is `.InvalidArgument`
-/// here; a negative one is refused, by name, by the library.
-private func int32(_ v: Int, _ name: String) throws -> Int32 {
-    guard let i = Int32(exactly: v) else {
-        throw SmolVlmError.InvalidArgument(reason: "\(name) \(v) is out of range")
-    }
-    return i
 }

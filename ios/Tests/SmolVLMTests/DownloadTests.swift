@@ -1,6 +1,13 @@
 import Foundation
 import XCTest
 @testable import SmolVLM
+// The generated layer, for what only tests reach: object counts, a deliberate panic, raw calls.
+import class SmolVLMFFI.CancelSignal
+import func SmolVLMFFI.debugPanic
+import func SmolVLMFFI.liveObjects
+import protocol SmolVLMFFI.LoadProgressListener
+import class SmolVLMFFI.SmolVlm
+import enum SmolVLMFFI.SmolVlmError
 
 /// Progress reports collected from the downloading thread.
 final class ProgressBox: @unchecked Sendable {
@@ -43,7 +50,7 @@ final class LocalHub: @unchecked Sendable {
         url = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard url.hasPrefix("http://") else {
             let why = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
-            throw SmolVlmError.Internal(reason: "the local hub did not start", details: why)
+            throw SmolVLMError.internal(reason: "the local hub did not start", details: why)
         }
     }
 
@@ -159,7 +166,7 @@ final class DownloadTests: XCTestCase {
         do {
             _ = try await SmolVLM.download(try DownloadTests.request("tiny-corrupt", folder: dir))
             XCTFail("downloaded corrupt bytes")
-        } catch SmolVlmError.IntegrityFailed(let reason) {
+        } catch SmolVLMError.integrityFailed(let reason) {
             XCTAssertTrue(reason.contains("model.safetensors"), reason)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/model.safetensors"), "nothing under the final name")
@@ -169,15 +176,15 @@ final class DownloadTests: XCTestCase {
         do {
             _ = try await SmolVLM.download(try DownloadTests.request("no-such-repo", folder: try DownloadTests.folder("unknown")))
             XCTFail("found")
-        } catch SmolVlmError.NotFound(let reason) {
+        } catch SmolVLMError.notFound(let reason) {
             XCTAssertTrue(reason.contains("smolvlm-test/no-such-repo"), reason)
         }
     }
 
     func testAGatedRepoNeedsTheToken() async throws {
         let dir = try DownloadTests.folder("gated")
-        do { _ = try await SmolVLM.download(try DownloadTests.request("gated", folder: dir)); XCTFail() } catch SmolVlmError.Unauthorized { }
-        do { _ = try await SmolVLM.download(try DownloadTests.request("gated", folder: dir, token: "hf_wrong")); XCTFail() } catch SmolVlmError.Forbidden { }
+        do { _ = try await SmolVLM.download(try DownloadTests.request("gated", folder: dir)); XCTFail() } catch SmolVLMError.unauthorized { }
+        do { _ = try await SmolVLM.download(try DownloadTests.request("gated", folder: dir, token: "hf_wrong")); XCTFail() } catch SmolVLMError.forbidden { }
         let path = try await SmolVLM.download(try DownloadTests.request("gated", folder: dir, token: "hf_test_token"))
         XCTAssertTrue(try sameAsFixture(path, "model.safetensors"))
         let gets = try await DownloadTests.hub().awaitCdnGets("gated") { !$0.isEmpty }
@@ -215,7 +222,7 @@ final class DownloadTests: XCTestCase {
         do {
             _ = try await SmolVLM.download(try DownloadTests.request("tiny", folder: dir, keepFreeBytes: 1 << 62))
             XCTFail("downloaded")
-        } catch SmolVlmError.InsufficientSpace(let needed, let available, _) {
+        } catch SmolVLMError.insufficientSpace(let needed, let available, _) {
             XCTAssertGreaterThan(needed, available)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/model.safetensors"), "checked before anything is fetched")
@@ -239,7 +246,7 @@ final class DownloadTests: XCTestCase {
         do {
             _ = try await SmolVLM.download(try DownloadTests.request("tiny", folder: try DownloadTests.folder("a"), cacheDir: try DownloadTests.folder("b")))
             XCTFail()
-        } catch SmolVlmError.InvalidArgument { }
+        } catch SmolVLMError.invalidArgument { }
         let catalog = SmolVLM.catalog
         let small = try XCTUnwrap(catalog.first { $0.repoId == "HuggingFaceTB/SmolVLM-256M-Instruct" })
         XCTAssertEqual(small.format, .safetensors)

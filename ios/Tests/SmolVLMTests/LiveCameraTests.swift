@@ -1,6 +1,13 @@
 import Foundation
 import XCTest
 @testable import SmolVLM
+// The generated layer, for what only tests reach: object counts, a deliberate panic, raw calls.
+import class SmolVLMFFI.CancelSignal
+import func SmolVLMFFI.debugPanic
+import func SmolVLMFFI.liveObjects
+import protocol SmolVLMFFI.LoadProgressListener
+import class SmolVLMFFI.SmolVlm
+import enum SmolVLMFFI.SmolVlmError
 
 /// Events collected from a background task, with the time each came.
 final class EventBox: @unchecked Sendable {
@@ -75,7 +82,7 @@ final class LiveCameraTests: XCTestCase {
     static func waitFor(_ what: String, seconds: Double = 10, _ cond: () -> Bool) async throws {
         let end = Date().addingTimeInterval(seconds)
         while !cond() {
-            if Date() > end { throw SmolVlmError.Internal(reason: "timed out waiting for \(what)", details: "") }
+            if Date() > end { throw SmolVLMError.internal(reason: "timed out waiting for \(what)", details: "") }
             try await Task.sleep(nanoseconds: 5_000_000)
         }
     }
@@ -186,7 +193,7 @@ final class LiveCameraTests: XCTestCase {
         XCTAssertEqual(answer?.text, pieces, "its pieces carry the question too")
         // Breaking out of the loop closed the camera (on a background thread).
         try await Self.waitFor("the camera to close") { camera.isClosed }
-        XCTAssertThrowsError(try camera.ask("Again?")) { guard case SmolVlmError.InvalidArgument = $0 else { return XCTFail("\($0)") } }
+        XCTAssertThrowsError(try camera.ask("Again?")) { guard case SmolVLMError.invalidArgument = $0 else { return XCTFail("\($0)") } }
     }
 
     func testABadFrameIsAnEventAndLaterFramesAreAnswered() async throws {
@@ -199,7 +206,7 @@ final class LiveCameraTests: XCTestCase {
         for try await e in camera.events {
             if case .frameError(let frame, let error) = e {
                 XCTAssertEqual(frame.id, badId)
-                guard case .InvalidImage = error else { XCTFail("got \(error)"); break }
+                guard case .invalidImage = error else { XCTFail("got \(error)"); break }
                 sawError = true
                 goodId = try camera.push(try Self.frame(0), timestampMs: 2)
             }
@@ -219,7 +226,7 @@ final class LiveCameraTests: XCTestCase {
         let box = EventBox()
         let collecting = Self.collector(camera, box)
         XCTAssertThrowsError(try camera.push(try Self.frame(0), timestampMs: -1)) {
-            guard case SmolVlmError.InvalidArgument(let reason) = $0, reason.contains("timestamp") else { return XCTFail("\($0)") }
+            guard case SmolVLMError.invalidArgument(let reason) = $0, reason.contains("timestamp") else { return XCTFail("\($0)") }
         }
         try camera.push(try Self.frame(0), timestampMs: 0)
         try await Self.waitFor("pieces") { box.all.count >= 3 }
@@ -233,8 +240,8 @@ final class LiveCameraTests: XCTestCase {
         XCTAssertNil(failure, "after close() the stream finishes normally")
         XCTAssertTrue(camera.isClosed)
         XCTAssertEqual(liveObjects(), before, "the loop's thread and model share are gone")
-        XCTAssertThrowsError(try camera.push(try Self.frame(1), timestampMs: 1)) { guard case SmolVlmError.InvalidArgument = $0 else { return XCTFail("\($0)") } }
-        XCTAssertThrowsError(try camera.pause()) { guard case SmolVlmError.InvalidArgument = $0 else { return XCTFail("\($0)") } }
+        XCTAssertThrowsError(try camera.push(try Self.frame(1), timestampMs: 1)) { guard case SmolVLMError.invalidArgument = $0 else { return XCTFail("\($0)") } }
+        XCTAssertThrowsError(try camera.pause()) { guard case SmolVLMError.invalidArgument = $0 else { return XCTFail("\($0)") } }
         // The native call after close: Cancelled.
         XCTAssertThrowsError(try camera.raw.nextEvent(timeoutMs: 10)) { guard case SmolVlmError.Cancelled = $0 else { return XCTFail("\($0)") } }
 
@@ -260,8 +267,8 @@ final class LiveCameraTests: XCTestCase {
         XCTAssertThrowsError(try SmolVlm.load(modelPath: SmolVLMTests.modelDir, cancel: given)) { guard case SmolVlmError.Cancelled = $0 else { return XCTFail("\($0)") } }
         final class CancelAtVision: LoadProgressListener, @unchecked Sendable {
             let signal = CancelSignal()
-            var stages: [LoadStage] = []
-            func onProgress(stage: LoadStage, fraction: Float) {
+            var stages: [NativeLoadStage] = []
+            func onProgress(stage: NativeLoadStage, fraction: Float) {
                 stages.append(stage)
                 if stage == .vision { signal.cancel() }
             }

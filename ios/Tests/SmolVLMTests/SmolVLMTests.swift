@@ -1,6 +1,13 @@
 import Foundation
 import XCTest
 @testable import SmolVLM
+// The generated layer, for what only tests reach: object counts, a deliberate panic, raw calls.
+import class SmolVLMFFI.CancelSignal
+import func SmolVLMFFI.debugPanic
+import func SmolVLMFFI.liveObjects
+import protocol SmolVLMFFI.LoadProgressListener
+import class SmolVLMFFI.SmolVlm
+import enum SmolVLMFFI.SmolVlmError
 
 /// All pieces of an answer, in order.
 func collect(_ s: AsyncThrowingStream<String, Error>) async throws -> [String] {
@@ -83,8 +90,8 @@ final class SmolVLMTests: XCTestCase {
 
     func testRawRgbaFrameWithStrideAndRotation() async throws {
         let png = try ImageInput.file(Self.image("small.png"))
-        let (w, h) = (Int(png.width()), Int(png.height()))
-        let sideways = rotateCcw([UInt8](png.rgbBytes()), w, h)
+        let (w, h) = (Int(png.width), Int(png.height))
+        let sideways = rotateCcw([UInt8](png.rgbBytes), w, h)
         let (fw, fh) = (h, w)
         let stride = fw * 4 + 12
         var frame = [UInt8](repeating: 0, count: stride * fh)
@@ -94,13 +101,13 @@ final class SmolVLMTests: XCTestCase {
             frame[y * stride + x * 4 + 2] = sideways[s + 2]; frame[y * stride + x * 4 + 3] = 255
         } }
         let img = try ImageInput.pixels(Data(frame), format: .rgba8888, width: fw, height: fh, rowStride: stride, rotationDegrees: 90)
-        XCTAssertEqual(Int(img.width()), w); XCTAssertEqual(Int(img.height()), h)
-        XCTAssertEqual(img.rgbBytes(), png.rgbBytes())
+        XCTAssertEqual(Int(img.width), w); XCTAssertEqual(Int(img.height), h)
+        XCTAssertEqual(img.rgbBytes, png.rgbBytes)
         let a = try await answer(img)
         let b = try await answer(png)
         XCTAssertEqual(a, b)
         let bgra = try ImageInput.pixels(Data(frame), format: .bgra8888, width: fw, height: fh, rowStride: stride, rotationDegrees: 90)
-        XCTAssertNotEqual(bgra.rgbBytes(), png.rgbBytes())
+        XCTAssertNotEqual(bgra.rgbBytes, png.rgbBytes)
     }
 
     func ycbcr(_ r: Double, _ g: Double, _ b: Double) -> (UInt8, UInt8, UInt8) {
@@ -125,12 +132,12 @@ final class SmolVLMTests: XCTestCase {
             nv21[c] = cr; nv21[c + 1] = cb
         } }
         let img = try ImageInput.pixels(Data(nv21), format: .nv21, width: w, height: h, rowStride: stride, rotationDegrees: 90)
-        XCTAssertEqual(Int(img.width()), h); XCTAssertEqual(Int(img.height()), w)
-        let got = [UInt8](img.rgbBytes())
+        XCTAssertEqual(Int(img.width), h); XCTAssertEqual(Int(img.height), w)
+        let got = [UInt8](img.rgbBytes)
         let worst = zip(got, upright).map { abs(Int($0) - Int($1)) }.max()!
         XCTAssertLessThanOrEqual(worst, 2)
         let swapped = try ImageInput.pixels(Data(nv21), format: .nv12, width: w, height: h, rowStride: stride, rotationDegrees: 90)
-        XCTAssertNotEqual(swapped.rgbBytes(), img.rgbBytes())
+        XCTAssertNotEqual(swapped.rgbBytes, img.rgbBytes)
         let text = try await answer(img)
         XCTAssertFalse(text.isEmpty)
     }
@@ -139,10 +146,10 @@ final class SmolVLMTests: XCTestCase {
         let y = Data(repeating: 200, count: 8 * 4)
         let uv = Data(repeating: 128, count: 8 * 2)
         let img = try ImageInput.yuv420(y: y, u: uv.dropFirst(), v: uv, width: 6, height: 4, yRowStride: 8, uvRowStride: 8, uvPixelStride: 2, rotationDegrees: 270)
-        XCTAssertEqual(img.width(), 4); XCTAssertEqual(img.height(), 6)
-        XCTAssertTrue(img.rgbBytes().allSatisfy { $0 == 200 })
+        XCTAssertEqual(img.width, 4); XCTAssertEqual(img.height, 6)
+        XCTAssertTrue(img.rgbBytes.allSatisfy { $0 == 200 })
         let video = try ImageInput.yuv420(y: y, u: uv.dropFirst(), v: uv, width: 6, height: 4, yRowStride: 8, uvRowStride: 8, uvPixelStride: 2, range: .limited)
-        XCTAssertTrue(video.rgbBytes().allSatisfy { $0 == 214 })
+        XCTAssertTrue(video.rgbBytes.allSatisfy { $0 == 214 })
     }
 
     func testFollowUpDoesNotReencodeTheImage() async throws {
@@ -171,7 +178,7 @@ final class SmolVLMTests: XCTestCase {
                 XCTAssertLessThan(pieces, 1000, "cancel took effect")
             }
         } catch { caught = error }
-        guard case .Cancelled? = caught as? SmolVlmError else { return XCTFail("expected Cancelled, got \(String(describing: caught))") }
+        guard case .cancelled? = caught as? SmolVLMError else { return XCTFail("expected cancelled, got \(String(describing: caught))") }
         XCTAssertTrue(chat.transcript.isEmpty, "the cancelled question is undone")
     }
 
@@ -195,7 +202,7 @@ final class SmolVLMTests: XCTestCase {
     }
 
     func testEveryErrorVariant() async throws {
-        do { _ = try await SmolVLM.load(modelPath: "/nonexistent/model"); XCTFail() } catch SmolVlmError.ModelMissing { }
+        do { _ = try await SmolVLM.load(modelPath: "/nonexistent/model"); XCTFail() } catch SmolVLMError.modelMissing { }
         let broken = FileManager.default.temporaryDirectory.appendingPathComponent("smolvlm-bad-\(getpid())")
         try? FileManager.default.removeItem(at: broken)
         try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
@@ -203,35 +210,35 @@ final class SmolVLMTests: XCTestCase {
             try FileManager.default.copyItem(atPath: Self.modelDir + "/" + f, toPath: broken.appendingPathComponent(f).path)
         }
         try Data("{ not json".utf8).write(to: broken.appendingPathComponent("config.json"))
-        do { _ = try await SmolVLM.load(modelPath: broken.path); XCTFail() } catch SmolVlmError.ModelInvalid(let reason) {
+        do { _ = try await SmolVLM.load(modelPath: broken.path); XCTFail() } catch SmolVLMError.modelInvalid(let reason) {
             XCTAssertTrue(reason.contains("config.json"), reason)
         }
         try FileManager.default.removeItem(at: broken)
-        XCTAssertThrowsError(try ImageInput.encoded(Data("not an image".utf8))) { guard case SmolVlmError.InvalidImage = $0 else { return XCTFail("\($0)") } }
-        XCTAssertThrowsError(try ImageInput.file(Self.image("missing.png"))) { guard case SmolVlmError.InvalidImage = $0 else { return XCTFail("\($0)") } }
-        XCTAssertThrowsError(try ImageInput.pixels(Data(count: 10), format: .rgba8888, width: 4, height: 4)) { guard case SmolVlmError.InvalidImage = $0 else { return XCTFail("\($0)") } }
-        XCTAssertThrowsError(try ImageInput.pixels(Data(count: 64), format: .rgba8888, width: 4, height: 4, rotationDegrees: 45)) { guard case SmolVlmError.InvalidArgument = $0 else { return XCTFail("\($0)") } }
+        XCTAssertThrowsError(try ImageInput.encoded(Data("not an image".utf8))) { guard case SmolVLMError.invalidImage = $0 else { return XCTFail("\($0)") } }
+        XCTAssertThrowsError(try ImageInput.file(Self.image("missing.png"))) { guard case SmolVLMError.invalidImage = $0 else { return XCTFail("\($0)") } }
+        XCTAssertThrowsError(try ImageInput.pixels(Data(count: 10), format: .rgba8888, width: 4, height: 4)) { guard case SmolVLMError.invalidImage = $0 else { return XCTFail("\($0)") } }
+        XCTAssertThrowsError(try ImageInput.pixels(Data(count: 64), format: .rgba8888, width: 4, height: 4, rotationDegrees: 45)) { guard case SmolVLMError.invalidArgument = $0 else { return XCTFail("\($0)") } }
         // Negative or too large sizes are refused by name (the native API is signed Int32).
         XCTAssertThrowsError(try ImageInput.frame(Data(count: 64), format: .rgba8888, width: -4, height: 4)) {
-            guard case SmolVlmError.InvalidArgument(let reason) = $0, reason.contains("width") else { return XCTFail("\($0)") }
+            guard case SmolVLMError.invalidArgument(let reason) = $0, reason.contains("width") else { return XCTFail("\($0)") }
         }
         XCTAssertThrowsError(try ImageInput.pixels(Data(count: 64), format: .rgba8888, width: 4, height: Int(Int32.max) + 1)) {
-            guard case SmolVlmError.InvalidArgument(let reason) = $0, reason.contains("height") else { return XCTFail("\($0)") }
+            guard case SmolVLMError.invalidArgument(let reason) = $0, reason.contains("height") else { return XCTFail("\($0)") }
         }
         let v = try await vlm()
         let chat = try v.newChat()
-        do { _ = try await collect(chat.ask("hi", options: GenerationConfig(maxTokens: 0))); XCTFail() } catch SmolVlmError.InvalidArgument { }
+        do { _ = try await collect(chat.ask("hi", options: GenerationConfig(maxTokens: 0))); XCTFail() } catch SmolVLMError.invalidArgument { }
         let limit = v.info.contextLength
-        do { _ = try await collect(chat.ask(String(repeating: "word ", count: Int(limit) + 10))); XCTFail() } catch SmolVlmError.ContextOverflow(let tokens, let l, _) {
+        do { _ = try await collect(chat.ask(String(repeating: "word ", count: Int(limit) + 10))); XCTFail() } catch SmolVLMError.contextOverflow(let tokens, let l, _) {
             XCTAssertEqual(l, limit); XCTAssertGreaterThan(tokens, limit)
         }
         do {
             for try await _ in chat.ask("hi", options: greedy(1000)) { chat.cancel() }
             XCTFail()
-        } catch SmolVlmError.Cancelled { }
+        } catch SmolVLMError.cancelled { }
         let closed = try await SmolVLM.load(modelPath: Self.modelDir)
         closed.close()
-        XCTAssertThrowsError(try closed.newChat()) { guard case SmolVlmError.InvalidArgument = $0 else { return XCTFail("\($0)") } }
+        XCTAssertThrowsError(try closed.newChat()) { guard case SmolVLMError.invalidArgument = $0 else { return XCTFail("\($0)") } }
         // A Rust panic becomes a thrown error, not a crash.
         XCTAssertThrowsError(try debugPanic(message: "boom")) { XCTAssertTrue("\($0)".contains("boom"), "\($0)") }
     }
@@ -324,7 +331,7 @@ final class SmolVLMTests: XCTestCase {
         let small = try await SmolVLM.load(modelPath: Self.modelDir, options: LoadOptions(contextLength: 64))
         XCTAssertEqual(small.info.contextLength, 64)
         let chat = try small.newChat()
-        do { _ = try await collect(chat.ask(String(repeating: "word ", count: 80))); XCTFail() } catch SmolVlmError.ContextOverflow(let tokens, let limit, _) {
+        do { _ = try await collect(chat.ask(String(repeating: "word ", count: 80))); XCTFail() } catch SmolVLMError.contextOverflow(let tokens, let limit, _) {
             XCTAssertEqual(limit, 64); XCTAssertGreaterThan(tokens, 64)
         }
         _ = try await collect(chat.ask("Hi", options: greedy(1000)))
@@ -333,7 +340,7 @@ final class SmolVLMTests: XCTestCase {
         XCTAssertEqual(stats.promptTokens + stats.generatedTokens, 64, "the answer stops where the context is full")
         let max = try await vlm().info.contextLength
         for bad in [Int32(0), Int32(max + 1)] {
-            do { _ = try await SmolVLM.load(modelPath: Self.modelDir, options: LoadOptions(contextLength: bad)); XCTFail("\(bad)") } catch SmolVlmError.InvalidArgument { }
+            do { _ = try await SmolVLM.load(modelPath: Self.modelDir, options: LoadOptions(contextLength: bad)); XCTFail("\(bad)") } catch SmolVLMError.invalidArgument { }
         }
     }
 
@@ -342,7 +349,7 @@ final class SmolVLMTests: XCTestCase {
         XCTAssertEqual(v.info.backend, .cpu, "the default")
         #if !canImport(Metal)
         // Linux: the library has no Metal backend.
-        do { _ = try await SmolVLM.load(modelPath: Self.modelDir, options: LoadOptions(backend: .metal)); XCTFail() } catch SmolVlmError.InvalidArgument(let reason) {
+        do { _ = try await SmolVLM.load(modelPath: Self.modelDir, options: LoadOptions(backend: .metal)); XCTFail() } catch SmolVLMError.invalidArgument(let reason) {
             XCTAssertTrue(reason.contains("Metal"), reason)
         }
         let auto = try await SmolVLM.load(modelPath: Self.modelDir, options: LoadOptions(backend: .auto))

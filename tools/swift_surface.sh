@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Two checks of the Swift package that XCTest cannot make, run by tools/test_swift.sh inside the
+# Swift 6 chroot after `swift build` (the package's modules are in .build/debug/Modules):
+# - the Apple-only helpers (ios/Sources/SmolVLM/AppleImages.swift: CGImage, UIImage,
+#   CVPixelBuffer, CGImagePropertyOrientation) type-check against the stand-in modules in
+#   tools/apple-stubs, with a probe that fails if their `#if canImport(...)` parts were skipped;
+# - the public surface: an app's `import SmolVLM` sees the wrapper (a probe using it compiles)
+#   and none of the generated layer (each probe naming a generated declaration must fail with
+#   "cannot find").
+# Prints `Swift surface: N passed, N failed`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+MODULES=.build/debug/Modules
+STUBS=.build/apple-stubs
+CMAP=-fmodule-map-file=ios/Sources/SmolVLMFFIC/include/module.modulemap
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "  ok    $*"; }
+bad() { failed=$((failed + 1)); echo "  FAIL  $*"; }
+
+# ---- the stand-ins, then the SDK's sources against them ----------------------------------------
+mkdir -p "$STUBS"
+stubs_ok=1
+for m in CoreGraphics ImageIO CoreVideo UIKit; do  # UIKit re-exports CoreGraphics
+    swiftc -emit-module -parse-as-library -module-name "$m" -I "$STUBS" -o "$STUBS/$m.swiftmodule" \
+        "tools/apple-stubs/$m.swift" >"$WORK/$m.log" 2>&1 || { stubs_ok=0; bad "stand-in $m: $(head -3 "$WORK/$m.log")"; }
+done
+cat >"$WORK/AppleProbe.swift" <<'EOF'
+import CoreGraphics
+import CoreVideo
+import ImageIO
+import UIKit
+
+// Fails to compile if AppleImages.swift's Apple-only parts were left out.
+func appleHelpersExist(cg: CGImage, ui: UIImage, buffer: CVPixelBuffer) throws -> [ImageInput] {
+    [
+        try ImageInput.cgImage(cg, orientation: ImageOrientation(CGImagePropertyOrientation.rightMirrored)),
+        try ImageInput.uiImage(ui),
+        try ImageInput.pixelBuffer(buffer, orientation: ImageOrientation(UIImage.Orientation.leftMirrored)),
+        try ImageInput.frame(pixelBuffer: buffer, orientation: .camera(rotationAngle: 90, mirrored: true)),
+    ]
+}
+EOF
+if [ $stubs_ok = 1 ]; then
+    if swiftc -typecheck -module-name SmolVLM -I "$STUBS" -I "$MODULES" -Xcc "$CMAP" \
+        ios/Sources/SmolVLM/*.swift "$WORK/AppleProbe.swift" >"$WORK/apple.log" 2>&1; then
+        ok "AppleImages.swift (CGImage, UIImage, CVPixelBuffer, orientations) type-checks against the stand-ins in tools/apple-stubs"
+    else
+        bad "AppleImages.swift does not type-check against the stand-ins:"
+        grep -E "error:" "$WORK/apple.log" | head -20
+    fi
+fi
+
+# ---- the public surface ------------------------------------------------------------------------
+client() {  # client NAME BODY: type-checks a file that imports only SmolVLM
+    printf 'import Foundation\nimport SmolVLM\n\n%s\n' "$2" >"$WORK/$1.swift"
+    swiftc -typecheck -I "$MODULES" -Xcc "$CMAP" "$WORK/$1.swift" >"$WORK/$1.log" 2>&1
+}
+if client public 'func useIt(_ vlm: SmolVLM, _ e: Error) async throws -> String {
+    let chat = try vlm.newChat(defaults: GenerationConfig(maxTokens: 8))
+    _ = try vlm.live(LiveConfig(prompt: "What is this?")).counters.framesPushed
+    _ = (SmolVLM.catalog.first?.precision, SmolVLM.version, vlm.info.backend, ImageOrientation.right.isMirrored)
+    if case SmolVLMError.contextOverflow(let tokens, let limit, _) = e { print(tokens, limit) }
+    if case SmolVLMError.internal(_, let details) = e { print(details) }
+    var text = ""
+    for try await piece in chat.ask("Hi", images: [try .file("a.png").mirrored()]) { text += piece }
+    return text + (chat.stats.map { "\($0.generatedTokens)" } ?? "")
+}'; then
+    ok "a client that imports only SmolVLM uses the wrapper API (SmolVLM, Chat, LiveCamera, ImageInput, SmolVLMError, records)"
+else
+    bad "a client of the public API does not compile:"
+    grep -E "error:" "$WORK/public.log" | head -10
+fi
+for probe in "let _: SmolVlm? = nil" "let _: ChatSession? = nil" "let _: TokenStream? = nil" \
+    "let _: LiveCaptioner? = nil" "let _: ModelDownload? = nil" "let _: SmolVlmError? = nil" \
+    "func f() throws { try debugPanic(message: \"x\") }" "let _ = liveObjects()" "let _: LiveObjects? = nil"; do
+    name=leak$((passed + failed))
+    if client "$name" "$probe"; then
+        bad "generated declaration visible through 'import SmolVLM': $probe"
+    elif grep -qE "cannot find|no such module|not in scope" "$WORK/$name.log"; then
+        ok "hidden: $probe"
+    else
+        bad "probe '$probe' failed for another reason: $(grep -E 'error:' "$WORK/$name.log" | head -2)"
+    fi
+done
+echo "Swift surface: $passed passed, $failed failed"
+[ "$failed" = 0 ]
