@@ -11,20 +11,22 @@
 //   commit sets `release` below to what `tools/build_xcframework.sh --release URL` prints.
 // - Otherwise, on Apple platforms: the XCFramework that `tools/build_xcframework.sh` builds into
 //   target/ios/ (build it once before opening the package in Xcode).
-// - On Linux, or with SMOLVLM_HOST_LIBRARY=1 set: the Rust library built for the machine itself
-//   (`cargo build -p smolvlm-ffi`), linked by name; pass its folder to SwiftPM, e.g.
-//   `swift test -Xlinker -L target/debug` (how CI runs the tests; tools/test_swift.sh).
+// - On Linux (unless SMOLVLM_HOST_LIBRARY=0), or with SMOLVLM_HOST_LIBRARY=1: the Rust library
+//   built for the machine itself (`cargo build -p smolvlm-ffi`), linked by name; pass its folder
+//   to SwiftPM, e.g. `swift test -Xlinker -L target/debug` (how CI runs the tests).
 import PackageDescription
 
 /// The release's XCFramework (`nil` on the main branch).
 let release: (url: String, checksum: String)? = nil
 
-/// Whether to link the host library instead of the XCFramework.
+/// Whether to link the host library instead of the XCFramework: SMOLVLM_HOST_LIBRARY=1 or 0 if
+/// set, else on Linux only.
 let hostLibrary: Bool = {
+    if let choice = Context.environment["SMOLVLM_HOST_LIBRARY"] { return choice == "1" }
     #if os(Linux)
     return true
     #else
-    return Context.environment["SMOLVLM_HOST_LIBRARY"] == "1"
+    return false
     #endif
 }()
 

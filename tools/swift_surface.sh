@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Two checks of the Swift package that XCTest cannot make, run by tools/test_swift.sh inside the
-# Swift 6 chroot after `swift build` (the package's modules are in .build/debug/Modules):
+# Checks of the Swift package that XCTest cannot make, run by tools/test_swift.sh inside the Swift
+# 6 chroot after `swift build` (the package's modules are in .build/debug/Modules):
 # - the Apple-only helpers (ios/Sources/SmolVLM/AppleImages.swift: CGImage, UIImage,
 #   CVPixelBuffer, CGImagePropertyOrientation) type-check against the stand-in modules in
 #   tools/apple-stubs, with a probe that fails if their `#if canImport(...)` parts were skipped;
 # - the public surface: an app's `import SmolVLM` sees the wrapper (a probe using it compiles)
 #   and none of the generated layer (each probe naming a generated declaration must fail with
-#   "cannot find").
+#   "cannot find");
+# - the manifests: `swift package dump-package` of each variant of the root Package.swift and of
+#   the sample's, without unsafe flags.
 # Prints `Swift surface: N passed, N failed`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -85,5 +87,50 @@ for probe in "let _: SmolVlm? = nil" "let _: ChatSession? = nil" "let _: TokenSt
         bad "probe '$probe' failed for another reason: $(grep -E 'error:' "$WORK/$name.log" | head -2)"
     fi
 done
+# ---- the manifests, as SwiftPM reads them -------------------------------------------------------
+# Each variant of the root manifest (the host library, the local XCFramework, a release's URL and
+# checksum) and the sample's, dumped by `swift package dump-package` and checked: what an app
+# adding the package by URL gets (a SmolVLM library product, a binary SmolVLMFFIC, the
+# frameworks to link) and no unsafe flags, which SwiftPM refuses in a versioned dependency.
+mkdir -p "$WORK/release"
+sed 's|^let release: (url: String, checksum: String)? = nil$|let release: (url: String, checksum: String)? = (url: "https://example.com/SmolVLMFFIC.xcframework.zip", checksum: "'"$(printf '0%.0s' {1..64})"'")|' \
+    Package.swift >"$WORK/release/Package.swift"
+if cmp -s Package.swift "$WORK/release/Package.swift"; then
+    bad "Package.swift has no 'let release: (url: String, checksum: String)? = nil' line for a release to set"
+fi
+for variant in host:.:1 xcframework:.:0 release:"$WORK/release":0 sample:ios/SampleApp:1; do
+    IFS=: read -r name dir host <<<"$variant"
+    if ! (cd "$dir" && SMOLVLM_HOST_LIBRARY=$host swift package dump-package) >"$WORK/$name.json" 2>"$WORK/$name.err"; then
+        bad "swift package dump-package ($name): $(head -3 "$WORK/$name.err")"
+        continue
+    fi
+    if why=$(python3 - "$name" "$WORK/$name.json" <<'PY'
+import json, sys
+name, m = sys.argv[1], json.load(open(sys.argv[2]))
+text = json.dumps(m)
+assert "unsafeFlags" not in text, "unsafe flags"
+targets = {t["name"]: t for t in m["targets"]}
+if name == "sample":
+    assert "SampleState" in targets and targets["SampleStateTests"]["type"] == "test", sorted(targets)
+    print("products", [p["name"] for p in m["products"]], "; depends on", [d["fileSystem"][0]["path"].rsplit("/", 2)[-2:] for d in m["dependencies"]])
+    sys.exit(0)
+assert [p["name"] for p in m["products"]] == ["SmolVLM"], m["products"]
+ffic = targets["SmolVLMFFIC"]
+want = {"host": "regular", "xcframework": "binary", "release": "binary"}[name]
+assert ffic["type"] == want, (ffic["type"], want)
+if name == "xcframework":
+    assert ffic["path"] == "target/ios/SmolVLMFFIC.xcframework", ffic.get("path")
+if name == "release":
+    assert ffic["url"].endswith(".zip") and len(ffic["checksum"]) == 64, ffic
+links = [s["kind"]["linkedFramework"]["_0"] for s in targets["SmolVLMFFI"]["settings"] if "linkedFramework" in s["kind"]]
+print(f"SmolVLMFFIC {ffic['type']}" + (f" at {ffic.get('path') or ffic.get('url')}" if ffic["type"] == "binary" else "") + f"; frameworks {links}")
+PY
+    ); then
+        ok "dump-package ($name): $why, no unsafe flags"
+    else
+        bad "dump-package ($name): $why"
+    fi
+done
+
 echo "Swift surface: $passed passed, $failed failed"
 [ "$failed" = 0 ]
