@@ -3,7 +3,8 @@
 # 6 chroot after `swift build` (the package's modules are in .build/debug/Modules):
 # - the Apple-only helpers (ios/Sources/SmolVLM/AppleImages.swift: CGImage, UIImage,
 #   CVPixelBuffer, CGImagePropertyOrientation) type-check against the stand-in modules in
-#   tools/apple-stubs, with a probe that fails if their `#if canImport(...)` parts were skipped;
+#   tools/apple-stubs, with a probe that fails if their `#if canImport(...)` parts were skipped,
+#   and so does the README's iOS example;
 # - the public surface: an app's `import SmolVLM` sees the wrapper (a probe using it compiles)
 #   and none of the generated layer (each probe naming a generated declaration must fail with
 #   "cannot find");
@@ -33,6 +34,7 @@ cat >"$WORK/AppleProbe.swift" <<'EOF'
 import CoreGraphics
 import CoreVideo
 import ImageIO
+import SmolVLM
 import UIKit
 
 // Fails to compile if AppleImages.swift's Apple-only parts were left out.
@@ -45,10 +47,22 @@ func appleHelpersExist(cg: CGImage, ui: UIImage, buffer: CVPixelBuffer) throws -
     ]
 }
 EOF
+# The README's iOS example (UIImage), as an app would compile it.
+python3 tools/readme_example.py readme-swift-ios >"$WORK/ReadmeIOS.swift"
 if [ $stubs_ok = 1 ]; then
-    if swiftc -typecheck -module-name SmolVLM -I "$STUBS" -I "$MODULES" -Xcc "$CMAP" \
-        ios/Sources/SmolVLM/*.swift "$WORK/AppleProbe.swift" >"$WORK/apple.log" 2>&1; then
+    # The package's module as an Apple platform builds it (the stand-ins in place of the SDK),
+    # then two clients of it: the probe and the README's example.
+    mkdir -p "$WORK/apple"
+    if swiftc -emit-module -module-name SmolVLM -I "$STUBS" -I "$MODULES" -Xcc "$CMAP" \
+        -o "$WORK/apple/SmolVLM.swiftmodule" ios/Sources/SmolVLM/*.swift >"$WORK/apple.log" 2>&1; then
         ok "AppleImages.swift (CGImage, UIImage, CVPixelBuffer, orientations) type-checks against the stand-ins in tools/apple-stubs"
+        for client in AppleProbe:"every Apple helper" ReadmeIOS:"the README's iOS example"; do
+            if swiftc -typecheck -I "$WORK/apple" -I "$STUBS" -I "$MODULES" -Xcc "$CMAP" "$WORK/${client%%:*}.swift" >"$WORK/${client%%:*}.log" 2>&1; then
+                ok "a client using ${client#*:} type-checks against it"
+            else
+                bad "${client#*:} does not type-check: $(grep -E 'error:' "$WORK/${client%%:*}.log" | head -3)"
+            fi
+        done
     else
         bad "AppleImages.swift does not type-check against the stand-ins:"
         grep -E "error:" "$WORK/apple.log" | head -20
