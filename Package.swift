@@ -57,6 +57,7 @@ let package = Package(
             // What the static library calls into (tools/test_ios_native.sh checks this list
             // against its undefined symbols).
             linkerSettings: [
+                .linkedFramework("CoreFoundation", .when(platforms: [.iOS, .macOS])),
                 .linkedFramework("Foundation", .when(platforms: [.iOS, .macOS])),
                 .linkedFramework("Metal", .when(platforms: [.iOS, .macOS])),
             ]

@@ -20,6 +20,6 @@ python3 tests/hub/interop.py .cache/venv-hub/bin/python target/debug/smolvlm
 # On a fresh machine the Swift chroot (.cache/swift-root) is made first: about 2 minutes.
 bash tools/test_bindings.sh
 # aarch64: the core's unit and quantized tests under qemu as cortex-a53 (no dotprod) and max; the
-# Android FFI library linked against stub bionic and inspected (tools/test_android_native.sh); a
-# type-check for iOS (tools/test_aarch64.sh).
+# Android FFI library linked against stub bionic and inspected (tools/test_android_native.sh); the
+# iOS static libraries and XCFramework built and inspected (tools/test_ios_native.sh).
 bash tools/test_aarch64.sh

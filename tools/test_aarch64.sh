@@ -10,10 +10,11 @@
 # - the FFI library for Android (aarch64-linux-android), built and linked against stub bionic
 #   libraries and inspected (tools/test_android_native.sh: 16 KB pages, SONAME, exports, the
 #   Kotlin bindings generated from it);
-# - a type-check of the core for iOS with candle's Metal backend (aarch64-apple-ios).
+# - the FFI static libraries for iOS (aarch64-apple-ios with candle's Metal backend, and the
+#   simulators) and the XCFramework made of them (tools/test_ios_native.sh).
 # Tools come from Debian (cross gcc, qemu-user) and rustup; a target rustup cannot add is skipped
-# with a message. Prints one `aarch64 <cpu>: N passed, N failed` line per CPU model and one
-# `Android native: N passed, N failed` line.
+# with a message. Prints one `aarch64 <cpu>: N passed, N failed` line per CPU model, one
+# `Android native: N passed, N failed` line and one `iOS native: N passed, N failed` line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$SECONDS
@@ -52,8 +53,11 @@ fi
 # 16 KB pages, SONAME and exports, and the Kotlin bindings generated from it (the build subsumes a
 # type-check of the core; tools/test_android_native.sh adds the target and prints its own line).
 bash tools/test_android_native.sh || status=1
-if add_target aarch64-apple-ios; then
-    cargo check -p smolvlm --locked --target aarch64-apple-ios --features metal 2>&1 | tail -1
-fi
+# iOS: the FFI static library for aarch64-apple-ios with `--features metal` (a build of
+# smolvlm-ffi and the core with candle's Metal backend: it subsumes `cargo check -p smolvlm(-ffi)
+# --target aarch64-apple-ios --features metal`) and for the two simulator targets, joined into
+# the XCFramework by tools/build_xcframework.sh's Linux mode and inspected: Mach-O CPUs and
+# platforms, exports, frameworks, Info.plist, bindings, zip and checksum (prints its own line).
+bash tools/test_ios_native.sh || status=1
 echo "aarch64 steps: $((SECONDS - t0)) s"
 exit $status
