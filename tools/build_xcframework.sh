@@ -134,13 +134,7 @@ t0=$SECONDS
 unavailable() { echo "build_xcframework: $*" >&2; exit 3; }
 
 # ---- tools ------------------------------------------------------------------------------------
-llvm_tool() {  # Debian's llvm-14: plain names with its `llvm` package, versioned ones always
-    local n
-    for n in "$1" "$1-14" "/usr/lib/llvm-14/bin/$1"; do
-        command -v "$n" 2>/dev/null && return 0
-    done
-    return 1
-}
+source tools/checks.sh  # llvm_tool
 if [ "$linux" = 1 ]; then
     linux_tools_ok() {
         llvm_tool clang >/dev/null && llvm_tool llvm-ar >/dev/null && llvm_tool llvm-lipo >/dev/null &&

@@ -18,10 +18,7 @@ STUBS=.build/apple-stubs
 CMAP=-fmodule-map-file=ios/Sources/SmolVLMFFIC/include/module.modulemap
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "  ok    $*"; }
-bad() { failed=$((failed + 1)); echo "  FAIL  $*"; }
+source tools/checks.sh  # ok, bad
 
 # ---- the stand-ins, then the SDK's sources against them ----------------------------------------
 mkdir -p "$STUBS"

@@ -103,7 +103,7 @@ def strip_docs(lines):
     return re.sub(r"/\*\*.*?\*/", "", "\n".join(lines), flags=re.S)
 
 
-def record(name, conformances, doc, body, names):
+def record(name, conformances, doc, body, names, inward, outward):
     text = strip_docs(body)
     m = re.search(r"public init\((.*?)\)\s*\{", text, re.S)
     params = " ".join(m.group(1).split())
@@ -124,22 +124,17 @@ def record(name, conformances, doc, body, names):
     out += [f"        self.{n} = {n}" for n, _ in fields] + ["    }", "}", ""]
     args_in = ", ".join(f"{n}: {convert('ffi.' + n, t, names, True)}" for n, t in fields)
     args_out = ", ".join(f"{n}: {convert(n, t, names, False)}" for n, t in fields)
-    out += [
-        f"extension {name} {{",
-        f"    init(_ ffi: SmolVLMFFI.{name}) {{",
-        f"        self.init({args_in})",
-        "    }",
-        "",
-        f"    var ffi: SmolVLMFFI.{name} {{",
-        f"        SmolVLMFFI.{name}({args_out})",
-        "    }",
-        "}",
-        "",
-    ]
+    conversions = []
+    if inward:
+        conversions += [f"    init(_ ffi: SmolVLMFFI.{name}) {{", f"        self.init({args_in})", "    }"]
+    if outward:
+        conversions += [""] if conversions else []
+        conversions += [f"    var ffi: SmolVLMFFI.{name} {{", f"        SmolVLMFFI.{name}({args_out})", "    }"]
+    out += [f"extension {name} {{"] + conversions + ["}", ""]
     return out
 
 
-def enum(name, conformances, doc, body, names):
+def enum(name, conformances, doc, body, names, inward, outward):
     cases = []
     for m in re.finditer(r"\bcase (`?\w+`?)(?:\((.*?)\))?\s*(?=\bcase\b|$)", strip_docs(body), re.S):
         params = " ".join(m.group(2).split()) if m.group(2) else ""
@@ -161,18 +156,67 @@ def enum(name, conformances, doc, body, names):
             lines.append(f"        case .{case}({binds}): {lead} .{case}({args})")
         return lines + ["        }"]
 
-    out += [f"extension {name} {{", f"    init(_ ffi: SmolVLMFFI.{name}) {{"]
-    out += switch("ffi", name, True)
-    out += ["    }", "", f"    var ffi: SmolVLMFFI.{name} {{"]
-    out += switch("self", name, False)
-    out += ["    }", "}", ""]
+    conversions = []
+    if inward:
+        conversions += [f"    init(_ ffi: SmolVLMFFI.{name}) {{"] + switch("ffi", name, True) + ["    }"]
+    if outward:
+        conversions += [""] if conversions else []
+        conversions += [f"    var ffi: SmolVLMFFI.{name} {{"] + switch("self", name, False) + ["    }"]
+    out += [f"extension {name} {{"] + conversions + ["}", ""]
     return out
+
+
+def directions(src, found):
+    """Which types cross into Swift (need `init(_ ffi:)`) and which go out to Rust (need `.ffi`):
+    from the generated signatures (object methods, constructors, top-level functions: parameters
+    out, results in; callback interfaces, whose protocols lack the `Protocol` suffix: the other
+    way round; thrown errors in), then through the fields of what crosses."""
+    known = {b[1] for b in found} | set(RENAMED)
+    into, out = set(), set()
+    callbacks = set(re.findall(r"^public protocol (\w+)(?<!Protocol):", src, re.M))
+    scope = None  # the top-level protocol or class being read
+    for line in src.split("\n"):
+        m = re.match(r"(?:public protocol|open class) (\w+)", line)
+        if m:
+            scope = m.group(1)
+        elif re.match(r"(?:public (?:struct|enum|func)|extension|fileprivate|private) ", line):
+            scope = None  # (a class's body has unindented lines, a lone `}` among them)
+        # Protocol requirements, a class's constructors, public top-level functions.
+        if scope in callbacks or (scope or "").endswith("Protocol"):
+            pattern = r"\s+func \w+"
+        elif scope:
+            pattern = r"public (?:static func \w+|convenience init)"
+        else:
+            pattern = r"public func (?!FfiConverter|uniffi)\w+"
+        sig = re.match(pattern + r"\((.*?)\)\s*(throws)?\s*(?:->\s*(.+?))?\s*\{?\s*$", line)
+        if not sig:
+            continue
+        params, throws, result = set(re.findall(r"\w+", sig.group(1))) & known, sig.group(2), sig.group(3) or ""
+        results = set(re.findall(r"\w+", result)) & known
+        if scope in callbacks:
+            into |= params
+            out |= results
+        else:
+            out |= params
+            into |= results
+            if throws:
+                into.add("SmolVlmError")
+    fields = {b[1]: set(re.findall(r"\w+", strip_docs(b[4]))) & known for b in found}
+    for side in (into, out):
+        todo = list(side)
+        while todo:
+            for t in fields.get(todo.pop(), ()):
+                if t not in side:
+                    side.add(t)
+                    todo.append(t)
+    return into, out
 
 
 def main():
     src = open(sys.argv[1]).read()
     found = [b for b in blocks(src) if b[1] not in INTERNAL]
     names = {b[1] for b in found}
+    into, outward = directions(src, found)
     out = [
         "// Generated by tools/swift_types.py from the uniffi bindings (SmolVLMFFI.swift): the public",
         "// records and enums of the Swift API, with internal conversions to and from the generated",
@@ -184,7 +228,8 @@ def main():
         "",
     ]
     for kind, name, conformances, doc, body in found:
-        out += (record if kind == "struct" else enum)(name, conformances, doc, body, names)
+        make = record if kind == "struct" else enum
+        out += make(name, conformances, doc, body, names, name in into, name in outward)
     text = "\n".join(out).rstrip("\n") + "\n"
     for old, new in RENAMED.items():
         # Declarations and docs; conversions name the generated type as SmolVLMFFI.<old>.

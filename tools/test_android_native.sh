@@ -40,14 +40,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 TARGETS=${ANDROID_NATIVE_TARGETS:-aarch64-linux-android}
 t0=$SECONDS
 
-# The versioned names are Debian's llvm-14; the plain ones come with its `llvm` package.
-llvm_tool() {
-    local n
-    for n in "$1" "$1-14" "/usr/lib/llvm-14/bin/$1"; do
-        command -v "$n" 2>/dev/null && return 0
-    done
-    return 1
-}
+source tools/checks.sh  # llvm_tool, ok, bad
 tools_ok() {
     llvm_tool llvm-readelf >/dev/null && llvm_tool llvm-mc >/dev/null && llvm_tool llvm-ar >/dev/null &&
         command -v aarch64-linux-gnu-gcc >/dev/null
@@ -69,10 +62,6 @@ if [ ! -x "$LLD" ]; then
     exit 0
 fi
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "  ok    $*"; }
-bad() { failed=$((failed + 1)); echo "  FAIL  $*"; }
 
 # The host library and the generator, as tools/test_bindings.sh builds them (a no-op after it).
 echo "building the host library and uniffi-bindgen"

@@ -55,13 +55,7 @@ NAME=SmolVLMFFIC
 MIN_IOS=${IPHONEOS_DEPLOYMENT_TARGET:-15.0}
 t0=$SECONDS
 
-llvm_tool() {
-    local n
-    for n in "$1" "$1-14" "/usr/lib/llvm-14/bin/$1"; do
-        command -v "$n" 2>/dev/null && return 0
-    done
-    return 1
-}
+source tools/checks.sh  # llvm_tool, ok, bad
 tools_ok() {
     llvm_tool llvm-nm >/dev/null && llvm_tool llvm-objdump >/dev/null && llvm_tool llvm-lipo >/dev/null &&
         llvm_tool llvm-ar >/dev/null && llvm_tool clang >/dev/null && command -v zip >/dev/null &&
@@ -79,10 +73,6 @@ NM=$(llvm_tool llvm-nm)
 OBJDUMP=$(llvm_tool llvm-objdump)
 LIPO=$(llvm_tool llvm-lipo)
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "  ok    $*"; }
-bad() { failed=$((failed + 1)); echo "  FAIL  $*"; }
 
 # The host library and the generator, as tools/test_bindings.sh builds them (a no-op after it).
 echo "building the host library and uniffi-bindgen"

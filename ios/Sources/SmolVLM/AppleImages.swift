@@ -130,24 +130,14 @@ extension ImageInput {
         case kCVPixelFormatType_32BGRA:
             let stride = CVPixelBufferGetBytesPerRow(buffer)
             let data = try bytes(CVPixelBufferGetBaseAddress(buffer), stride * h)
-            if deferred {
-                return try frame(data, format: .bgra8888, width: w, height: h, rowStride: stride, rotationDegrees: rotationDegrees)
-            }
-            return try pixels(data, format: .bgra8888, width: w, height: h, rowStride: stride, rotationDegrees: rotationDegrees)
+            return try packed(data, .bgra8888, w, h, stride, 0, rotationDegrees, deferred: deferred)
         case kCVPixelFormatType_420YpCbCr8BiPlanarFullRange, kCVPixelFormatType_420YpCbCr8BiPlanarVideoRange:
             let (yStride, uvStride) = (CVPixelBufferGetBytesPerRowOfPlane(buffer, 0), CVPixelBufferGetBytesPerRowOfPlane(buffer, 1))
             let y = try bytes(CVPixelBufferGetBaseAddressOfPlane(buffer, 0), yStride * CVPixelBufferGetHeightOfPlane(buffer, 0))
             let uv = try bytes(CVPixelBufferGetBaseAddressOfPlane(buffer, 1), uvStride * CVPixelBufferGetHeightOfPlane(buffer, 1))
             let range: YuvColorRange = format == kCVPixelFormatType_420YpCbCr8BiPlanarFullRange ? .full : .limited
             // The interleaved CbCr plane is read as U from its first byte and V from its second.
-            if deferred {
-                return try frameYuv420(
-                    y: y, u: uv, v: uv.dropFirst(), width: w, height: h, yRowStride: yStride, uvRowStride: uvStride,
-                    uvPixelStride: 2, rotationDegrees: rotationDegrees, range: range)
-            }
-            return try yuv420(
-                y: y, u: uv, v: uv.dropFirst(), width: w, height: h, yRowStride: yStride, uvRowStride: uvStride,
-                uvPixelStride: 2, rotationDegrees: rotationDegrees, range: range)
+            return try planar(y, uv, uv.dropFirst(), w, h, yStride, uvStride, 2, rotationDegrees, range, deferred: deferred)
         default:
             throw SmolVLMError.invalidImage(reason: "unsupported CVPixelBuffer format \(format)")
         }

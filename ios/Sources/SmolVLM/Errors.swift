@@ -100,27 +100,6 @@ extension SmolVLMError {
             self = .internal(reason: "the native library failed: \(error)", details: String(reflecting: error))
         }
     }
-
-    var ffi: SmolVlmError {
-        switch self {
-        case .modelMissing(let reason): return .ModelMissing(reason: reason)
-        case .modelInvalid(let reason): return .ModelInvalid(reason: reason)
-        case .invalidImage(let reason): return .InvalidImage(reason: reason)
-        case .invalidArgument(let reason): return .InvalidArgument(reason: reason)
-        case .contextOverflow(let tokens, let limit, let reason):
-            return .ContextOverflow(tokens: tokens, limit: limit, reason: reason)
-        case .cancelled: return .Cancelled
-        case .notFound(let reason): return .NotFound(reason: reason)
-        case .unauthorized(let reason): return .Unauthorized(reason: reason)
-        case .forbidden(let reason): return .Forbidden(reason: reason)
-        case .integrityFailed(let reason): return .IntegrityFailed(reason: reason)
-        case .insufficientSpace(let needed, let available, let reason):
-            return .InsufficientSpace(needed: needed, available: available, reason: reason)
-        case .networkFailed(let reason): return .NetworkFailed(reason: reason)
-        case .storageFailed(let reason): return .StorageFailed(reason: reason)
-        case .internal(let reason, let details): return .Internal(reason: reason, details: details)
-        }
-    }
 }
 
 /// Runs a call into the generated bindings, throwing what it throws as a ``SmolVLMError``.

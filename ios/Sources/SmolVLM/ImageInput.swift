@@ -39,12 +39,7 @@ public struct ImageInput: Sendable {
         _ data: Data, format: PixelFormat, width: Int, height: Int,
         rowStride: Int = 0, pixelStride: Int = 0, rotationDegrees: Int = 0
     ) throws -> ImageInput {
-        let (w, h, rs, ps) = try (int32(width, "width"), int32(height, "height"), int32(rowStride, "rowStride"), int32(pixelStride, "pixelStride"))
-        return ImageInput(raw: try native {
-            try SmolVLMFFI.ImageInput.fromPixels(
-                data: data, format: format.ffi, width: w, height: h, rowStride: rs, pixelStride: ps,
-                rotationDegrees: Int32(clamping: rotationDegrees))
-        })
+        try packed(data, format, width, height, rowStride, pixelStride, rotationDegrees, deferred: false)
     }
 
     /// Converts a three-plane YUV 4:2:0 frame: each plane with its row stride, and the chroma
@@ -56,13 +51,7 @@ public struct ImageInput: Sendable {
         yRowStride: Int, uvRowStride: Int, uvPixelStride: Int,
         rotationDegrees: Int = 0, range: YuvColorRange = .full
     ) throws -> ImageInput {
-        let (w, h) = try (int32(width, "width"), int32(height, "height"))
-        let (ys, uvs, uvp) = try (int32(yRowStride, "yRowStride"), int32(uvRowStride, "uvRowStride"), int32(uvPixelStride, "uvPixelStride"))
-        return ImageInput(raw: try native {
-            try SmolVLMFFI.ImageInput.fromYuv420(
-                y: y, u: u, v: v, width: w, height: h, yRowStride: ys, uvRowStride: uvs, uvPixelStride: uvp,
-                range: range.ffi, rotationDegrees: Int32(clamping: rotationDegrees))
-        })
+        try planar(y, u, v, width, height, yRowStride, uvRowStride, uvPixelStride, rotationDegrees, range, deferred: false)
     }
 
     /// A camera frame for ``LiveCamera/push(_:timestampMs:)``:
@@ -74,12 +63,7 @@ public struct ImageInput: Sendable {
         _ data: Data, format: PixelFormat, width: Int, height: Int,
         rowStride: Int = 0, pixelStride: Int = 0, rotationDegrees: Int = 0
     ) throws -> ImageInput {
-        let (w, h, rs, ps) = try (int32(width, "width"), int32(height, "height"), int32(rowStride, "rowStride"), int32(pixelStride, "pixelStride"))
-        return ImageInput(raw: try native {
-            try SmolVLMFFI.ImageInput.fromPixelsDeferred(
-                data: data, format: format.ffi, width: w, height: h, rowStride: rs, pixelStride: ps,
-                rotationDegrees: Int32(clamping: rotationDegrees))
-        })
+        try packed(data, format, width, height, rowStride, pixelStride, rotationDegrees, deferred: true)
     }
 
     /// A three-plane YUV 4:2:0 camera frame for ``LiveCamera/push(_:timestampMs:)``:
@@ -90,12 +74,31 @@ public struct ImageInput: Sendable {
         yRowStride: Int, uvRowStride: Int, uvPixelStride: Int,
         rotationDegrees: Int = 0, range: YuvColorRange = .full
     ) throws -> ImageInput {
+        try planar(y, u, v, width, height, yRowStride, uvRowStride, uvPixelStride, rotationDegrees, range, deferred: true)
+    }
+
+    /// One buffer of packed pixels or NV12/NV21, converted now or (`deferred`) when used.
+    static func packed(
+        _ data: Data, _ format: PixelFormat, _ width: Int, _ height: Int, _ rowStride: Int, _ pixelStride: Int,
+        _ rotationDegrees: Int, deferred: Bool
+    ) throws -> ImageInput {
+        let (w, h, rs, ps) = try (int32(width, "width"), int32(height, "height"), int32(rowStride, "rowStride"), int32(pixelStride, "pixelStride"))
+        let make = deferred ? SmolVLMFFI.ImageInput.fromPixelsDeferred : SmolVLMFFI.ImageInput.fromPixels
+        return ImageInput(raw: try native {
+            try make(data, format.ffi, w, h, rs, ps, Int32(clamping: rotationDegrees))
+        })
+    }
+
+    /// A three-plane YUV 4:2:0 frame, converted now or (`deferred`) when used.
+    static func planar(
+        _ y: Data, _ u: Data, _ v: Data, _ width: Int, _ height: Int, _ yRowStride: Int, _ uvRowStride: Int,
+        _ uvPixelStride: Int, _ rotationDegrees: Int, _ range: YuvColorRange, deferred: Bool
+    ) throws -> ImageInput {
         let (w, h) = try (int32(width, "width"), int32(height, "height"))
         let (ys, uvs, uvp) = try (int32(yRowStride, "yRowStride"), int32(uvRowStride, "uvRowStride"), int32(uvPixelStride, "uvPixelStride"))
+        let make = deferred ? SmolVLMFFI.ImageInput.fromYuv420Deferred : SmolVLMFFI.ImageInput.fromYuv420
         return ImageInput(raw: try native {
-            try SmolVLMFFI.ImageInput.fromYuv420Deferred(
-                y: y, u: u, v: v, width: w, height: h, yRowStride: ys, uvRowStride: uvs, uvPixelStride: uvp,
-                range: range.ffi, rotationDegrees: Int32(clamping: rotationDegrees))
+            try make(y, u, v, w, h, ys, uvs, uvp, range.ffi, Int32(clamping: rotationDegrees))
         })
     }
 

@@ -75,10 +75,6 @@ extension CatalogModel {
     init(_ ffi: SmolVLMFFI.CatalogModel) {
         self.init(name: ffi.name, repoId: ffi.repoId, format: CheckpointFormat(ffi.format), files: ffi.files, parameters: ffi.parameters, downloadBytes: ffi.downloadBytes, sizeConfirmed: ffi.sizeConfirmed, precision: WeightPrecision(ffi.precision), memoryBytes: ffi.memoryBytes, video: ffi.video)
     }
-
-    var ffi: SmolVLMFFI.CatalogModel {
-        SmolVLMFFI.CatalogModel(name: name, repoId: repoId, format: format.ffi, files: files, parameters: parameters, downloadBytes: downloadBytes, sizeConfirmed: sizeConfirmed, precision: precision.ffi, memoryBytes: memoryBytes, video: video)
-    }
 }
 
 /**
@@ -109,10 +105,6 @@ public struct ChatMessage: Equatable, Hashable, Sendable {
 extension ChatMessage {
     init(_ ffi: SmolVLMFFI.ChatMessage) {
         self.init(role: ChatRole(ffi.role), text: ffi.text, imageCount: ffi.imageCount)
-    }
-
-    var ffi: SmolVLMFFI.ChatMessage {
-        SmolVLMFFI.ChatMessage(role: role.ffi, text: text, imageCount: imageCount)
     }
 }
 
@@ -164,10 +156,6 @@ public struct DownloadProgress: Equatable, Hashable, Sendable {
 extension DownloadProgress {
     init(_ ffi: SmolVLMFFI.DownloadProgress) {
         self.init(bytesDone: ffi.bytesDone, bytesTotal: ffi.bytesTotal, file: ffi.file, fileBytesDone: ffi.fileBytesDone, fileBytesTotal: ffi.fileBytesTotal, filesDone: ffi.filesDone, filesTotal: ffi.filesTotal)
-    }
-
-    var ffi: SmolVLMFFI.DownloadProgress {
-        SmolVLMFFI.DownloadProgress(bytesDone: bytesDone, bytesTotal: bytesTotal, file: file, fileBytesDone: fileBytesDone, fileBytesTotal: fileBytesTotal, filesDone: filesDone, filesTotal: filesTotal)
     }
 }
 
@@ -236,10 +224,6 @@ public struct DownloadRequest: Equatable, Hashable, Sendable {
 }
 
 extension DownloadRequest {
-    init(_ ffi: SmolVLMFFI.DownloadRequest) {
-        self.init(repoId: ffi.repoId, revision: ffi.revision, folder: ffi.folder, cacheDir: ffi.cacheDir, files: ffi.files, token: ffi.token, endpoint: ffi.endpoint, keepFreeBytes: ffi.keepFreeBytes)
-    }
-
     var ffi: SmolVLMFFI.DownloadRequest {
         SmolVLMFFI.DownloadRequest(repoId: repoId, revision: revision, folder: folder, cacheDir: cacheDir, files: files, token: token, endpoint: endpoint, keepFreeBytes: keepFreeBytes)
     }
@@ -268,10 +252,6 @@ public struct FrameInfo: Equatable, Hashable, Sendable {
 extension FrameInfo {
     init(_ ffi: SmolVLMFFI.FrameInfo) {
         self.init(id: ffi.id, timestampMs: ffi.timestampMs)
-    }
-
-    var ffi: SmolVLMFFI.FrameInfo {
-        SmolVLMFFI.FrameInfo(id: id, timestampMs: timestampMs)
     }
 }
 
@@ -322,10 +302,6 @@ public struct GenerationConfig: Equatable, Hashable, Sendable {
 }
 
 extension GenerationConfig {
-    init(_ ffi: SmolVLMFFI.GenerationConfig) {
-        self.init(maxTokens: ffi.maxTokens, temperature: ffi.temperature, topK: ffi.topK, topP: ffi.topP, repetitionPenalty: ffi.repetitionPenalty, seed: ffi.seed, stop: ffi.stop)
-    }
-
     var ffi: SmolVLMFFI.GenerationConfig {
         SmolVLMFFI.GenerationConfig(maxTokens: maxTokens, temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty, seed: seed, stop: stop)
     }
@@ -397,10 +373,6 @@ extension GenerationStats {
     init(_ ffi: SmolVLMFFI.GenerationStats) {
         self.init(visionEncodeMs: ffi.visionEncodeMs, prefillMs: ffi.prefillMs, ttftMs: ffi.ttftMs, decodeTokensPerS: ffi.decodeTokensPerS, promptTokens: ffi.promptTokens, prefillTokens: ffi.prefillTokens, visionTiles: ffi.visionTiles, cachedImages: ffi.cachedImages, generatedTokens: ffi.generatedTokens, finishReason: FinishReason(ffi.finishReason))
     }
-
-    var ffi: SmolVLMFFI.GenerationStats {
-        SmolVLMFFI.GenerationStats(visionEncodeMs: visionEncodeMs, prefillMs: prefillMs, ttftMs: ttftMs, decodeTokensPerS: decodeTokensPerS, promptTokens: promptTokens, prefillTokens: prefillTokens, visionTiles: visionTiles, cachedImages: cachedImages, generatedTokens: generatedTokens, finishReason: finishReason.ffi)
-    }
 }
 
 /**
@@ -455,10 +427,6 @@ public struct LiveConfig: Equatable, Hashable, Sendable {
 }
 
 extension LiveConfig {
-    init(_ ffi: SmolVLMFFI.LiveConfig) {
-        self.init(prompt: ffi.prompt, systemPrompt: ffi.systemPrompt, maxTokens: ffi.maxTokens, minIntervalMs: ffi.minIntervalMs, imageSplitting: ffi.imageSplitting, changeThreshold: ffi.changeThreshold, onlyNewText: ffi.onlyNewText)
-    }
-
     var ffi: SmolVLMFFI.LiveConfig {
         SmolVLMFFI.LiveConfig(prompt: prompt, systemPrompt: systemPrompt, maxTokens: maxTokens, minIntervalMs: minIntervalMs, imageSplitting: imageSplitting, changeThreshold: changeThreshold, onlyNewText: onlyNewText)
     }
@@ -487,10 +455,6 @@ public struct LiveCounters: Equatable, Hashable, Sendable {
 extension LiveCounters {
     init(_ ffi: SmolVLMFFI.LiveCounters) {
         self.init(framesPushed: ffi.framesPushed, framesDropped: ffi.framesDropped)
-    }
-
-    var ffi: SmolVLMFFI.LiveCounters {
-        SmolVLMFFI.LiveCounters(framesPushed: framesPushed, framesDropped: framesDropped)
     }
 }
 
@@ -539,10 +503,6 @@ public struct LiveStats: Equatable, Hashable, Sendable {
 extension LiveStats {
     init(_ ffi: SmolVLMFFI.LiveStats) {
         self.init(frameToFirstTokenMs: ffi.frameToFirstTokenMs, visionMs: ffi.visionMs, decodeTokensPerS: ffi.decodeTokensPerS, generatedTokens: ffi.generatedTokens, framesDropped: ffi.framesDropped, framesSkipped: ffi.framesSkipped)
-    }
-
-    var ffi: SmolVLMFFI.LiveStats {
-        SmolVLMFFI.LiveStats(frameToFirstTokenMs: frameToFirstTokenMs, visionMs: visionMs, decodeTokensPerS: decodeTokensPerS, generatedTokens: generatedTokens, framesDropped: framesDropped, framesSkipped: framesSkipped)
     }
 }
 
@@ -614,10 +574,6 @@ public struct LoadOptions: Equatable, Hashable, Sendable {
 }
 
 extension LoadOptions {
-    init(_ ffi: SmolVLMFFI.LoadOptions) {
-        self.init(imageSplitting: ffi.imageSplitting, longestEdge: ffi.longestEdge, threads: ffi.threads, precision: ffi.precision.map { WeightPrecision($0) }, mmproj: ffi.mmproj, contextLength: ffi.contextLength, backend: ffi.backend.map { Backend($0) }, preset: ffi.preset.map { ImagePreset($0) }, imageCacheMb: ffi.imageCacheMb)
-    }
-
     var ffi: SmolVLMFFI.LoadOptions {
         SmolVLMFFI.LoadOptions(imageSplitting: imageSplitting, longestEdge: longestEdge, threads: threads, precision: precision.map { $0.ffi }, mmproj: mmproj, contextLength: contextLength, backend: backend.map { $0.ffi }, preset: preset.map { $0.ffi }, imageCacheMb: imageCacheMb)
     }
@@ -677,10 +633,6 @@ public struct ModelInfo: Equatable, Hashable, Sendable {
 extension ModelInfo {
     init(_ ffi: SmolVLMFFI.ModelInfo) {
         self.init(family: ffi.family, contextLength: ffi.contextLength, tokensPerTile: ffi.tokensPerTile, imageSplitting: ffi.imageSplitting, longestEdge: ffi.longestEdge, hasVision: ffi.hasVision, precision: WeightPrecision(ffi.precision), backend: Backend(ffi.backend))
-    }
-
-    var ffi: SmolVLMFFI.ModelInfo {
-        SmolVLMFFI.ModelInfo(family: family, contextLength: contextLength, tokensPerTile: tokensPerTile, imageSplitting: imageSplitting, longestEdge: longestEdge, hasVision: hasVision, precision: precision.ffi, backend: backend.ffi)
     }
 }
 
@@ -745,14 +697,6 @@ extension ChatRole {
         case .assistant: self = .assistant
         }
     }
-
-    var ffi: SmolVLMFFI.ChatRole {
-        switch self {
-        case .system: return .system
-        case .user: return .user
-        case .assistant: return .assistant
-        }
-    }
 }
 
 public enum CheckpointFormat: Equatable, Hashable, Sendable {
@@ -775,13 +719,6 @@ extension CheckpointFormat {
         switch ffi {
         case .safetensors: self = .safetensors
         case .ggufPair: self = .ggufPair
-        }
-    }
-
-    var ffi: SmolVLMFFI.CheckpointFormat {
-        switch self {
-        case .safetensors: return .safetensors
-        case .ggufPair: return .ggufPair
         }
     }
 }
@@ -809,14 +746,6 @@ extension FinishReason {
         case .length: self = .length
         }
     }
-
-    var ffi: SmolVLMFFI.FinishReason {
-        switch self {
-        case .endOfTurn: return .endOfTurn
-        case .stopString: return .stopString
-        case .length: return .length
-        }
-    }
 }
 
 public enum ImagePreset: Equatable, Hashable, Sendable {
@@ -833,13 +762,6 @@ public enum ImagePreset: Equatable, Hashable, Sendable {
 }
 
 extension ImagePreset {
-    init(_ ffi: SmolVLMFFI.ImagePreset) {
-        switch ffi {
-        case .exact: self = .exact
-        case .fast: self = .fast
-        }
-    }
-
     var ffi: SmolVLMFFI.ImagePreset {
         switch self {
         case .exact: return .exact
@@ -907,14 +829,6 @@ extension LiveEvent {
         case .frameError(let frame, let error): self = .frameError(frame: FrameInfo(frame), error: SmolVLMError(error))
         }
     }
-
-    var ffi: SmolVLMFFI.LiveEvent {
-        switch self {
-        case .piece(let frame, let question, let text): return .piece(frame: frame.ffi, question: question, text: text)
-        case .answer(let frame, let question, let text, let finishReason, let stats): return .answer(frame: frame.ffi, question: question, text: text, finishReason: finishReason.ffi, stats: stats.ffi)
-        case .frameError(let frame, let error): return .frameError(frame: frame.ffi, error: error.ffi)
-        }
-    }
 }
 
 public enum LoadStage: Equatable, Hashable, Sendable {
@@ -945,15 +859,6 @@ extension LoadStage {
         case .ready: self = .ready
         }
     }
-
-    var ffi: SmolVLMFFI.LoadStage {
-        switch self {
-        case .reading: return .reading
-        case .vision: return .vision
-        case .text: return .text
-        case .ready: return .ready
-        }
-    }
 }
 
 public enum PixelFormat: Equatable, Hashable, Sendable {
@@ -980,16 +885,6 @@ public enum PixelFormat: Equatable, Hashable, Sendable {
 }
 
 extension PixelFormat {
-    init(_ ffi: SmolVLMFFI.PixelFormat) {
-        switch ffi {
-        case .rgba8888: self = .rgba8888
-        case .bgra8888: self = .bgra8888
-        case .rgb888: self = .rgb888
-        case .nv21: self = .nv21
-        case .nv12: self = .nv12
-        }
-    }
-
     var ffi: SmolVLMFFI.PixelFormat {
         switch self {
         case .rgba8888: return .rgba8888
@@ -1058,13 +953,6 @@ public enum YuvColorRange: Equatable, Hashable, Sendable {
 }
 
 extension YuvColorRange {
-    init(_ ffi: SmolVLMFFI.YuvColorRange) {
-        switch ffi {
-        case .full: self = .full
-        case .limited: self = .limited
-        }
-    }
-
     var ffi: SmolVLMFFI.YuvColorRange {
         switch self {
         case .full: return .full
