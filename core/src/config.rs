@@ -273,6 +273,22 @@ pub struct PreprocessorConfig {
     pub image_mean: [f32; 3],
     /// Per-channel standard deviation.
     pub image_std: [f32; 3],
+    /// How frames of a video are chosen (`video_sampling`, SmolVLM2 checkpoints); `None` when
+    /// the checkpoint takes no videos.
+    pub video_sampling: Option<VideoSampling>,
+}
+
+/// Frame sampling for videos, as transformers' SmolVLM video processor does it: at most
+/// `max_frames` frames, `fps` per second of video, 1 s trimmed at both ends of long videos.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VideoSampling {
+    /// Frames per second of video to keep.
+    pub fps: f64,
+    /// The most frames a video contributes.
+    pub max_frames: usize,
+    /// Frames are first resized so their longest side is this (the checkpoint's `size`, which
+    /// transformers uses in place of `video_sampling.video_size`), then to a `max_image_size` square.
+    pub longest_edge: u32,
 }
 
 impl PreprocessorConfig {
@@ -330,6 +346,17 @@ impl PreprocessorConfig {
             do_normalize: flag("do_normalize"),
             image_mean: triple("image_mean")?,
             image_std: triple("image_std")?,
+            video_sampling: match v.get("video_sampling") {
+                None | Some(Value::Null) => None,
+                Some(vs) => {
+                    let fps = vs.get("fps").and_then(Value::as_f64).ok_or("video_sampling.fps missing")?;
+                    let max_frames = vs.get("max_frames").and_then(Value::as_u64).ok_or("video_sampling.max_frames missing")?;
+                    if !(fps.is_finite() && fps > 0.0) || max_frames == 0 {
+                        return Err("video_sampling.fps and max_frames must be positive".into());
+                    }
+                    Some(VideoSampling { fps, max_frames: max_frames as usize, longest_edge: edge("size")? })
+                }
+            },
         };
         if cfg.max_image_size == 0 || cfg.longest_edge == 0 {
             return Err("size.longest_edge and max_image_size.longest_edge must be positive".into());

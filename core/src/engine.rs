@@ -1,16 +1,18 @@
 //! The engine: a loaded model with its tokenizer and chat template, shared and immutable, and
 //! the options it is loaded with. Conversations with it are [`crate::Session`]s.
 
-use crate::chat::Message;
+use crate::chat::{Content, Message, Video};
 use crate::checkpoint::{load_tokenizer, Checkpoint};
 use crate::config::{ModelConfig, PreprocessorConfig};
 use crate::error::{Error, Result};
 use crate::image_cache::{ImageCache, DEFAULT_BYTES};
 pub use crate::model::LoadStage;
 use crate::model::{SmolVlmModel, WeightFormat};
+use crate::processor::image::RgbImage;
 pub use crate::processor::preprocess::ImagePreset;
 use crate::processor::preprocess::{image_grid, preset_config};
-use crate::prompt::{expand_images, ChatTemplate};
+use crate::processor::video::{sample_indices, source_fps};
+use crate::prompt::{expand_media, ChatTemplate, MediaLayout};
 use candle_core::Device;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +48,10 @@ pub struct EngineOptions {
     /// image seen again (a new session, a reset, a live session's question) is not encoded
     /// again (`None`: 32 MiB; `Some(0)`: no cache).
     pub image_cache_bytes: Option<usize>,
+    /// Most frames one video contributes (`None`: the checkpoint's `video_sampling.max_frames`,
+    /// lowered to what fits the context window; see [`Engine::video_frame_limit`]). Frames are
+    /// chosen from the given ones as transformers chooses them with this `max_frames`.
+    pub max_video_frames: Option<usize>,
 }
 
 /// Where the model math runs.
@@ -173,7 +179,35 @@ pub struct Engine {
     pub(crate) context_length: usize,
     /// Image encodings by preprocessed pixels.
     pub(crate) image_cache: ImageCache,
+    /// [`EngineOptions::max_video_frames`].
+    pub(crate) max_video_frames: Option<usize>,
 }
+
+/// One thing the vision encoder reads, in prompt order.
+#[derive(Debug, Clone)]
+pub(crate) enum Visual {
+    /// An image and its tile grid `(rows, cols)` (`(0, 0)`: one tile).
+    Image(Arc<RgbImage>, (usize, usize)),
+    /// A chosen video frame: one tile, prepared the video processor's way.
+    Frame(Arc<RgbImage>),
+}
+
+impl Visual {
+    /// Tiles (vision encoder passes) this item takes.
+    pub(crate) fn tiles(&self) -> usize {
+        match self {
+            Visual::Image(_, (r, c)) => r * c + 1,
+            Visual::Frame(_) => 1,
+        }
+    }
+}
+
+/// Text tokens around each video frame's tile block (`\nFrame from MM:SS:` and the two
+/// `<fake_token_around_image>` and `<global-img>` markers), rounded up.
+const FRAME_TEXT_TOKENS: usize = 12;
+/// Tokens kept free for the question and the answer when the frame limit is derived from the
+/// context window.
+const VIDEO_TEXT_RESERVE: usize = 512;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -305,6 +339,7 @@ impl Engine {
             preset,
             context_length,
             image_cache,
+            max_video_frames: options.max_video_frames,
         })
     }
 
@@ -334,6 +369,7 @@ impl Engine {
             do_normalize: false,
             image_mean: [0.0; 3],
             image_std: [1.0; 3],
+            video_sampling: None,
         });
         if let Some(split) = options.image_splitting {
             preprocessor.do_image_splitting = split;
@@ -365,6 +401,7 @@ impl Engine {
             device: Device::Cpu,
             preset: options.preset,
             image_cache: ImageCache::new(options.image_cache_bytes.unwrap_or(DEFAULT_BYTES)),
+            max_video_frames: options.max_video_frames,
         })
     }
 
@@ -441,21 +478,115 @@ impl Engine {
         &self.eos
     }
 
-    /// The prompt text for `messages` after the chat template and image expansion, and its ids.
-    pub fn prompt(&self, messages: &[Message]) -> Result<(String, Vec<u32>)> {
-        self.prompt_for(messages, None)
+    /// The most frames one video contributes: [`EngineOptions::max_video_frames`], or the
+    /// checkpoint's `max_frames` lowered to what fits the context window (each frame takes the
+    /// vision tokens of one tile plus its timestamp text, and room is kept for the question and
+    /// the answer). 0 for a checkpoint that takes no videos.
+    pub fn video_frame_limit(&self) -> usize {
+        let Some(sampling) = self.preprocessor.video_sampling.filter(|_| self.has_vision()) else { return 0 };
+        if let Some(n) = self.max_video_frames {
+            return n;
+        }
+        let per_frame = self.config.image_seq_len() + FRAME_TEXT_TOKENS;
+        let fits = self.context_length.saturating_sub(VIDEO_TEXT_RESERVE) / per_frame;
+        sampling.max_frames.min(fits.max(1))
     }
 
-    /// [`Engine::prompt`] with image splitting overridden (`None`: as loaded).
-    pub(crate) fn prompt_for(&self, messages: &[Message], split: Option<bool>) -> Result<(String, Vec<u32>)> {
-        if !self.has_vision() && messages.iter().any(|m| m.images().next().is_some()) {
-            return Err(Error::InvalidArgument("this model is text-only (no vision encoder): it cannot take images".into()));
+    /// Indices of the frames a question reads out of `frame_count` frames spanning `duration`
+    /// seconds, chosen as transformers' SmolVLM video processor chooses them from a decoded
+    /// video (the checkpoint's fps, [`Engine::video_frame_limit`], 1 s trimmed at both ends of
+    /// long videos; the source frame rate is `frame_count / duration`). A decoder can decode just
+    /// these and pass them to [`Video::chosen`]. Fails with [`Error::InvalidArgument`] for a
+    /// checkpoint that takes no videos or a bad count or duration.
+    pub fn video_frame_indices(&self, frame_count: usize, duration: f64) -> Result<Vec<usize>> {
+        let sampling = match self.preprocessor.video_sampling {
+            Some(s) if self.has_vision() => s,
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "this checkpoint takes no videos (no video_sampling in its preprocessor config); SmolVLM2 checkpoints do"
+                        .into(),
+                ))
+            }
+        };
+        if frame_count == 0 || !(duration.is_finite() && duration > 0.0) {
+            return Err(Error::InvalidArgument(format!(
+                "a video needs frames and a positive duration (got {frame_count} frames, {duration} s)"
+            )));
+        }
+        let fps = source_fps(frame_count, duration);
+        Ok(sample_indices(frame_count, fps, duration, &sampling, self.video_frame_limit()))
+    }
+
+    /// Indices of the frames of `video` that a question reads: all of a [`Video::chosen`] (at
+    /// most [`Engine::video_frame_limit`] of them), otherwise
+    /// [`Engine::video_frame_indices`].
+    pub fn video_frames(&self, video: &Video) -> Result<Vec<usize>> {
+        let n = video.frames().len();
+        if !video.is_chosen() {
+            return self.video_frame_indices(n, video.duration());
+        }
+        let limit = self.video_frame_limit();
+        if limit == 0 {
+            return self.video_frame_indices(n, video.duration());
+        }
+        if n > limit {
+            return Err(Error::InvalidArgument(format!("{n} chosen video frames, but at most {limit} fit")));
+        }
+        Ok((0..n).collect())
+    }
+
+    /// The prompt text for `messages` after the chat template and image expansion, and its ids.
+    pub fn prompt(&self, messages: &[Message]) -> Result<(String, Vec<u32>)> {
+        self.prompt_for(messages, None).map(|(text, ids, _)| (text, ids))
+    }
+
+    /// [`Engine::prompt`] with image splitting overridden (`None`: as loaded), and what the
+    /// vision encoder reads for it, in prompt order.
+    pub(crate) fn prompt_for(&self, messages: &[Message], split: Option<bool>) -> Result<(String, Vec<u32>, Vec<Visual>)> {
+        let has_media = messages.iter().any(|m| m.content.iter().any(|c| !matches!(c, Content::Text(_))));
+        if !self.has_vision() && has_media {
+            return Err(Error::InvalidArgument(
+                "this model is text-only (no vision encoder): it cannot take images or videos".into(),
+            ));
+        }
+        let mut layouts = Vec::new();
+        let mut visuals = Vec::new();
+        for c in messages.iter().flat_map(|m| &m.content) {
+            match c {
+                Content::Text(_) => {}
+                Content::Image(img) => {
+                    let (rows, cols) = self.image_grid_for(img.width, img.height, split);
+                    layouts.push(MediaLayout::Image { rows, cols });
+                    visuals.push(Visual::Image(img.clone(), (rows, cols)));
+                }
+                Content::Video(video) => {
+                    let chosen = self.video_frames(video)?;
+                    visuals.extend(chosen.iter().map(|&i| Visual::Frame(video.frames()[i].clone())));
+                    layouts.push(MediaLayout::Video {
+                        timestamps: chosen.iter().map(|&i| video.timestamps()[i]).collect(),
+                        duration: video.duration(),
+                        stated_frames: chosen.len(),
+                    });
+                }
+            }
+        }
+        // The processor pads the videos of one call to the longest and states that length in
+        // every video's intro.
+        let longest = layouts
+            .iter()
+            .filter_map(|l| match l {
+                MediaLayout::Video { timestamps, .. } => Some(timestamps.len()),
+                MediaLayout::Image { .. } => None,
+            })
+            .max();
+        for l in &mut layouts {
+            if let (MediaLayout::Video { stated_frames, .. }, Some(n)) = (l, longest) {
+                *stated_frames = n;
+            }
         }
         let text = self.template.render(messages, true)?;
-        let grids: Vec<(usize, usize)> =
-            messages.iter().flat_map(Message::images).map(|img| self.image_grid_for(img.width, img.height, split)).collect();
-        let text = expand_images(&text, &grids, self.config.image_seq_len())?;
+        let text = expand_media(&text, &layouts, self.config.image_seq_len())?;
         let enc = self.tokenizer.encode(text.as_str(), false).map_err(|e| Error::Internal(format!("tokenize: {e}")))?;
-        Ok((text, enc.get_ids().to_vec()))
+        Ok((text, enc.get_ids().to_vec(), visuals))
     }
 }

@@ -10,7 +10,7 @@
 //! undoes that permutation (on whole rows, so quantized tensors are restored bit for bit), and the
 //! model keeps transformers' rotate-half RoPE.
 
-use crate::config::{ModelConfig, ModelFamily, PreprocessorConfig, TextConfig, VisionConfig};
+use crate::config::{ModelConfig, ModelFamily, PreprocessorConfig, TextConfig, VideoSampling, VisionConfig};
 use crate::error::{Error, Result};
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QStorage, QTensor};
@@ -311,8 +311,12 @@ impl GgufModel {
             }
         };
         let size = v.image_size as u32;
+        let longest_edge = m.uint("clip.vision.preproc_image_size").map_or(size * 4, |x| x as u32);
+        // GGUF files carry no video settings: SmolVLM2 checkpoints all publish 1 fps, 64 frames.
+        let video_sampling =
+            (self.config.family == ModelFamily::SmolVlm).then_some(VideoSampling { fps: 1.0, max_frames: 64, longest_edge });
         Some(PreprocessorConfig {
-            longest_edge: m.uint("clip.vision.preproc_image_size").map_or(size * 4, |x| x as u32),
+            longest_edge,
             max_image_size: size,
             do_image_splitting: true,
             do_resize: true,
@@ -321,6 +325,7 @@ impl GgufModel {
             do_normalize: true,
             image_mean: triple("clip.vision.image_mean"),
             image_std: triple("clip.vision.image_std"),
+            video_sampling,
         })
     }
 }

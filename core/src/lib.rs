@@ -1,7 +1,7 @@
 //! smolvlm: on-device SmolVLM inference in plain Rust on candle.
 //!
 //! Load a checkpoint in the Hugging Face layout with [`Engine::load`], open a [`Session`], push
-//! [`Message`]s (text and images) and pull the answer with [`Session::reply`] /
+//! [`Message`]s (text, images and [`Video`]s) and pull the answer with [`Session::reply`] /
 //! [`Reply::next_piece`], or get it whole with [`Session::generate`]. Preprocessing, prompt
 //! layout and the network reproduce transformers' reference implementation exactly.
 //!
@@ -35,7 +35,7 @@ mod session;
 mod threads;
 
 pub use catalog::{catalog, find_in_catalog, CatalogEntry, CheckpointFormat};
-pub use chat::{load_messages, parse_messages, Content, Message, Role};
+pub use chat::{load_messages, parse_messages, parse_video, Content, Message, Role, Video};
 #[cfg(feature = "download")]
 pub use download::{download, hub_cache_dir, Destination, DownloadProgress, DownloadRequest};
 pub use engine::{set_num_threads, Backend, CancelToken, Engine, EngineOptions, ImagePreset, LoadStage};

@@ -1,5 +1,7 @@
-//! Prompt construction: the checkpoint's Jinja chat template, `<image>` expansion with tile
-//! markers (spec §3.2), and tokenisation of the whole expanded string.
+//! Prompt construction: the checkpoint's Jinja chat template (or, for conversations with a
+//! video, the template transformers' SmolVLM processor switches to), `<image>` expansion with
+//! tile markers (spec §3.2), `<video>` expansion with the frame timestamps, and tokenisation of
+//! the whole expanded string.
 
 use crate::chat::{Content, Message};
 use crate::config::read_json;
@@ -8,12 +10,20 @@ use serde_json::{json, Value};
 use std::path::Path;
 
 const IMAGE: &str = "<image>";
+const VIDEO: &str = "<video>";
 const FAKE: &str = "<fake_token_around_image>";
 const GLOBAL: &str = "<global-img>";
+
+/// The template `SmolVLMProcessor.apply_chat_template` uses whenever a conversation holds a
+/// video (transformers 5.23 `processing_smolvlm.DEFAULT_CHAT_TEMPLATE`), whatever the
+/// checkpoint's own template says.
+const VIDEO_TEMPLATE: &str = "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
 
 /// The checkpoint's chat template, compiled once.
 pub struct ChatTemplate {
     env: minijinja::Environment<'static>,
+    /// [`VIDEO_TEMPLATE`], for conversations with a video.
+    video_env: minijinja::Environment<'static>,
     /// Special-token strings handed to the template (`bos_token`, `eos_token`, …).
     specials: Value,
     /// The template reads `message['content']` as a string (text models such as SmolLM2), not
@@ -66,19 +76,15 @@ impl ChatTemplate {
         // Templates of multimodal models iterate over typed content parts; text-model templates
         // concatenate `message['content']` as a string.
         let string_content = !["'type'", "\"type\"", ".type"].iter().any(|k| source.contains(k));
-        let mut env = minijinja::Environment::new();
-        env.set_trim_blocks(true);
-        env.set_lstrip_blocks(true);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-        });
-        env.add_template_owned("chat", source).map_err(|e| format!("invalid chat template: {e}"))?;
-        Ok(ChatTemplate { env, specials, string_content })
+        let env = environment(source)?;
+        let video_env = environment(VIDEO_TEMPLATE.to_string())?;
+        Ok(ChatTemplate { env, video_env, specials, string_content })
     }
 
-    /// Renders `messages`, ending with the assistant's cue when `add_generation_prompt`.
+    /// Renders `messages`, ending with the assistant's cue when `add_generation_prompt`. A
+    /// conversation with a video is rendered with the processor's video template.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        let has_video = messages.iter().any(|m| m.videos().next().is_some());
         let msgs: Vec<Value> = messages
             .iter()
             .map(|m| {
@@ -89,6 +95,7 @@ impl ChatTemplate {
                         .map(|c| match c {
                             Content::Text(t) => t.as_str(),
                             Content::Image(_) => IMAGE,
+                            Content::Video(_) => VIDEO,
                         })
                         .collect();
                     return json!({"role": m.role.as_str(), "content": text});
@@ -99,6 +106,7 @@ impl ChatTemplate {
                     .map(|c| match c {
                         Content::Text(t) => json!({"type": "text", "text": t}),
                         Content::Image(_) => json!({"type": "image"}),
+                        Content::Video(_) => json!({"type": "video"}),
                     })
                     .collect();
                 json!({"role": m.role.as_str(), "content": content})
@@ -107,10 +115,24 @@ impl ChatTemplate {
         let mut ctx = self.specials.clone();
         ctx["messages"] = Value::Array(msgs);
         ctx["add_generation_prompt"] = Value::Bool(add_generation_prompt);
-        let tmpl = self.env.get_template("chat").map_err(|e| Error::Internal(e.to_string()))?;
+        let env = if has_video { &self.video_env } else { &self.env };
+        let tmpl = env.get_template("chat").map_err(|e| Error::Internal(e.to_string()))?;
         tmpl.render(minijinja::Value::from_serialize(&ctx))
             .map_err(|e| Error::InvalidArgument(format!("chat template failed: {e}")))
     }
+}
+
+/// A template environment configured the way transformers renders chat templates.
+fn environment(source: String) -> std::result::Result<minijinja::Environment<'static>, String> {
+    let mut env = minijinja::Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
+        Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+    });
+    env.add_template_owned("chat", source).map_err(|e| format!("invalid chat template: {e}"))?;
+    Ok(env)
 }
 
 fn special_tokens(tok_cfg: Option<&Value>) -> Value {
@@ -153,21 +175,142 @@ pub fn image_prompt(rows: usize, cols: usize, seq_len: usize) -> String {
     s
 }
 
-/// Replaces the k-th literal `<image>` of `text` with `grids[k]`'s expansion.
-pub fn expand_images(text: &str, grids: &[(usize, usize)], seq_len: usize) -> Result<String> {
-    let parts: Vec<&str> = text.split(IMAGE).collect();
-    if parts.len() - 1 != grids.len() {
-        return Err(Error::InvalidArgument(format!(
-            "the prompt has {} <image> placeholders for {} images",
-            parts.len() - 1,
-            grids.len()
-        )));
+/// How one image or video of a conversation is laid out in the prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum MediaLayout {
+    /// An image cut into a `rows`×`cols` grid of tiles plus the global view (0×0: not split).
+    Image {
+        /// Tile rows.
+        rows: usize,
+        /// Tile columns.
+        cols: usize,
+    },
+    /// A video's chosen frames, one tile each.
+    Video {
+        /// The timestamps (seconds) of the chosen frames.
+        timestamps: Vec<f64>,
+        /// The video's length in seconds.
+        duration: f64,
+        /// The count the intro states: the most frames any video of the conversation has (the
+        /// processor pads the videos of one call to the same length and reads that length).
+        stated_frames: usize,
+    },
+}
+
+/// The text that stands for a video (`SmolVLMProcessor.replace_video_token`): an intro with the
+/// frame count in words and the duration as H:MM:SS, each frame as `\nFrame from MM:SS:` and
+/// its single-tile image block, then a blank line.
+pub fn video_prompt(timestamps: &[f64], duration: f64, stated_frames: usize, seq_len: usize) -> String {
+    let mut s = format!(
+        "You are provided the following series of {} frames from a {} [H:MM:SS] video.\n",
+        number_words(stated_frames),
+        clock(duration as u64)
+    );
+    let block = image_prompt(0, 0, seq_len);
+    for &t in timestamps {
+        // Python's `t // 60` and `t % 60` for a non-negative float.
+        let rem = t % 60.0;
+        let div = (t - rem) / 60.0;
+        let minutes = if div - div.floor() > 0.5 { div.floor() + 1.0 } else { div.floor() };
+        let (minutes, seconds) = (minutes as u64, rem as u64);
+        s.push_str(&format!("\nFrame from {minutes:02}:{seconds:02}:"));
+        s.push_str(&block);
     }
-    let mut out = String::from(parts[0]);
-    for (part, &(r, c)) in parts[1..].iter().zip(grids) {
-        out.push_str(&image_prompt(r, c, seq_len));
-        out.push_str(part);
+    s.push_str("\n\n");
+    s
+}
+
+/// `num2words(n)` in English for n below a million ("sixty-four", "one hundred and five").
+fn number_words(n: usize) -> String {
+    const ONES: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 10] = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+    fn below_100(n: usize) -> String {
+        match n {
+            0..=19 => ONES[n].to_string(),
+            _ if n % 10 == 0 => TENS[n / 10].to_string(),
+            _ => format!("{}-{}", TENS[n / 10], ONES[n % 10]),
+        }
     }
+    fn below_1000(n: usize) -> String {
+        match (n / 100, n % 100) {
+            (0, r) => below_100(r),
+            (h, 0) => format!("{} hundred", ONES[h]),
+            (h, r) => format!("{} hundred and {}", ONES[h], below_100(r)),
+        }
+    }
+    match (n / 1000, n % 1000) {
+        (0, r) => below_1000(r),
+        (t, 0) => format!("{} thousand", below_1000(t)),
+        (t, r) if r < 100 => format!("{} thousand and {}", below_1000(t), below_100(r)),
+        (t, r) => format!("{} thousand, {}", below_1000(t), below_1000(r)),
+    }
+}
+
+/// `str(timedelta(seconds=s))`: `H:MM:SS`, with `N day(s), ` in front from a day on.
+fn clock(s: u64) -> String {
+    let (days, rest) = (s / 86_400, s % 86_400);
+    let hms = format!("{}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
+    match days {
+        0 => hms,
+        1 => format!("1 day, {hms}"),
+        d => format!("{d} days, {hms}"),
+    }
+}
+
+/// Replaces the k-th `<image>` or `<video>` placeholder of `text` with `media[k]`'s expansion
+/// (one pass, in order, as the processor does).
+pub(crate) fn expand_media(text: &str, media: &[MediaLayout], seq_len: usize) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut next = media.iter();
+    let mismatch = || {
+        let count = |p: &str| text.matches(p).count();
+        Error::InvalidArgument(format!(
+            "the prompt has {} <image> and {} <video> placeholders for {} images and videos",
+            count(IMAGE),
+            count(VIDEO),
+            media.len()
+        ))
+    };
+    loop {
+        let at = [rest.find(IMAGE), rest.find(VIDEO)].into_iter().flatten().min();
+        let Some(at) = at else { break };
+        out.push_str(&rest[..at]);
+        let is_video = rest[at..].starts_with(VIDEO);
+        match (next.next(), is_video) {
+            (Some(MediaLayout::Image { rows, cols }), false) => out.push_str(&image_prompt(*rows, *cols, seq_len)),
+            (Some(MediaLayout::Video { timestamps, duration, stated_frames }), true) => {
+                out.push_str(&video_prompt(timestamps, *duration, *stated_frames, seq_len))
+            }
+            _ => return Err(mismatch()),
+        }
+        rest = &rest[at + if is_video { VIDEO.len() } else { IMAGE.len() }..];
+    }
+    if next.next().is_some() {
+        return Err(mismatch());
+    }
+    out.push_str(rest);
     Ok(out)
 }
 
@@ -212,9 +355,68 @@ mod tests {
     }
 
     #[test]
-    fn rejects_mismatched_image_counts() {
-        assert!(matches!(expand_images("a<image>b<image>", &[(0, 0)], 4), Err(Error::InvalidArgument(_))));
-        assert_eq!(expand_images("no images", &[], 4).unwrap(), "no images");
+    fn rejects_mismatched_media_counts() {
+        let one = [MediaLayout::Image { rows: 0, cols: 0 }];
+        assert!(matches!(expand_media("a<image>b<image>", &one, 4), Err(Error::InvalidArgument(_))));
+        assert!(matches!(expand_media("a<video>", &one, 4), Err(Error::InvalidArgument(_))));
+        assert!(matches!(expand_media("none", &one, 4), Err(Error::InvalidArgument(_))));
+        assert_eq!(expand_media("no images", &[], 4).unwrap(), "no images");
+    }
+
+    #[test]
+    fn video_prompt_like_the_processor() {
+        let s = video_prompt(&[0.0, 59.9, 61.5], 65.7, 3, 1);
+        assert_eq!(
+            s,
+            "You are provided the following series of three frames from a 0:01:05 [H:MM:SS] video.\n\
+             \nFrame from 00:00:<fake_token_around_image><global-img><image><fake_token_around_image>\
+             \nFrame from 00:59:<fake_token_around_image><global-img><image><fake_token_around_image>\
+             \nFrame from 01:01:<fake_token_around_image><global-img><image><fake_token_around_image>\n\n"
+        );
+        let text = "User: <video>Q<image>";
+        let media = [
+            MediaLayout::Video { timestamps: vec![0.0], duration: 1.0, stated_frames: 1 },
+            MediaLayout::Image { rows: 0, cols: 0 },
+        ];
+        let out = expand_media(text, &media, 1).unwrap();
+        assert!(out.starts_with("User: You are provided the following series of one frames from a 0:00:01"));
+        assert!(out.ends_with("\n\nQ<fake_token_around_image><global-img><image><fake_token_around_image>"));
+    }
+
+    #[test]
+    fn numbers_and_clock_like_python() {
+        // num2words 0.5.14 and str(datetime.timedelta) outputs.
+        for (n, w) in [
+            (0, "zero"),
+            (13, "thirteen"),
+            (21, "twenty-one"),
+            (64, "sixty-four"),
+            (100, "one hundred"),
+            (121, "one hundred and twenty-one"),
+            (1001, "one thousand and one"),
+            (1100, "one thousand, one hundred"),
+            (12345, "twelve thousand, three hundred and forty-five"),
+            (123456, "one hundred and twenty-three thousand, four hundred and fifty-six"),
+        ] {
+            assert_eq!(number_words(n), w);
+        }
+        assert_eq!(clock(65), "0:01:05");
+        assert_eq!(clock(86_400 + 36_000), "1 day, 10:00:00");
+        assert_eq!(clock(2 * 86_400 + 5), "2 days, 0:00:05");
+    }
+
+    #[test]
+    fn conversations_with_a_video_use_the_video_template() {
+        // The checkpoint template knows no videos; the processor's video template does.
+        let t = ChatTemplate::compile(SMOLVLM_TEMPLATE.into(), json!({})).unwrap();
+        let img = crate::processor::image::RgbImage::new(1, 1, vec![0, 0, 0]).unwrap();
+        let video = crate::chat::Video::new(vec![std::sync::Arc::new(img)], vec![0.0], 1.0).unwrap();
+        let msg = Message {
+            role: Role::User,
+            content: vec![Content::Video(std::sync::Arc::new(video)), Content::Text("What happens?".into())],
+        };
+        let s = t.render(&[msg], true).unwrap();
+        assert_eq!(s, "<|im_start|>User: <video>What happens?<end_of_utterance>\nAssistant:");
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! step ([`Reply`]) or whole ([`Answer`]), with the answer's [`Stats`].
 
 use crate::chat::{Content, Message, Role};
+use crate::engine::Visual;
 use crate::engine::{CancelToken, Engine};
 use crate::error::{Error, Result};
 use crate::generation::{top_logprobs, GenerationOptions, Sampler, TextStream, TokenLogprob};
 use crate::image_cache::{ImageKey, KeyHasher};
 use crate::model::KvCache;
-use crate::processor::preprocess::frames as image_frames;
+use crate::processor::preprocess::frames;
+use crate::processor::video::frame_pixels;
 use candle_core::Tensor;
 use std::sync::Arc;
 use std::time::Instant;
@@ -139,106 +141,60 @@ impl Session {
         let has_content = self.messages.iter().any(|m| {
             m.content.iter().any(|c| match c {
                 Content::Text(t) => !t.trim().is_empty(),
-                Content::Image(_) => true,
+                Content::Image(_) | Content::Video(_) => true,
             })
         });
         if !has_content {
             return Err(Error::InvalidArgument("the prompt is empty".into()));
         }
-        let (_, ids) = engine.prompt_for(&self.messages, self.image_splitting)?;
+        let (_, ids, visuals) = engine.prompt_for(&self.messages, self.image_splitting)?;
         let limit = engine.context_length();
         if ids.len() + 1 > limit {
             return Err(Error::ContextOverflow { tokens: ids.len() + 1, limit });
         }
 
-        // Reuse the longest cached prefix, but never cut into an image's block of tokens.
-        let images: Vec<_> = self.messages.iter().flat_map(Message::images).cloned().collect();
-        let image_id = engine.config.image_token_id;
+        // Every tile is one run of `per_tile` image tokens; visual k covers a contiguous range of
+        // runs. Reuse the longest cached prefix, but never cut into a visual's tokens.
         let per_tile = engine.config.image_seq_len();
-        let mut image_starts = Vec::with_capacity(images.len());
-        let mut pos = 0;
-        for img in &images {
-            let (r, c) = engine.image_grid_for(img.width, img.height, self.image_splitting);
-            let tokens = (r * c + 1) * per_tile;
-            let first = ids[pos..]
-                .iter()
-                .position(|&t| t == image_id)
-                .map(|i| i + pos)
-                .ok_or_else(|| Error::Internal("image tokens missing from the prompt".into()))?;
-            image_starts.push(first);
-            pos = first + tokens;
+        let runs = image_token_runs(&ids, engine.config.image_token_id);
+        let tiles: usize = visuals.iter().map(Visual::tiles).sum();
+        if runs.len() != tiles || runs.iter().any(|(a, b)| b - a != per_tile) {
+            return Err(Error::Internal(format!("{} image-token runs in the prompt for {tiles} tiles", runs.len())));
         }
         let mut keep = self.cached.iter().zip(&ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1);
-        let mut first_new_image = images.len();
-        for (k, &s) in image_starts.iter().enumerate() {
-            let end = s + (image_block(&images[k], &engine, self.image_splitting) * per_tile);
+        let mut first_new_visual = visuals.len();
+        let mut tile = 0;
+        for (k, v) in visuals.iter().enumerate() {
+            let (start, end) = (runs[tile].0, runs[tile + v.tiles() - 1].1);
             if end > keep {
-                keep = keep.min(s);
-                first_new_image = k;
+                keep = keep.min(start);
+                first_new_visual = k;
                 break;
             }
+            tile += v.tiles();
         }
         self.cache.truncate(keep);
         self.cached.truncate(keep);
         // The prompt and the longest answer: the KV buffers are sized for both at once.
         self.cache.reserve(ids.len().saturating_add(options.max_tokens));
 
-        // Vision: one tile at a time so a cancel is honoured between tiles; each tile's pixels
-        // are made just before they are used and dropped after, so only one exists at a time.
-        // An image whose encoding is in the engine's cache (same preprocessed pixels) is not
+        // Vision: one tile at a time so a cancel is honoured between tiles. An image or video
+        // frame whose encoding is in the engine's cache (same preprocessed pixels) is not
         // encoded again.
         let vision_start = Instant::now();
         let mut features = Vec::new();
         let mut tiles = 0;
         let mut cached_images = 0;
         self.image_keys.clear();
-        for img in &images[first_new_image..] {
+        for v in &visuals[first_new_visual..] {
             cancel.check()?;
-            let frames = image_frames(img, &engine.image_config_for(img.width, img.height, self.image_splitting))?;
-            let m = frames.tile_size;
-            let make = |f: usize| -> Result<Vec<f32>> {
-                let mut pixels = vec![0f32; frames.frame_len()];
-                frames.write(f, &mut pixels)?;
-                Ok(pixels)
-            };
-            // The cache key hashes every tile; a single tile's pixels are kept for the encoder.
-            let mut kept = None;
-            let key = if engine.image_cache.enabled() {
-                let mut hasher = KeyHasher::new(frames.frames, m);
-                for f in 0..frames.frames {
-                    let pixels = make(f)?;
-                    hasher.tile(&pixels);
-                    if frames.frames == 1 {
-                        kept = Some(pixels);
-                    }
-                }
-                let key = hasher.finish();
-                self.image_keys.push(key);
-                if let Some(hit) = engine.image_cache.get(&key) {
-                    features.push(hit);
-                    cached_images += 1;
-                    continue;
-                }
-                Some(key)
-            } else {
-                None
-            };
-            let mut encoded = Vec::with_capacity(frames.frames);
-            for f in 0..frames.frames {
-                cancel.check()?;
-                let pixels = match kept.take() {
-                    Some(p) => p,
-                    None => make(f)?,
-                };
-                let tile = Tensor::from_vec(pixels, (1, 3, m, m), &engine.device)?;
-                encoded.push(engine.model.encode_images(&tile)?.squeeze(0)?);
-                tiles += 1;
+            let (encoded, key, work) = encode_visual(&engine, v, self.image_splitting, cancel)?;
+            self.image_keys.extend(key);
+            if work == 0 {
+                cached_images += 1;
             }
-            let image = Tensor::cat(&encoded, 0)?;
-            if let Some(key) = key {
-                engine.image_cache.insert(key, &image);
-            }
-            features.push(image);
+            tiles += work;
+            features.push(encoded);
         }
         let features = if features.is_empty() { None } else { Some(Tensor::cat(&features, 0)?) };
         let vision_ms = if tiles == 0 { 0.0 } else { ms(vision_start) };
@@ -304,10 +260,89 @@ impl Session {
     }
 }
 
-/// Number of tiles (including the global view) an image is cut into.
-fn image_block(img: &crate::processor::image::RgbImage, engine: &Engine, split: Option<bool>) -> usize {
-    let (r, c) = engine.image_grid_for(img.width, img.height, split);
-    r * c + 1
+/// `(start, end)` of every run of `image_id` in `ids`.
+fn image_token_runs(ids: &[u32], image_id: u32) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < ids.len() {
+        if ids[i] == image_id {
+            let start = i;
+            while i < ids.len() && ids[i] == image_id {
+                i += 1;
+            }
+            runs.push((start, i));
+        } else {
+            i += 1;
+        }
+    }
+    runs
+}
+
+/// The encoding of one image or video frame (`[tiles · tokens, hidden]`), its image-cache key
+/// (when the cache is on), and the tiles run through the encoder (0: it came from the cache).
+/// Each tile's pixels are made just before they are used and dropped after.
+fn encode_visual(
+    engine: &Engine,
+    visual: &Visual,
+    split: Option<bool>,
+    cancel: &CancelToken,
+) -> Result<(Tensor, Option<ImageKey>, usize)> {
+    let m = engine.preprocessor.max_image_size as usize;
+    let image_frames;
+    let make: Box<dyn Fn(usize) -> Result<Vec<f32>> + '_> = match visual {
+        Visual::Image(img, _) => {
+            image_frames = frames(img, &engine.image_config_for(img.width, img.height, split))?;
+            let f = &image_frames;
+            Box::new(move |i| {
+                let mut pixels = vec![0f32; f.frame_len()];
+                f.write(i, &mut pixels)?;
+                Ok(pixels)
+            })
+        }
+        Visual::Frame(img) => {
+            let edge = engine.preprocessor.video_sampling.map_or(engine.preprocessor.longest_edge, |s| s.longest_edge);
+            Box::new(move |_| {
+                let mut pixels = vec![0f32; 3 * m * m];
+                frame_pixels(img, &engine.preprocessor, edge, &mut pixels)?;
+                Ok(pixels)
+            })
+        }
+    };
+    let n = visual.tiles();
+    // The cache key hashes every tile; a single tile's pixels are kept for the encoder.
+    let mut kept = None;
+    let key = if engine.image_cache.enabled() {
+        let mut hasher = KeyHasher::new(n, m);
+        for t in 0..n {
+            let pixels = make(t)?;
+            hasher.tile(&pixels);
+            if n == 1 {
+                kept = Some(pixels);
+            }
+        }
+        let key = hasher.finish();
+        if let Some(hit) = engine.image_cache.get(&key) {
+            return Ok((hit, Some(key), 0));
+        }
+        Some(key)
+    } else {
+        None
+    };
+    let mut encoded = Vec::with_capacity(n);
+    for t in 0..n {
+        cancel.check()?;
+        let pixels = match kept.take() {
+            Some(p) => p,
+            None => make(t)?,
+        };
+        let tile = Tensor::from_vec(pixels, (1, 3, m, m), &engine.device)?;
+        encoded.push(engine.model.encode_images(&tile)?.squeeze(0)?);
+    }
+    let features = Tensor::cat(&encoded, 0)?;
+    if let Some(key) = key {
+        engine.image_cache.insert(key, &features);
+    }
+    Ok((features, key, n))
 }
 
 fn ms(t: Instant) -> f64 {

@@ -49,6 +49,7 @@ fn config(c: &Value) -> PreprocessorConfig {
         do_normalize: c["do_normalize"].as_bool().unwrap(),
         image_mean: triple("image_mean"),
         image_std: triple("image_std"),
+        video_sampling: None,
     }
 }
 

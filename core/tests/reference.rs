@@ -1,10 +1,12 @@
 //! End-to-end comparison with transformers: every case under `tests/fixtures/cases` (written by
 //! `tools/make_fixtures.py`) is run through the public API and must reproduce the reference
-//! pixel values bit for bit, the prompt ids exactly and the greedy answer token for token.
+//! pixel values bit for bit, the prompt ids exactly and the greedy answer token for token. Video
+//! cases also pin the frames chosen from each video.
 
 use serde_json::Value;
 use smolvlm::processor::preprocess::preprocess;
-use smolvlm::{load_messages, CancelToken, Engine, EngineOptions, GenerationOptions, Message, Session};
+use smolvlm::processor::video::frame_pixels;
+use smolvlm::{load_messages, CancelToken, Content, Engine, EngineOptions, GenerationOptions, Message, Session};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -60,15 +62,39 @@ fn pixel_values_are_bit_exact() {
     for (dir, case) in cases() {
         let engine = engine_for(&case);
         let msgs = messages(&dir, &case);
+        let cfg = engine.preprocessor();
+        let m = cfg.max_image_size as usize;
+        // Tiles of every image and chosen video frame, in prompt order.
         let mut pixels = Vec::new();
         let mut grids = Vec::new();
-        for img in msgs.iter().flat_map(Message::images) {
-            let p = preprocess(img, engine.preprocessor()).unwrap();
-            grids.push(vec![p.rows, p.cols]);
-            pixels.extend(p.pixel_values);
+        let mut chosen = Vec::new();
+        for c in msgs.iter().flat_map(|m| &m.content) {
+            match c {
+                Content::Image(img) => {
+                    let p = preprocess(img, cfg).unwrap();
+                    grids.push(vec![p.rows, p.cols]);
+                    pixels.extend(p.pixel_values);
+                }
+                Content::Video(video) => {
+                    let indices = engine.video_frames(video).unwrap();
+                    for &i in &indices {
+                        let mut tile = vec![0f32; 3 * m * m];
+                        let edge = cfg.video_sampling.unwrap().longest_edge;
+                        frame_pixels(&video.frames()[i], cfg, edge, &mut tile).unwrap();
+                        pixels.extend(tile);
+                    }
+                    chosen.push(indices);
+                }
+                Content::Text(_) => {}
+            }
         }
         let want_grids: Vec<Vec<usize>> = serde_json::from_value(case["image_rows_cols"].clone()).unwrap();
         assert_eq!(grids, want_grids, "{}: tile grids", dir.display());
+        let want_chosen: Vec<Vec<usize>> = case["videos"]
+            .as_array()
+            .map(|vs| vs.iter().map(|v| serde_json::from_value(v["sampled_indices"].clone()).unwrap()).collect())
+            .unwrap_or_default();
+        assert_eq!(chosen, want_chosen, "{}: frames chosen from each video", dir.display());
         let want = match case["pixel_values"]["file"].as_str() {
             Some(f) => read_f32(&dir.join(f)),
             None => Vec::new(),

@@ -12,12 +12,16 @@
 //! upsampling, 16-bit YCbCr tables, progressive block smoothing, Pillow's CMYK conversion);
 //! only arithmetic-coded, lossless, hierarchical and 12-bit JPEGs fall back to the `image` crate
 //! and are not bit-exact.
+//!
+//! Video frames (`video.rs`) follow transformers' torchvision video processor instead: frame
+//! sampling, torch's uint8 LANCZOS ([`resize::resize_lanczos_torch`]) twice, fused normalisation.
 
 pub mod camera;
 pub mod image;
 mod jpeg;
 pub mod preprocess;
 pub mod resize;
+pub mod video;
 
 pub use self::image::{decode_image, load_image, RgbImage};
 pub use self::preprocess::{preprocess, ProcessedImage};

@@ -325,6 +325,7 @@ mod tests {
             do_normalize: true,
             image_mean: [0.5; 3],
             image_std: [0.5; 3],
+            video_sampling: None,
         }
     }
 
