@@ -9,6 +9,13 @@ CARGO_INCREMENTAL=0 cargo clippy --workspace --all-targets --locked -- -D warnin
 python3 tools/module_deps.py
 # The real-weight test (core/tests/real_weights.rs) needs the SmolLM2 GGUF in .cache/.
 bash tools/fetch_smollm2.sh
+# `smolvlm ask --video` decodes with the ffmpeg programs: its CLI test compares a decoded clip
+# with the same frames as PNGs (installed with apt-get when missing, as root; without ffmpeg the
+# test checks the missing-program error instead).
+if ! command -v ffmpeg >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; } \
+        || echo "ffmpeg: apt-get install failed" >&2
+fi
 # No incremental state: CI builds once, and it would double the size of target/.
 CARGO_INCREMENTAL=0 cargo test --workspace --locked
 # One Hugging Face cache for Python and the SDK: huggingface_hub (pinned, in .cache/venv-hub)

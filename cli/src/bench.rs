@@ -1,6 +1,10 @@
 //! `smolvlm bench`: load time, vision encode, prefill, time to first token, decode speed and
 //! peak memory of one model, measured through the public API (`Engine`, `Session`).
 //!
+//! With `--video N`, the question is about a video of N chosen frames (synthetic, moving, of
+//! the `--image` size or 640×360), one 512 px tile each on SmolVLM2: vision ms per frame,
+//! prefill speed over the whole prompt, time to first token and peak memory.
+//!
 //! One warm-up answer (same prompt and image, 2 tokens), then the measured answer in a fresh
 //! session: `vision_encode_ms_per_tile` = preprocessing + encoder time / tiles, prefill over the
 //! whole prompt (image tokens included), and decode over `--decode-tokens` tokens. An end of turn
@@ -11,7 +15,10 @@
 
 use clap::Args;
 use serde_json::{json, Value};
-use smolvlm::{load_image, CancelToken, Engine, EngineOptions, Error, GenerationOptions, Message, Role, Session, WeightFormat};
+use smolvlm::{
+    load_image, CancelToken, Content, Engine, EngineOptions, Error, GenerationOptions, Message, RgbImage, Role, Session, Video,
+    WeightFormat,
+};
 use smolvlm::{set_num_threads, ImagePreset};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,9 +68,33 @@ pub struct BenchArgs {
     /// With --live: frames per second.
     #[arg(long, default_value_t = 30.0, value_name = "R")]
     live_fps: f64,
+    /// Ask about a video of N frames instead of an image (each frame one tile; SmolVLM2).
+    #[arg(long, value_name = "N")]
+    video: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// `n` frames of a scene that moves (a bright square crossing a gradient), `w`×`h`, one per
+/// second, as a video whose frames are all read.
+fn synthetic_video(n: usize, w: u32, h: u32) -> smolvlm::Result<Video> {
+    let frames = (0..n)
+        .map(|f| {
+            let mut data = Vec::with_capacity((w * h * 3) as usize);
+            let x0 = (f as u32 * w / n.max(1) as u32) as i64;
+            for y in 0..h {
+                for x in 0..w {
+                    let inside = (x as i64 - x0).abs() < (w / 10) as i64 && (y as i64 - (h / 2) as i64).abs() < (h / 10) as i64;
+                    let px =
+                        if inside { [250, 250, 240] } else { [(x * 255 / w) as u8, (y * 255 / h) as u8, (f * 7 % 256) as u8] };
+                    data.extend_from_slice(&px);
+                }
+            }
+            RgbImage::new(w, h, data).map(std::sync::Arc::new)
+        })
+        .collect::<smolvlm::Result<Vec<_>>>()?;
+    Video::chosen(frames, (0..n).map(|i| i as f64).collect(), n as f64)
 }
 
 pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
@@ -78,6 +109,14 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
         return Err(Error::InvalidArgument("--decode-tokens must be at least 1".into()));
     }
     let image = args.image.as_deref().map(load_image).transpose()?;
+    let video = match args.video {
+        Some(0) => return Err(Error::InvalidArgument("--video needs at least 1 frame".into())),
+        Some(n) => {
+            let (w, h) = image.as_ref().map_or((640, 360), |i| (i.width, i.height));
+            Some(std::sync::Arc::new(synthetic_video(n, w, h)?))
+        }
+        None => None,
+    };
     let dir = crate::download::model_path(&args.model)?;
     let options = EngineOptions {
         image_splitting: args.no_split.then_some(false),
@@ -87,6 +126,7 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
         // The measured answer repeats the warm-up's image: without this it would come from the
         // image cache, and the encoder would not be measured. (The live loop keeps the cache.)
         image_cache_bytes: (!args.live).then_some(0),
+        max_video_frames: args.video,
         ..EngineOptions::default()
     };
 
@@ -109,15 +149,23 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
         out["peak_rss_mb"] = json!(peak_load.into_iter().chain(rss_mb("VmHWM:")).reduce(f64::max).map(round));
         return print(out, args.json);
     }
-    let message = || match &image {
-        Some(img) => Message::user(args.prompt.clone(), vec![img.clone()]),
-        None => Message::text(Role::User, args.prompt.clone()),
+    let message = || match (&video, &image) {
+        (Some(v), _) => {
+            Message { role: Role::User, content: vec![Content::Video(v.clone()), Content::Text(args.prompt.clone())] }
+        }
+        (None, Some(img)) => Message::user(args.prompt.clone(), vec![img.clone()]),
+        (None, None) => Message::text(Role::User, args.prompt.clone()),
     };
     let cancel = CancelToken::new();
     if !args.no_warmup {
         let mut s = Session::new(engine.clone());
         let warm = GenerationOptions { max_tokens: 2, ..GenerationOptions::default() };
-        s.ask(message(), &warm, &cancel, &mut |_| {})?;
+        // A video warms up on its first frame alone (the same kernels, one tile).
+        let warm_message = match &video {
+            Some(v) => Message::user(args.prompt.clone(), vec![RgbImage::clone(&v.frames()[0])]),
+            None => message(),
+        };
+        s.ask(warm_message, &warm, &cancel, &mut |_| {})?;
     }
 
     // The measured answer.
@@ -149,6 +197,7 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
         "mmproj": args.mmproj.as_deref().map(Path::display).map(|d| d.to_string()),
         "image": args.image.as_deref().map(Path::display).map(|d| d.to_string()),
         "image_size": image.as_ref().map(|i| format!("{}x{}", i.width, i.height)),
+        "video_frames": args.video,
         "quantize": args.quantize,
         "preset": args.preset,
         "split": !args.no_split,
@@ -158,6 +207,7 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
         "vision_tiles": st.vision_tiles,
         "vision_encode_ms": round(st.vision_encode_ms),
         "vision_encode_ms_per_tile": per_tile.map(round),
+        "vision_encode_ms_per_frame": args.video.and(per_tile).map(round),
         "prompt_tokens": st.prompt_tokens,
         "prefill_ms": round(st.prefill_ms),
         "prefill_tokens_per_s": round(prefill_tps),

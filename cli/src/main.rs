@@ -1,14 +1,15 @@
-//! `smolvlm`: ask a SmolVLM model about images from the command line.
+//! `smolvlm`: ask a SmolVLM model about images and videos from the command line.
 
 mod bench;
 mod download;
 mod live_bench;
+mod video;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 use smolvlm::{
-    load_image, load_messages, CancelToken, DownloadError, Engine, EngineOptions, Error, GenerationOptions, Message, Role,
-    Session,
+    load_image, load_messages, CancelToken, Content, DownloadError, Engine, EngineOptions, Error, GenerationOptions, Message,
+    Role, Session, Video,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,7 +27,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Ask a question about zero or more images (or answer a whole conversation).
+    /// Ask a question about zero or more images and videos (or answer a whole conversation).
     Ask(AskArgs),
     /// Measure load time, vision encode, prefill, decode speed and peak memory of a model.
     Bench(bench::BenchArgs),
@@ -52,6 +53,14 @@ struct AskArgs {
     /// An image to ask about (repeat for several); they come before the prompt.
     #[arg(long = "image", value_name = "PATH")]
     images: Vec<PathBuf>,
+    /// A video file to ask about (repeat for several; before the images), decoded with the
+    /// ffmpeg and ffprobe programs; only the frames the question reads are kept (SmolVLM2).
+    #[arg(long = "video", value_name = "FILE")]
+    videos: Vec<PathBuf>,
+    /// A video as decoded frames: a JSON object `{"frames": ["f0.png", …], "timestamps": [0.0,
+    /// …], "duration": 12.5}` (paths relative to the file), appended like --video.
+    #[arg(long = "video-frames", value_name = "FILE.json")]
+    video_frames: Vec<PathBuf>,
     /// A system prompt.
     #[arg(long)]
     system: Option<String>,
@@ -126,7 +135,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn conversation(args: &AskArgs) -> smolvlm::Result<Vec<Message>> {
+/// The conversation from --messages, --system and the question with its images and decoded
+/// frames (videos first, then images, then the text); --video files are added to that question
+/// once the model is loaded.
+fn conversation(args: &AskArgs, videos: Vec<Video>) -> smolvlm::Result<Vec<Message>> {
     let mut messages = match &args.messages {
         Some(path) => load_messages(path)?,
         None => Vec::new(),
@@ -138,17 +150,20 @@ fn conversation(args: &AskArgs) -> smolvlm::Result<Vec<Message>> {
     }
     let images = args.images.iter().map(|p| load_image(p)).collect::<smolvlm::Result<Vec<_>>>()?;
     let prompt = args.prompt.clone().unwrap_or_default();
-    if !prompt.is_empty() || !images.is_empty() {
-        messages.push(Message::user(prompt, images));
+    if !prompt.is_empty() || !images.is_empty() || !videos.is_empty() || !args.videos.is_empty() {
+        let mut m = Message::user(prompt, images);
+        m.content.splice(0..0, videos.into_iter().map(|v| Content::Video(Arc::new(v))));
+        messages.push(m);
     }
     if !messages.iter().any(|m| m.role == Role::User) {
-        return Err(Error::InvalidArgument("nothing to answer: give a PROMPT, --image or --messages".into()));
+        return Err(Error::InvalidArgument("nothing to answer: give a PROMPT, --image, --video or --messages".into()));
     }
     Ok(messages)
 }
 
 fn ask(args: AskArgs) -> smolvlm::Result<()> {
-    let messages = conversation(&args)?;
+    let frames = args.video_frames.iter().map(|p| video::frames_file(p)).collect::<smolvlm::Result<Vec<_>>>()?;
+    let mut messages = conversation(&args, frames)?;
     let options = GenerationOptions {
         max_tokens: args.max_tokens,
         temperature: args.temperature,
@@ -175,6 +190,12 @@ fn ask(args: AskArgs) -> smolvlm::Result<()> {
         ..EngineOptions::default()
     };
     let engine = Arc::new(Engine::load(&dir, &engine_options)?);
+    if !args.videos.is_empty() {
+        let decoded = args.videos.iter().map(|p| video::decode(p, &engine)).collect::<smolvlm::Result<Vec<_>>>()?;
+        if let Some(question) = messages.last_mut() {
+            question.content.splice(0..0, decoded.into_iter().map(|v| Content::Video(Arc::new(v))));
+        }
+    }
     let mut session = Session::new(engine);
     for m in messages {
         session.push(m);

@@ -172,3 +172,113 @@ fn bench_live_reports_the_camera_loop() {
     let bad = smolvlm(&["bench", "--live", "--model", model().to_str().unwrap(), "--live-fps", "0"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// The video item of a fixture case as a `--video-frames` object with absolute frame paths.
+fn frames_object(case: &str, dir: &Path) -> (PathBuf, Value) {
+    let case_dir = fixtures().join("cases").join(case);
+    let messages: Value = serde_json::from_str(&std::fs::read_to_string(case_dir.join("messages.json")).unwrap()).unwrap();
+    let content = messages[0]["content"].as_array().unwrap();
+    let mut video = content.iter().find(|c| c["type"] == "video").unwrap().clone();
+    for f in video["frames"].as_array_mut().unwrap() {
+        *f = Value::String(case_dir.join(f.as_str().unwrap()).to_string_lossy().into_owned());
+    }
+    let path = dir.join(format!("{case}.json"));
+    std::fs::write(&path, video.to_string()).unwrap();
+    let question = content.iter().find(|c| c["type"] == "text").unwrap()["text"].as_str().unwrap().to_string();
+    (path, Value::String(question))
+}
+
+fn ask_json(model: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["ask", "--model", model.to_str().unwrap(), "--json", "--max-tokens", "16"];
+    args.extend_from_slice(extra);
+    let out = smolvlm(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn video_frames_answer_like_the_reference() {
+    let dir = temp_dir("video-frames");
+    let case: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("cases/video_trim/case.json")).unwrap()).unwrap();
+    let (frames, question) = frames_object("video_trim", &dir);
+    let v = ask_json(&model(), &["--video-frames", frames.to_str().unwrap(), question.as_str().unwrap()]);
+    assert_eq!(v["token_ids"], case["greedy_token_ids"]);
+    assert_eq!(v["prompt_token_count"].as_u64().unwrap() as usize, case["input_ids"].as_array().unwrap().len());
+    assert_eq!(v["stats"]["vision_tiles"].as_u64(), Some(64), "one tile per chosen frame");
+}
+
+#[test]
+fn bad_videos_are_clear_errors() {
+    let dir = temp_dir("bad-videos");
+    let m = model();
+    let m = m.to_str().unwrap();
+    let missing = dir.join("missing.json");
+    std::fs::write(&missing, r#"{"frames": ["nope.png"], "timestamps": [0.0], "duration": 1.0}"#).unwrap();
+    let out = smolvlm(&["ask", "--model", m, "--video-frames", missing.to_str().unwrap(), "hi"]);
+    assert_fails(&out, "nope.png");
+    assert_eq!(out.status.code(), Some(2));
+    let uneven = dir.join("uneven.json");
+    let png = fixtures().join("images/small.png");
+    std::fs::write(&uneven, format!(r#"{{"frames": ["{}"], "timestamps": [0.0, 1.0], "duration": 2.0}}"#, png.display()))
+        .unwrap();
+    assert_fails(&smolvlm(&["ask", "--model", m, "--video-frames", uneven.to_str().unwrap(), "hi"]), "timestamps");
+    // An image-only checkpoint refuses videos before any work.
+    let (frames, _) = frames_object("video_trim", &dir);
+    let idefics = fixtures().join("models/tiny-idefics3");
+    let out = smolvlm(&["ask", "--model", idefics.to_str().unwrap(), "--video-frames", frames.to_str().unwrap(), "hi"]);
+    assert_fails(&out, "takes no videos");
+    assert_eq!(out.status.code(), Some(2));
+    let out = smolvlm(&["ask", "--model", m, "--video", dir.join("none.mp4").to_str().unwrap(), "hi"]);
+    assert_fails(&out, "no such video file");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `--video` decodes with the ffmpeg programs (installed by `.ci/run`); the answer equals the one
+/// for the same frames given as PNGs with `--video-frames`. Without ffmpeg, `--video` must say
+/// what is missing and exit 1.
+#[test]
+fn video_files_decode_like_their_frames() {
+    let dir = temp_dir("video-file");
+    let clip = dir.join("clip.mkv");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=4", "-t", "20", "-c:v", "ffv1"])
+        .arg(&clip)
+        .status();
+    let m = model();
+    if made.is_err() {
+        let out = smolvlm(&[
+            "ask",
+            "--model",
+            m.to_str().unwrap(),
+            "--video",
+            fixtures().join("images/small.png").to_str().unwrap(),
+            "hi",
+        ]);
+        assert_fails(&out, "ffprobe");
+        assert_eq!(out.status.code(), Some(1));
+        return;
+    }
+    assert!(made.unwrap().success());
+    // The same frames as PNGs (lossless codec: identical pixels), every frame at i / 4 s.
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&clip)
+        .args(["-fps_mode", "passthrough"])
+        .arg(dir.join("f%03d.png"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let frames: Vec<String> = (1..=80).map(|i| dir.join(format!("f{i:03}.png")).to_string_lossy().into_owned()).collect();
+    assert!(Path::new(&frames[79]).exists());
+    let timestamps: Vec<f64> = (0..80).map(|i| i as f64 / 4.0).collect();
+    let obj = serde_json::json!({"frames": frames, "timestamps": timestamps, "duration": 20.0});
+    std::fs::write(dir.join("frames.json"), obj.to_string()).unwrap();
+    let a = ask_json(&m, &["--video", clip.to_str().unwrap(), "What happens?"]);
+    let b = ask_json(&m, &["--video-frames", dir.join("frames.json").to_str().unwrap(), "What happens?"]);
+    assert_eq!(a["token_ids"], b["token_ids"]);
+    assert_eq!(a["prompt_token_count"], b["prompt_token_count"]);
+    // 20 s at 1 fps: 20 frames read (a frame identical to an earlier one comes from the cache).
+    assert_eq!(a["stats"]["vision_tiles"], b["stats"]["vision_tiles"]);
+    assert!((15..=20).contains(&a["stats"]["vision_tiles"].as_u64().unwrap()), "{}", a["stats"]);
+}

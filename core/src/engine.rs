@@ -479,17 +479,23 @@ impl Engine {
     }
 
     /// The most frames one video contributes: [`EngineOptions::max_video_frames`], or the
-    /// checkpoint's `max_frames` lowered to what fits the context window (each frame takes the
+    /// checkpoint's `max_frames` lowered to what fits: the context window (each frame takes the
     /// vision tokens of one tile plus its timestamp text, and room is kept for the question and
-    /// the answer). 0 for a checkpoint that takes no videos.
+    /// the answer), and half the memory the OS says is available now (each frame's keys and
+    /// values in the KV cache and its encoding). 0 for a checkpoint that takes no videos.
     pub fn video_frame_limit(&self) -> usize {
         let Some(sampling) = self.preprocessor.video_sampling.filter(|_| self.has_vision()) else { return 0 };
         if let Some(n) = self.max_video_frames {
             return n;
         }
-        let per_frame = self.config.image_seq_len() + FRAME_TEXT_TOKENS;
-        let fits = self.context_length.saturating_sub(VIDEO_TEXT_RESERVE) / per_frame;
-        sampling.max_frames.min(fits.max(1))
+        let tokens = self.config.image_seq_len() + FRAME_TEXT_TOKENS;
+        let by_context = self.context_length.saturating_sub(VIDEO_TEXT_RESERVE) / tokens;
+        let t = &self.config.text;
+        let kv_value = self.model.kv_element_bytes();
+        let frame_bytes = (tokens * 2 * t.num_hidden_layers * t.num_key_value_heads * t.head_dim * kv_value
+            + self.config.image_seq_len() * t.hidden_size * 4) as u64;
+        let by_memory = crate::memory::available_bytes().map_or(usize::MAX, |a| (a / 2 / frame_bytes.max(1)) as usize);
+        sampling.max_frames.min(by_context).min(by_memory).max(1)
     }
 
     /// Indices of the frames a question reads out of `frame_count` frames spanning `duration`

@@ -26,6 +26,7 @@ pub mod gguf;
 mod image_cache;
 mod kernels;
 mod live;
+mod memory;
 #[doc(hidden)]
 pub mod model;
 #[doc(hidden)]

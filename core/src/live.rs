@@ -1,17 +1,19 @@
 //! A live session: the camera loop. The app pushes frames as fast as the camera makes them; a
 //! worker thread keeps answering a standing prompt about the newest one, drops the frames that
 //! arrive while it works, skips frames that barely changed, and answers questions asked
-//! mid-stream about the newest frame. Events (text pieces, answers with latency stats, frame
-//! errors) are pulled with [`LiveSession::next_event`].
+//! mid-stream about the newest frame. With [`LiveOptions::history_seconds`] it also keeps one
+//! frame per second of the recent past, for questions about what happened in the last seconds
+//! ([`LiveSession::ask_recent`]), asked as a video. Events (text pieces, answers with latency
+//! stats, frame errors) are pulled with [`LiveSession::next_event`].
 
-use crate::chat::Message;
+use crate::chat::{Content, Message, Role, Video};
 use crate::engine::{CancelToken, Engine};
 use crate::error::{Error, Result};
 use crate::generation::GenerationOptions;
 use crate::processor::image::RgbImage;
 use crate::session::{FinishReason, Session};
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,10 @@ pub struct LiveOptions {
     /// Report a caption only when its text differs from the previous caption's (its pieces are
     /// then not streamed: whether it is new is known only at its end).
     pub only_new_text: bool,
+    /// Seconds of the recent past kept for [`LiveSession::ask_recent`]: the first frame pushed
+    /// in each second (by its timestamp), the newest `history_seconds` of them (0: none). A kept
+    /// frame holds what its converter holds (the frame's bytes) and is converted at most once.
+    pub history_seconds: usize,
 }
 
 impl Default for LiveOptions {
@@ -47,6 +53,7 @@ impl Default for LiveOptions {
             image_splitting: false,
             change_threshold: 2.0,
             only_new_text: false,
+            history_seconds: 0,
         }
     }
 }
@@ -116,24 +123,68 @@ pub enum LiveEvent {
     },
 }
 
+/// A pushed frame, converted at most once, by whoever needs it first (the caption loop, or a
+/// question about the recent past).
+struct LazyFrame {
+    convert: Mutex<Option<FrameConverter>>,
+    image: OnceLock<std::result::Result<Arc<RgbImage>, String>>,
+}
+
+impl LazyFrame {
+    fn new(convert: FrameConverter) -> Arc<Self> {
+        Arc::new(LazyFrame { convert: Mutex::new(Some(convert)), image: OnceLock::new() })
+    }
+
+    /// The pixels. The first caller gets the converter's own error; later ones its message.
+    fn get(&self) -> Result<Arc<RgbImage>> {
+        let mut first_error = None;
+        let done = self.image.get_or_init(|| {
+            let convert = self.convert.lock().unwrap_or_else(|e| e.into_inner()).take();
+            match convert.map(|f| f()) {
+                Some(Ok(image)) => Ok(Arc::new(image)),
+                Some(Err(e)) => {
+                    let message = e.to_string();
+                    first_error = Some(e);
+                    Err(message)
+                }
+                None => Err("the frame was already used".into()),
+            }
+        });
+        match (done, first_error) {
+            (Ok(image), _) => Ok(image.clone()),
+            (Err(_), Some(e)) => Err(e),
+            (Err(message), None) => Err(Error::InvalidImage(message.clone())),
+        }
+    }
+}
+
 struct Pending {
     info: FrameInfo,
     pushed: Instant,
-    convert: FrameConverter,
+    frame: Arc<LazyFrame>,
 }
 
 /// The frame last answered about, kept for questions while paused and for change detection.
 struct Frozen {
     info: FrameInfo,
     pushed: Instant,
-    image: RgbImage,
+    image: Arc<RgbImage>,
     thumb: Vec<u8>,
+}
+
+/// A question waiting to be answered.
+struct Question {
+    text: String,
+    /// Seconds of the recent past to look at ([`LiveSession::ask_recent`]); `None`: the frame.
+    recent: Option<f64>,
 }
 
 #[derive(Default)]
 struct State {
     newest: Option<Pending>,
-    questions: VecDeque<String>,
+    questions: VecDeque<Question>,
+    /// One frame per second of the recent past, oldest first.
+    history: VecDeque<(FrameInfo, Arc<LazyFrame>)>,
     events: VecDeque<LiveEvent>,
     next_id: u64,
     dropped: u64,
@@ -184,6 +235,7 @@ pub struct LiveCounters {
 pub struct LiveSession {
     shared: Arc<Shared>,
     worker: Option<JoinHandle<()>>,
+    history_seconds: usize,
 }
 
 impl LiveSession {
@@ -217,6 +269,7 @@ impl LiveSession {
             event: Condvar::new(),
             cancel: CancelToken::new(),
         });
+        let history_seconds = options.history_seconds;
         let worker = LiveWorker(Worker {
             shared: shared.clone(),
             engine,
@@ -224,8 +277,9 @@ impl LiveSession {
             frozen: None,
             last_caption: None,
             frame_keys: Vec::new(),
+            recent_keys: Vec::new(),
         });
-        Ok((LiveSession { shared, worker: None }, worker))
+        Ok((LiveSession { shared, worker: None, history_seconds }, worker))
     }
 
     /// Hands the session a new frame and returns its id. Never blocks on the model and converts
@@ -236,7 +290,20 @@ impl LiveSession {
         st.next_id += 1;
         st.pushed += 1;
         let info = FrameInfo { id: st.next_id, timestamp_ms };
-        if st.newest.replace(Pending { info, pushed: Instant::now(), convert }).is_some() {
+        let frame = LazyFrame::new(convert);
+        if self.history_seconds > 0 {
+            // A clock that goes back (a restarted camera) starts the history again.
+            if st.history.back().is_some_and(|(last, _)| timestamp_ms < last.timestamp_ms) {
+                st.history.clear();
+            }
+            if st.history.back().is_none_or(|(last, _)| timestamp_ms >= last.timestamp_ms + 1000) {
+                st.history.push_back((info, frame.clone()));
+                if st.history.len() > self.history_seconds {
+                    st.history.pop_front();
+                }
+            }
+        }
+        if st.newest.replace(Pending { info, pushed: Instant::now(), frame }).is_some() {
             st.dropped += 1;
         }
         drop(st);
@@ -247,7 +314,17 @@ impl LiveSession {
     /// Asks `question` about the newest frame (or, while paused, the frame last answered about).
     /// It is answered after the answer in progress; captioning then goes on.
     pub fn ask(&self, question: impl Into<String>) {
-        self.shared.lock().questions.push_back(question.into());
+        self.shared.lock().questions.push_back(Question { text: question.into(), recent: None });
+        self.shared.work.notify_all();
+    }
+
+    /// Asks `question` about the last `seconds` of frames, as a video of the frames kept one per
+    /// second ([`LiveOptions::history_seconds`]); answered after the answer in progress. Frames
+    /// already encoded for an earlier such question come from the engine's image cache. With no
+    /// frame kept yet, the answer is a [`LiveEvent::FrameError`].
+    pub fn ask_recent(&self, question: impl Into<String>, seconds: f64) {
+        let recent = if seconds.is_finite() { seconds.max(0.0) } else { f64::MAX };
+        self.shared.lock().questions.push_back(Question { text: question.into(), recent: Some(recent) });
         self.shared.work.notify_all();
     }
 
@@ -347,6 +424,8 @@ impl LiveWorker {
 enum Job {
     Caption(Pending),
     Question(String, Option<Pending>),
+    /// A question about the frames kept from the last seconds.
+    Recent(String, Vec<(FrameInfo, Arc<LazyFrame>)>),
 }
 
 struct Worker {
@@ -358,6 +437,8 @@ struct Worker {
     /// The image-cache keys of the frame last answered about: dropped from the engine's cache
     /// when the next frame is, so that a stream of frames never seen again does not fill it.
     frame_keys: Vec<crate::image_cache::ImageKey>,
+    /// The keys of the frames of the last question about the recent past, kept for the next.
+    recent_keys: Vec<crate::image_cache::ImageKey>,
 }
 
 impl Worker {
@@ -376,10 +457,18 @@ impl Worker {
             let (question, pending) = match job {
                 Job::Caption(p) => (None, Some(p)),
                 Job::Question(q, p) => (Some(q), p),
+                Job::Recent(q, frames) => {
+                    match self.answer_recent(&mut session, q, frames) {
+                        Err((_, Error::Cancelled)) if self.shared.cancel.is_cancelled() => return,
+                        Err((_, Error::Cancelled)) | Ok(()) => {}
+                        Err((info, error)) => self.shared.emit(LiveEvent::FrameError { frame: info, error }),
+                    }
+                    continue;
+                }
             };
             // The frame: a new one converted now, or the frozen one.
             let frame = match pending {
-                Some(p) => match (p.convert)() {
+                Some(p) => match p.frame.get() {
                     Ok(image) => {
                         let thumb = thumbnail(&image);
                         if question.is_none() && self.unchanged(&thumb) {
@@ -393,7 +482,7 @@ impl Worker {
                         self.shared.emit(LiveEvent::FrameError { frame: p.info, error });
                         if let Some(q) = question {
                             // Asked again about the next usable frame (or the frozen one).
-                            self.shared.lock().questions.push_front(q);
+                            self.shared.lock().questions.push_front(Question { text: q, recent: None });
                         }
                         continue;
                     }
@@ -409,7 +498,12 @@ impl Worker {
             let dropped = self.shared.lock().dropped;
             let frames_dropped = dropped - dropped_before;
             dropped_before = dropped;
-            match self.answer(&mut session, info, pushed, image, question, frames_dropped, skipped) {
+            let text = question.clone().unwrap_or_else(|| self.options.prompt.clone());
+            let mut content = vec![Content::Image(image)];
+            if !text.is_empty() {
+                content.push(Content::Text(text));
+            }
+            match self.answer(&mut session, info, pushed, content, question, frames_dropped, skipped) {
                 Err(Error::Cancelled) if self.shared.cancel.is_cancelled() => return,
                 Err(Error::Cancelled) => {}
                 // An answer that fails (a question too long for the context, say) is reported
@@ -427,12 +521,19 @@ impl Worker {
             if st.closed {
                 return None;
             }
-            if let Some(q) = st.questions.pop_front() {
+            if let Some(seconds) = st.questions.front().and_then(|q| q.recent) {
+                let text = st.questions.pop_front().map(|q| q.text).unwrap_or_default();
+                let newest = st.history.back().map_or(0, |(info, _)| info.timestamp_ms);
+                let from = newest.saturating_sub((seconds * 1000.0).min(u64::MAX as f64) as u64);
+                let frames = st.history.iter().filter(|(info, _)| info.timestamp_ms >= from).cloned().collect();
+                return Some(Job::Recent(text, frames));
+            }
+            if let Some(q) = st.questions.pop_front().map(|q| q.text) {
                 // The newest frame; while paused the frozen one, unless there is none yet.
                 let pending = if !st.paused || self.frozen.is_none() { st.newest.take() } else { None };
                 if pending.is_none() && self.frozen.is_none() {
                     // Nothing to look at yet: keep the question until a frame comes.
-                    st.questions.push_front(q);
+                    st.questions.push_front(Question { text: q, recent: None });
                 } else {
                     return Some(Job::Question(q, pending));
                 }
@@ -458,23 +559,54 @@ impl Worker {
         (diff as f32 / thumb.len() as f32) < self.options.change_threshold
     }
 
+    /// Answers a question about the kept frames of the last seconds, asked as a video (one
+    /// frame per second, timestamps from the first). An error names the newest frame.
+    fn answer_recent(
+        &mut self,
+        session: &mut Session,
+        question: String,
+        frames: Vec<(FrameInfo, Arc<LazyFrame>)>,
+    ) -> std::result::Result<(), (FrameInfo, Error)> {
+        let Some(&(newest, _)) = frames.last() else {
+            let none = FrameInfo { id: 0, timestamp_ms: 0 };
+            let why = "no frames of the recent past are kept yet (LiveOptions::history_seconds, one per second)";
+            return Err((none, Error::InvalidArgument(why.into())));
+        };
+        let started = Instant::now();
+        let mut images = Vec::with_capacity(frames.len());
+        let mut times = Vec::with_capacity(frames.len());
+        for (info, frame) in &frames {
+            // A frame that cannot be converted is left out (it was reported when captioned).
+            if let Ok(image) = frame.get() {
+                images.push(image);
+                times.push(info.timestamp_ms);
+            }
+        }
+        let first = *times.first().ok_or_else(|| (newest, Error::InvalidImage("no kept frame could be converted".into())))?;
+        let timestamps: Vec<f64> = times.iter().map(|&t| (t - first) as f64 / 1000.0).collect();
+        let duration = timestamps.last().copied().unwrap_or(0.0) + 1.0;
+        let video = Video::new(images, timestamps, duration).map_err(|e| (newest, e))?;
+        let content = vec![Content::Video(Arc::new(video)), Content::Text(question.clone())];
+        self.answer(session, newest, started, content, Some(question), 0, 0).map_err(|e| (newest, e))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn answer(
         &mut self,
         session: &mut Session,
         info: FrameInfo,
         pushed: Instant,
-        image: RgbImage,
+        content: Vec<Content>,
         question: Option<String>,
         frames_dropped: u64,
         frames_skipped: u64,
     ) -> Result<()> {
         session.reset();
         if let Some(system) = &self.options.system_prompt {
-            session.push(Message::text(crate::chat::Role::System, system.clone()));
+            session.push(Message::text(Role::System, system.clone()));
         }
-        let text = question.clone().unwrap_or_else(|| self.options.prompt.clone());
-        session.push(Message::user(text, vec![image]));
+        let recent = content.iter().any(|c| matches!(c, Content::Video(_)));
+        session.push(Message { role: Role::User, content });
         let options = GenerationOptions { max_tokens: self.options.max_tokens, ..GenerationOptions::default() };
         let stream = question.is_some() || !self.options.only_new_text;
         let mut first: Option<Instant> = None;
@@ -486,11 +618,17 @@ impl Worker {
             }
         })?;
         let first = first.unwrap_or_else(Instant::now);
+        // Encodings of frames that will not be asked about again leave the engine's cache.
         let keys = session.image_keys().to_vec();
-        for old in self.frame_keys.iter().filter(|k| !keys.contains(k)) {
+        let (replaced, kept) = if recent { (&self.recent_keys, &self.frame_keys) } else { (&self.frame_keys, &self.recent_keys) };
+        for old in replaced.iter().filter(|k| !keys.contains(k) && !kept.contains(k)) {
             self.engine.image_cache.remove(old);
         }
-        self.frame_keys = keys;
+        if recent {
+            self.recent_keys = keys;
+        } else {
+            self.frame_keys = keys;
+        }
         if question.is_none() {
             let same = self.last_caption.as_deref() == Some(answer.text.as_str());
             self.last_caption = Some(answer.text.clone());

@@ -248,7 +248,7 @@ fn number_words(n: usize) -> String {
     fn below_100(n: usize) -> String {
         match n {
             0..=19 => ONES[n].to_string(),
-            _ if n % 10 == 0 => TENS[n / 10].to_string(),
+            _ if n.is_multiple_of(10) => TENS[n / 10].to_string(),
             _ => format!("{}-{}", TENS[n / 10], ONES[n % 10]),
         }
     }

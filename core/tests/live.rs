@@ -231,3 +231,45 @@ fn loading_is_cancellable() {
         Err(Error::Cancelled)
     ));
 }
+
+#[test]
+fn questions_about_the_last_seconds_reuse_frame_encodings() {
+    let options = LiveOptions { history_seconds: 8, ..live_options() };
+    let live = LiveSession::start(engine_with(EngineOptions::default()), options).unwrap();
+    // Nothing kept yet: a typed error event.
+    live.ask_recent("What happened?", 5.0);
+    let events = collect(&live, Duration::from_secs(10), |e| matches!(e, LiveEvent::FrameError { .. }));
+    assert!(matches!(events.last(), Some(LiveEvent::FrameError { error: Error::InvalidArgument(_), .. })), "{events:?}");
+    // Captions paused: frames every 500 ms for 10 s; one per second is kept, the newest 8.
+    live.pause();
+    let converted = Arc::new(AtomicU64::new(0));
+    for i in 0..=20u64 {
+        let (img, count) = (moving(i), converted.clone());
+        live.push_frame(
+            i * 500,
+            Box::new(move || {
+                count.fetch_add(1, Ordering::SeqCst);
+                Ok(img)
+            }),
+        );
+    }
+    let answer = |q: &str| {
+        live.ask_recent(q, 5.0);
+        let events = collect(&live, Duration::from_secs(20), |e| matches!(e, LiveEvent::Answer { .. }));
+        match events.last() {
+            Some(LiveEvent::Answer { question: Some(asked), frame, stats, text, .. }) => {
+                assert_eq!(asked, q);
+                assert_eq!(frame.timestamp_ms, 10_000, "named after the newest kept frame");
+                (stats.vision_ms, text.clone())
+            }
+            other => panic!("no answer: {other:?}"),
+        }
+    };
+    let (first_ms, _) = answer("What happened in the last seconds?");
+    assert!(first_ms > 0.0);
+    // The last 5 s are 6 kept frames (5 s to 10 s), each converted once.
+    assert_eq!(converted.load(Ordering::SeqCst), 6);
+    let (again_ms, _) = answer("And what moved?");
+    assert_eq!(again_ms, 0.0, "every frame's encoding came from the cache");
+    assert_eq!(converted.load(Ordering::SeqCst), 6, "no frame converted twice");
+}

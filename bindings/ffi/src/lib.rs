@@ -30,6 +30,7 @@ mod image;
 mod ints;
 mod live;
 mod session;
+mod video;
 
 pub use download::{model_catalog, CatalogModel, CheckpointFormat};
 #[cfg(feature = "download")]
@@ -38,6 +39,7 @@ pub use error::SmolVlmError;
 pub use image::{ImageInput, PixelFormat, YuvColorRange};
 pub use live::{FrameInfo, LiveCaptioner, LiveConfig, LiveCounters, LiveEvent, LiveStats};
 pub use session::{ChatMessage, ChatRole, ChatSession, FinishReason, GenerationConfig, GenerationStats, TokenStream};
+pub use video::VideoInput;
 
 use ints::{non_negative_opt, saturating_i32, saturating_i64};
 use smolvlm::{Backend as CoreBackend, ImagePreset as CorePreset, LoadStage as CoreStage};
@@ -90,6 +92,10 @@ pub struct LoadOptions {
     /// (`null`: 32; 0: no cache; negative: `InvalidArgument`).
     #[uniffi(default)]
     pub image_cache_mb: Option<i32>,
+    /// Most frames one video contributes (null: the checkpoint's limit, lowered to what fits
+    /// the context window; see [`ModelInfo::video_frame_limit`]).
+    #[uniffi(default)]
+    pub max_video_frames: Option<i32>,
 }
 
 /// Cancels a [`SmolVlm::load`] from another thread (the Kotlin and Swift wrappers use one when
@@ -252,6 +258,8 @@ pub struct ModelInfo {
     pub precision: WeightPrecision,
     /// Where the math runs (`Auto` resolved).
     pub backend: Backend,
+    /// Most frames one video contributes to a question (0: the model takes no videos).
+    pub video_frame_limit: i32,
 }
 
 /// The engine plus the thread pool its work runs on; shared by the [`SmolVlm`] object and its
@@ -324,6 +332,7 @@ impl SmolVlm {
         let longest_edge = non_negative_opt(options.longest_edge, "longest_edge")?;
         let context_length = non_negative_opt(options.context_length, "context_length")?;
         let image_cache_mb = non_negative_opt(options.image_cache_mb, "image_cache_mb")?;
+        let max_video_frames = non_negative_opt(options.max_video_frames, "max_video_frames")?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("smolvlm-{i}"))
@@ -345,6 +354,7 @@ impl SmolVlm {
             context_length: context_length.map(|n| n as usize),
             backend: options.backend.map_or(CoreBackend::Cpu, Into::into),
             image_cache_bytes: image_cache_mb.map(|mb| (mb as usize).saturating_mul(1 << 20)),
+            max_video_frames: max_video_frames.map(|n| n as usize),
         };
         let token = cancel.map_or_else(CancelToken::new, |c| c.0.clone());
         let engine = pool.install(|| Engine::load_with_progress(path, &core_options, &token, &mut report))?;
@@ -361,6 +371,7 @@ impl SmolVlm {
                 CoreBackend::Metal => Backend::Metal,
                 _ => Backend::Cpu,
             },
+            video_frame_limit: saturating_i32(engine.video_frame_limit()),
         };
         LIVE_ENGINES.fetch_add(1, Ordering::SeqCst);
         let ctx = Arc::new(EngineCtx { engine: Arc::new(engine), pool });
@@ -370,6 +381,18 @@ impl SmolVlm {
     /// What the loaded model is (context length, image settings).
     pub fn info(&self) -> ModelInfo {
         self.info.clone()
+    }
+
+    /// Which frames a question reads out of `frame_count` frames spanning `duration_seconds`
+    /// (indices from 0, ascending), chosen as transformers' SmolVLM2 video processor chooses
+    /// them. Decode just these frames and pass them to `VideoInput.chosen`. Throws
+    /// `InvalidArgument` when the model takes no videos, the count is not positive or the
+    /// duration is not a positive number, or the model is released.
+    pub fn video_frame_indices(&self, frame_count: i32, duration_seconds: f64) -> Result<Vec<i32>, SmolVlmError> {
+        let ctx = lock(&self.ctx).clone().ok_or_else(|| SmolVlmError::invalid_argument("the engine is released"))?;
+        let count = usize::try_from(frame_count).map_err(|_| SmolVlmError::invalid_argument("frame_count must be positive"))?;
+        let indices = ctx.engine.video_frame_indices(count, duration_seconds)?;
+        Ok(indices.into_iter().map(saturating_i32).collect())
     }
 
     /// Opens a new conversation. `system_prompt` (optional) becomes the first message;

@@ -48,6 +48,11 @@ pub struct LiveConfig {
     /// then not streamed (whether it is new is known only at its end). Questions always stream.
     #[uniffi(default = false)]
     pub only_new_text: bool,
+    /// Seconds of the recent past kept for `ask_recent`: the first frame pushed in each second
+    /// (by timestamp), the newest this many (0, the default: none; not negative). Each kept frame
+    /// holds its pushed bytes until it falls out.
+    #[uniffi(default = 0)]
+    pub history_seconds: i32,
 }
 
 impl Default for LiveConfig {
@@ -61,6 +66,7 @@ impl Default for LiveConfig {
             image_splitting: o.image_splitting,
             change_threshold: o.change_threshold,
             only_new_text: o.only_new_text,
+            history_seconds: saturating_i32(o.history_seconds),
         }
     }
 }
@@ -77,6 +83,7 @@ impl LiveConfig {
             image_splitting: self.image_splitting,
             change_threshold: self.change_threshold,
             only_new_text: self.only_new_text,
+            history_seconds: non_negative(self.history_seconds, "history_seconds")? as usize,
         })
     }
 }
@@ -263,6 +270,24 @@ impl LiveCaptioner {
             return Err(SmolVlmError::invalid_argument("the question is empty"));
         }
         self.session.ask(question);
+        Ok(())
+    }
+
+    /// Asks `question` about the last `seconds` of frames (SmolVLM2 models): the frames kept one
+    /// per second (`LiveConfig.historySeconds`) are asked about as a video, and frames encoded
+    /// for an earlier such question are not encoded again. Answered after the answer in
+    /// progress, as `Piece`s and an `Answer` carrying the question; with no frame kept yet the
+    /// answer is a `FrameError`. Throws `InvalidArgument` for an empty question, a `seconds`
+    /// that is not a positive number, or after `release()`.
+    pub fn ask_recent(&self, question: String, seconds: f64) -> Result<(), SmolVlmError> {
+        self.check_open()?;
+        if question.trim().is_empty() {
+            return Err(SmolVlmError::invalid_argument("the question is empty"));
+        }
+        if !(seconds.is_finite() && seconds > 0.0) {
+            return Err(SmolVlmError::invalid_argument(format!("seconds must be a positive number, got {seconds}")));
+        }
+        self.session.ask_recent(question, seconds);
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 use crate::error::SmolVlmError;
 use crate::image::ImageInput;
 use crate::ints::{non_negative, saturating_i32, saturating_i64};
+use crate::video::VideoInput;
 use crate::{lock, EngineCtx, LIVE_SESSIONS, LIVE_STREAMS};
 use smolvlm::{CancelToken, Content, GenerationOptions, Message, Role, Session, Stats};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -177,7 +178,7 @@ fn to_chat(m: &Message) -> ChatMessage {
         .iter()
         .filter_map(|c| match c {
             Content::Text(t) => Some(t.as_str()),
-            Content::Image(_) => None,
+            Content::Image(_) | Content::Video(_) => None,
         })
         .collect::<Vec<_>>()
         .join("");
@@ -251,24 +252,27 @@ impl ChatSession {
 
 #[uniffi::export]
 impl ChatSession {
-    /// Asks a question about zero or more images (placed before the text, as the model cards
-    /// do) and returns the answer as a stream: pull it with `next()` until it returns null/nil.
-    /// Nothing is computed until the first `next()`. `options` overrides the session defaults.
+    /// Asks a question about zero or more videos and images (placed before the text, videos
+    /// first, as the model cards do) and returns the answer as a stream: pull it with `next()`
+    /// until it returns null/nil. Nothing is computed until the first `next()`. `options`
+    /// overrides the session defaults.
     ///
     /// Throws `InvalidArgument` if the session is closed, if a previous answer is still
-    /// streaming (read it to the end, cancel or release it first), or if `options` are out of
-    /// range; `InvalidImage` if a deferred frame's bytes do not match its size. If the answer
-    /// later fails or is cancelled, the question is removed from the transcript again, as if it
-    /// had never been asked.
-    #[uniffi::method(default(images = [], options = None))]
+    /// streaming (read it to the end, cancel or release it first), if `options` are out of
+    /// range, or if the model takes no videos; `InvalidImage` if a deferred frame's bytes do not
+    /// match its size. If the answer later fails or is cancelled, the question is removed from
+    /// the transcript again, as if it had never been asked.
+    #[uniffi::method(default(images = [], options = None, videos = []))]
     pub fn ask(
         &self,
         text: String,
         images: Vec<Arc<ImageInput>>,
         options: Option<GenerationConfig>,
+        videos: Vec<Arc<VideoInput>>,
     ) -> Result<Arc<TokenStream>, SmolVlmError> {
         let opts = options.as_ref().unwrap_or(&self.defaults).to_core()?;
         // Deferred camera frames are converted here, before the session is touched.
+        let videos = videos.iter().map(|v| v.to_core().map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
         let pixels = images.iter().map(|i| i.rgb()).collect::<smolvlm::Result<Vec<_>>>()?;
         let mut st = lock(&self.state);
         let Some(ctx) = st.ctx.clone().filter(|_| !st.closed) else {
@@ -288,7 +292,8 @@ impl ChatSession {
                 session.0.push(Message::text(Role::System, sys.clone()));
             }
         }
-        let mut content: Vec<Content> = pixels.into_iter().map(Content::Image).collect();
+        let mut content: Vec<Content> = videos.into_iter().map(Content::Video).collect();
+        content.extend(pixels.into_iter().map(Content::Image));
         if !text.is_empty() || content.is_empty() {
             content.push(Content::Text(text));
         }

@@ -46,7 +46,7 @@ fn same_greedy_text_as_the_reference() {
     let session = vlm.new_session(None, None).unwrap();
     let img = ImageInput::from_file(image("wide.png")).unwrap();
     let n = c["greedy_token_ids"].as_array().unwrap().len() as i32;
-    let stream = session.ask("Can you describe this image?".into(), vec![img], greedy(n)).unwrap();
+    let stream = session.ask("Can you describe this image?".into(), vec![img], greedy(n), vec![]).unwrap();
     let pieces = collect(&stream).unwrap();
     assert!(pieces.len() > 1, "streamed in several pieces");
     assert_eq!(pieces.concat(), c["greedy_text"].as_str().unwrap());
@@ -64,11 +64,11 @@ fn follow_up_reuses_the_encoded_image() {
     let vlm = engine();
     let session = vlm.new_session(Some("You are a concise assistant.".into()), greedy(4)).unwrap();
     let img = ImageInput::from_file(image("tall.png")).unwrap();
-    let first = session.ask("What do you see?".into(), vec![img], None).unwrap();
+    let first = session.ask("What do you see?".into(), vec![img], None, vec![]).unwrap();
     collect(&first).unwrap();
     let s1 = first.stats().unwrap();
     assert!(s1.vision_tiles > 0 && s1.vision_encode_ms > 0.0);
-    let second = session.ask("And how many shapes are there?".into(), vec![], None).unwrap();
+    let second = session.ask("And how many shapes are there?".into(), vec![], None, vec![]).unwrap();
     collect(&second).unwrap();
     let s2 = second.stats().unwrap();
     assert_eq!(s2.vision_tiles, 0);
@@ -81,7 +81,7 @@ fn follow_up_reuses_the_encoded_image() {
     assert_eq!(t[3].text, "And how many shapes are there?");
     session.reset();
     assert!(session.transcript().is_empty());
-    let third = session.ask("Hi".into(), vec![], None).unwrap();
+    let third = session.ask("Hi".into(), vec![], None, vec![]).unwrap();
     collect(&third).unwrap();
     assert_eq!(session.transcript()[0].role, ChatRole::System, "system prompt survives reset");
 }
@@ -111,7 +111,7 @@ fn camera_frames_match_the_decoded_file() {
     let vlm = engine();
     let ask = |img: Arc<ImageInput>| {
         let s = vlm.new_session(None, greedy(8)).unwrap();
-        collect(&s.ask("What is in the picture?".into(), vec![img], None).unwrap()).unwrap().concat()
+        collect(&s.ask("What is in the picture?".into(), vec![img], None, vec![]).unwrap()).unwrap().concat()
     };
     assert_eq!(ask(frame), ask(png));
 }
@@ -167,16 +167,16 @@ fn every_error_variant() {
     let vlm = engine();
     let session = vlm.new_session(None, None).unwrap();
     let bad = GenerationConfig { max_tokens: 0, ..Default::default() };
-    assert!(matches!(session.ask("hi".into(), vec![], Some(bad)), Err(SmolVlmError::InvalidArgument { .. })));
+    assert!(matches!(session.ask("hi".into(), vec![], Some(bad), vec![]), Err(SmolVlmError::InvalidArgument { .. })));
     let limit = vlm.info().context_length;
     let long = "word ".repeat(limit as usize + 10);
-    let stream = session.ask(long, vec![], None).unwrap();
+    let stream = session.ask(long, vec![], None, vec![]).unwrap();
     match stream.next() {
         Err(SmolVlmError::ContextOverflow { tokens, limit: l, .. }) => assert!(tokens > l && l == limit),
         other => panic!("expected ContextOverflow, got {other:?}"),
     }
     assert!(session.transcript().is_empty(), "a failed question is undone");
-    let stream = session.ask("hi".into(), vec![], None).unwrap();
+    let stream = session.ask("hi".into(), vec![], None, vec![]).unwrap();
     stream.cancel();
     assert!(matches!(stream.next(), Err(SmolVlmError::Cancelled)));
     vlm.release();
@@ -197,7 +197,7 @@ fn cancel_from_another_thread_stops_within_a_step() {
     let vlm = engine();
     let session = vlm.new_session(None, Some(GenerationConfig { max_tokens: 10_000, ..Default::default() })).unwrap();
     let img = ImageInput::from_file(image("wide.png")).unwrap();
-    let stream = session.ask("Describe it at length.".into(), vec![img], None).unwrap();
+    let stream = session.ask("Describe it at length.".into(), vec![img], None, vec![]).unwrap();
     assert!(stream.next().unwrap().is_some());
     let pulled = Arc::new(Mutex::new(0usize));
     let (st, p) = (stream.clone(), pulled.clone());
@@ -216,7 +216,7 @@ fn cancel_from_another_thread_stops_within_a_step() {
     assert!(*pulled.lock().unwrap() > 0);
     // The session is usable again and the cancelled question was undone.
     assert!(session.transcript().is_empty());
-    let again = session.ask("Hi".into(), vec![], greedy(2)).unwrap();
+    let again = session.ask("Hi".into(), vec![], greedy(2), vec![]).unwrap();
     collect(&again).unwrap();
 }
 
@@ -224,17 +224,17 @@ fn cancel_from_another_thread_stops_within_a_step() {
 fn one_answer_at_a_time_and_close_releases_it() {
     let vlm = engine();
     let session = vlm.new_session(None, greedy(50)).unwrap();
-    let s1 = session.ask("Hello".into(), vec![], None).unwrap();
+    let s1 = session.ask("Hello".into(), vec![], None, vec![]).unwrap();
     assert!(s1.next().unwrap().is_some());
     assert!(session.is_busy());
-    assert!(matches!(session.ask("Again".into(), vec![], None), Err(SmolVlmError::InvalidArgument { .. })));
+    assert!(matches!(session.ask("Again".into(), vec![], None, vec![]), Err(SmolVlmError::InvalidArgument { .. })));
     s1.release();
     assert!(!session.is_busy());
     assert!(matches!(s1.next(), Ok(None)));
-    let s2 = session.ask("Again".into(), vec![], greedy(2)).unwrap();
+    let s2 = session.ask("Again".into(), vec![], greedy(2), vec![]).unwrap();
     collect(&s2).unwrap();
     // Dropping a stream (what a garbage collector does) also releases the session.
-    let s3 = session.ask("More".into(), vec![], None).unwrap();
+    let s3 = session.ask("More".into(), vec![], None, vec![]).unwrap();
     assert!(s3.next().unwrap().is_some());
     drop(s3);
     let t = Instant::now();
@@ -249,14 +249,14 @@ fn concurrent_sessions_on_one_engine() {
     let vlm = engine();
     let want = {
         let s = vlm.new_session(None, greedy(6)).unwrap();
-        collect(&s.ask("Tell me a story.".into(), vec![], None).unwrap()).unwrap().concat()
+        collect(&s.ask("Tell me a story.".into(), vec![], None, vec![]).unwrap()).unwrap().concat()
     };
     let threads: Vec<_> = (0..3)
         .map(|_| {
             let vlm = vlm.clone();
             std::thread::spawn(move || {
                 let s = vlm.new_session(None, greedy(6)).unwrap();
-                collect(&s.ask("Tell me a story.".into(), vec![], None).unwrap()).unwrap().concat()
+                collect(&s.ask("Tell me a story.".into(), vec![], None, vec![]).unwrap()).unwrap().concat()
             })
         })
         .collect();
@@ -319,12 +319,12 @@ fn negative_numbers_are_invalid_arguments() {
     let config = |max_tokens, top_k| Some(GenerationConfig { max_tokens, top_k, ..Default::default() });
     assert_names(vlm.new_session(None, config(-1, 0)), "max_tokens");
     let session = vlm.new_session(None, None).unwrap();
-    assert_names(session.ask("hi".into(), vec![], config(8, -5)), "top_k");
+    assert_names(session.ask("hi".into(), vec![], config(8, -5), vec![]), "top_k");
     // A seed is 64 bits, not a count: a negative one samples like any other, reproducibly.
     let sampled = |seed| {
         let options = GenerationConfig { max_tokens: 6, temperature: 1.0, seed, ..Default::default() };
         let fresh = vlm.new_session(None, Some(options)).unwrap();
-        collect(&fresh.ask("Tell me a story.".into(), vec![], None).unwrap()).unwrap().concat()
+        collect(&fresh.ask("Tell me a story.".into(), vec![], None, vec![]).unwrap()).unwrap().concat()
     };
     assert_eq!(sampled(-7), sampled(-7));
 }
@@ -346,7 +346,7 @@ fn load_options_and_progress() {
     assert_eq!(vlm.info().longest_edge, 64);
     let s = vlm.new_session(None, greedy(2)).unwrap();
     let img = ImageInput::from_file(image("wide.png")).unwrap();
-    let stream = s.ask("What?".into(), vec![img], None).unwrap();
+    let stream = s.ask("What?".into(), vec![img], None, vec![]).unwrap();
     collect(&stream).unwrap();
     assert_eq!(stream.stats().unwrap().vision_tiles, 1, "no splitting: one tile");
     assert!(matches!(
@@ -362,7 +362,7 @@ fn quantized_precisions_load_and_answer() {
     let ask = |vlm: &SmolVlm| {
         let s = vlm.new_session(None, greedy(n)).unwrap();
         let img = ImageInput::from_file(image("wide.png")).unwrap();
-        let stream = s.ask("Can you describe this image?".into(), vec![img], None).unwrap();
+        let stream = s.ask("Can you describe this image?".into(), vec![img], None, vec![]).unwrap();
         (collect(&stream).unwrap().concat(), stream.stats().unwrap())
     };
     let f16 = load_with(LoadOptions { precision: Some(WeightPrecision::F16), ..Default::default() }).unwrap();
@@ -387,13 +387,13 @@ fn context_length_caps_the_session() {
     let vlm = load_with(LoadOptions { context_length: Some(64), ..Default::default() }).unwrap();
     assert_eq!(vlm.info().context_length, 64);
     let session = vlm.new_session(None, None).unwrap();
-    let stream = session.ask("word ".repeat(80), vec![], None).unwrap();
+    let stream = session.ask("word ".repeat(80), vec![], None, vec![]).unwrap();
     match stream.next() {
         Err(SmolVlmError::ContextOverflow { tokens, limit, .. }) => assert!(limit == 64 && tokens > 64, "{tokens} {limit}"),
         other => panic!("expected ContextOverflow, got {other:?}"),
     }
     // A short question still fits, and the answer stops where the context is full.
-    let stream = session.ask("Hi".into(), vec![], greedy(1000)).unwrap();
+    let stream = session.ask("Hi".into(), vec![], greedy(1000), vec![]).unwrap();
     collect(&stream).unwrap();
     let stats = stream.stats().unwrap();
     assert_eq!(stats.finish_reason, FinishReason::Length);
@@ -434,7 +434,7 @@ fn gguf_pair_and_text_only_gguf() {
     assert_eq!(rec.0.lock().unwrap().last().cloned(), Some((LoadStage::Ready, 1.0)));
     let s = pair.new_session(None, greedy(4)).unwrap();
     let img = ImageInput::from_file(image("wide.png")).unwrap();
-    let stream = s.ask("What is in the picture?".into(), vec![img], None).unwrap();
+    let stream = s.ask("What is in the picture?".into(), vec![img], None, vec![]).unwrap();
     assert!(!collect(&stream).unwrap().concat().is_empty());
     assert!(stream.stats().unwrap().vision_tiles > 0);
 
@@ -442,7 +442,7 @@ fn gguf_pair_and_text_only_gguf() {
     assert!(!text_only.info().has_vision);
     let s = text_only.new_session(None, greedy(2)).unwrap();
     let img = ImageInput::from_file(image("wide.png")).unwrap();
-    assert!(matches!(s.ask("What?".into(), vec![img], None).unwrap().next(), Err(SmolVlmError::InvalidArgument { .. })));
+    assert!(matches!(s.ask("What?".into(), vec![img], None, vec![]).unwrap().next(), Err(SmolVlmError::InvalidArgument { .. })));
     let missing = LoadOptions { mmproj: Some(gguf("missing.gguf")), ..Default::default() };
     assert!(matches!(
         SmolVlm::load(gguf("tiny-smolvlm2-f16.gguf"), Some(missing), None, None),
@@ -455,7 +455,7 @@ fn fast_preset_needs_fewer_tiles() {
     let tiles = |preset| {
         let vlm = load_with(LoadOptions { preset: Some(preset), ..Default::default() }).unwrap();
         let s = vlm.new_session(None, greedy(1)).unwrap();
-        let stream = s.ask("What?".into(), vec![ImageInput::from_file(image("wide.png")).unwrap()], None).unwrap();
+        let stream = s.ask("What?".into(), vec![ImageInput::from_file(image("wide.png")).unwrap()], None, vec![]).unwrap();
         collect(&stream).unwrap();
         stream.stats().unwrap().vision_tiles
     };

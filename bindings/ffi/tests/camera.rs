@@ -99,6 +99,7 @@ fn config_defaults_are_the_cores() {
         image_splitting: false,
         change_threshold: 2.0,
         only_new_text: false,
+        history_seconds: 0,
     };
     assert_eq!(LiveConfig::default(), want);
 }
@@ -245,6 +246,7 @@ fn live_config_out_of_range_and_released_model() {
         LiveConfig { change_threshold: 256.0, ..Default::default() },
         LiveConfig { max_tokens: -1, ..Default::default() },
         LiveConfig { min_interval_ms: -500, ..Default::default() },
+        LiveConfig { history_seconds: -1, ..Default::default() },
     ] {
         assert!(matches!(vlm.live(Some(bad.clone())), Err(SmolVlmError::InvalidArgument { .. })), "{bad:?}");
     }
@@ -309,9 +311,9 @@ fn deferred_frames_convert_like_eager_ones() {
     let vlm = engine();
     let chat = vlm.new_session(None, Some(GenerationConfig { max_tokens: 4, ..Default::default() })).unwrap();
     let bad = ImageInput::from_pixels_deferred(&rgb[..10], PixelFormat::Rgb888, w, h, 0, 0, 0).unwrap();
-    assert!(matches!(chat.ask("What?".into(), vec![bad], None), Err(SmolVlmError::InvalidImage { .. })));
+    assert!(matches!(chat.ask("What?".into(), vec![bad], None, vec![]), Err(SmolVlmError::InvalidImage { .. })));
     assert!(chat.transcript().is_empty());
-    let stream = chat.ask("What?".into(), vec![lazy], None).unwrap();
+    let stream = chat.ask("What?".into(), vec![lazy], None, vec![]).unwrap();
     while stream.next().unwrap().is_some() {}
     assert_eq!(stream.stats().unwrap().generated_tokens, 4);
 }
@@ -321,7 +323,7 @@ fn image_cache_option() {
     let ask = |vlm: &SmolVlm| {
         let chat = vlm.new_session(None, Some(GenerationConfig { max_tokens: 2, ..Default::default() })).unwrap();
         let img = ImageInput::from_file(image("wide.png")).unwrap();
-        let stream = chat.ask("What?".into(), vec![img], None).unwrap();
+        let stream = chat.ask("What?".into(), vec![img], None, vec![]).unwrap();
         while stream.next().unwrap().is_some() {}
         stream.stats().unwrap()
     };
@@ -375,7 +377,7 @@ fn a_model_with_its_own_thread_pool_runs_the_loop_in_it() {
     assert_eq!(answers(&events)[0].0.id, id);
     // A chat on the same model still answers (on the pool's other thread) while the loop is open.
     let chat = vlm.new_session(None, Some(GenerationConfig { max_tokens: 2, ..Default::default() })).unwrap();
-    let stream = chat.ask("Hi".into(), vec![], None).unwrap();
+    let stream = chat.ask("Hi".into(), vec![], None, vec![]).unwrap();
     while stream.next().unwrap().is_some() {}
     live.release();
 }

@@ -11,7 +11,7 @@ fn close_frees_engines_sessions_streams_and_captioners() {
     let vlm = SmolVlm::load(dir.to_string_lossy().into(), None, None, None).unwrap();
     let a = vlm.new_session(None, None).unwrap();
     let b = vlm.new_session(None, None).unwrap();
-    let stream = a.ask("Hello".into(), vec![], None).unwrap();
+    let stream = a.ask("Hello".into(), vec![], None, vec![]).unwrap();
     assert!(stream.next().unwrap().is_some());
     assert_eq!(live_objects(), LiveObjects { engines: 1, sessions: 2, streams: 1, captioners: 0 });
     vlm.release();

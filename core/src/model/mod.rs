@@ -297,13 +297,22 @@ impl SmolVlmModel {
         self.new_cache_with_limit(self.cfg.text.max_position_embeddings)
     }
 
+    /// Bytes of one cached key or value element (f16 for quantized decoders, f32 otherwise).
+    pub(crate) fn kv_element_bytes(&self) -> usize {
+        if self.text.is_quantized() {
+            2
+        } else {
+            4
+        }
+    }
+
     /// An empty cache whose buffers never grow beyond `max_tokens` positions (they grow
     /// geometrically up to that; only appending past it would allocate exactly what is needed).
     pub fn new_cache_with_limit(&self, max_tokens: usize) -> KvCache {
         // Quantized decoders keep the cache in f16 (as llama.cpp does): half the bytes a decode
         // step reads, an error (2⁻¹¹ relative, per value) far below the weights' own. The f32
         // model keeps f32, the reference.
-        let dtype = if self.text.is_quantized() { DType::F16 } else { DType::F32 };
+        let dtype = if self.kv_element_bytes() == 2 { DType::F16 } else { DType::F32 };
         KvCache::new(self.text.num_layers(), max_tokens, dtype)
     }
 
