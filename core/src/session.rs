@@ -2,8 +2,7 @@
 //! step ([`Reply`]) or whole ([`Answer`]), with the answer's [`Stats`].
 
 use crate::chat::{Content, Message, Role};
-use crate::engine::Visual;
-use crate::engine::{CancelToken, Engine};
+use crate::engine::{CancelToken, Engine, Visual};
 use crate::error::{Error, Result};
 use crate::generation::{top_logprobs, GenerationOptions, Sampler, TextStream, TokenLogprob};
 use crate::image_cache::{ImageKey, KeyHasher};
@@ -201,7 +200,7 @@ impl Session {
 
         cancel.check()?;
         let prefill_start = Instant::now();
-        let logits = engine.model.logits(&ids[keep..], features.as_ref(), &mut self.cache)?;
+        let logits = prefill(&engine, &ids[keep..], features.as_ref(), &mut self.cache, cancel)?;
         let prefill_ms = ms(prefill_start);
         let prefill_tokens = ids.len() - keep;
         let prompt_tokens = ids.len();
@@ -258,6 +257,37 @@ impl Session {
         }
         reply.into_answer()
     }
+}
+
+/// Prompt tokens run through the decoder at once. A long prompt (a video's frames) runs in
+/// chunks of this many, so that the attention scores and MLP activations of a pass stay a few
+/// MB (a 2 500-token prompt at once: ~230 MB of scores on SmolVLM-256M) whatever the prompt's
+/// length, and a cancel is honoured between chunks.
+const PREFILL_CHUNK: usize = 512;
+
+/// Runs `ids` (after what `cache` holds) through the decoder in chunks of [`PREFILL_CHUNK`],
+/// each chunk taking its image tokens' rows of `features`; the logits of the last position.
+fn prefill(
+    engine: &Engine,
+    ids: &[u32],
+    features: Option<&Tensor>,
+    cache: &mut KvCache,
+    cancel: &CancelToken,
+) -> Result<Vec<f32>> {
+    let image_id = engine.config.image_token_id;
+    let mut logits = Vec::new();
+    let mut row = 0;
+    for chunk in ids.chunks(PREFILL_CHUNK) {
+        cancel.check()?;
+        let n = chunk.iter().filter(|&&t| t == image_id).count();
+        let rows = match features {
+            Some(f) if n > 0 => Some(f.narrow(0, row, n)?),
+            _ => None,
+        };
+        row += n;
+        logits = engine.model.logits(chunk, rows.as_ref(), cache)?;
+    }
+    Ok(logits)
 }
 
 /// `(start, end)` of every run of `image_id` in `ids`.
