@@ -2,9 +2,10 @@
 # Checks of the Swift package that XCTest cannot make, run by tools/test_swift.sh inside the Swift
 # 6 chroot after `swift build` (the package's modules are in .build/debug/Modules):
 # - the Apple-only helpers (ios/Sources/SmolVLM/AppleImages.swift: CGImage, UIImage,
-#   CVPixelBuffer, CGImagePropertyOrientation) type-check against the stand-in modules in
-#   tools/apple-stubs, with a probe that fails if their `#if canImport(...)` parts were skipped,
-#   and so does the README's iOS example;
+#   CVPixelBuffer, CGImagePropertyOrientation; AppleVideos.swift: AVAsset through
+#   AVAssetImageGenerator) type-check against the stand-in modules in tools/apple-stubs, with a
+#   probe that fails if their `#if canImport(...)` parts were skipped, and so does the README's
+#   iOS example;
 # - the public surface: an app's `import SmolVLM` sees the wrapper (a probe using it compiles)
 #   and none of the generated layer (each probe naming a generated declaration must fail with
 #   "cannot find");
@@ -23,11 +24,12 @@ source tools/checks.sh  # ok, bad
 # ---- the stand-ins, then the SDK's sources against them ----------------------------------------
 mkdir -p "$STUBS"
 stubs_ok=1
-for m in CoreGraphics ImageIO CoreVideo UIKit; do  # UIKit re-exports CoreGraphics
+for m in CoreGraphics ImageIO CoreVideo UIKit CoreMedia AVFoundation; do  # in dependency order
     swiftc -emit-module -parse-as-library -module-name "$m" -I "$STUBS" -o "$STUBS/$m.swiftmodule" \
         "tools/apple-stubs/$m.swift" >"$WORK/$m.log" 2>&1 || { stubs_ok=0; bad "stand-in $m: $(head -3 "$WORK/$m.log")"; }
 done
 cat >"$WORK/AppleProbe.swift" <<'EOF'
+import AVFoundation
 import CoreGraphics
 import CoreVideo
 import ImageIO
@@ -43,17 +45,24 @@ func appleHelpersExist(cg: CGImage, ui: UIImage, buffer: CVPixelBuffer) throws -
         try ImageInput.frame(pixelBuffer: buffer, orientation: .camera(rotationAngle: 90, mirrored: true)),
     ]
 }
+
+// Fails to compile if AppleVideos.swift's Apple-only parts were left out.
+func appleVideoHelpersExist(vlm: SmolVLM, asset: AVAsset, url: URL) async throws -> [VideoInput] {
+    [try await vlm.readVideo(asset), try await vlm.readVideo(url: url)]
+}
 EOF
-# The README's iOS example (UIImage), as an app would compile it.
+# The README's iOS examples (UIImage, AVFoundation video), as an app would compile them.
 python3 tools/readme_example.py readme-swift-ios >"$WORK/ReadmeIOS.swift"
+python3 tools/readme_example.py readme-swift-ios-video >"$WORK/ReadmeIOSVideo.swift"
 if [ $stubs_ok = 1 ]; then
-    # The package's module as an Apple platform builds it (the stand-ins in place of the SDK),
-    # then two clients of it: the probe and the README's example.
+    # The package's module as an Apple platform builds it (the stand-ins in place of the SDK; Swift
+    # 6 language mode, as the manifest's tools version gives the target), then clients of it: the
+    # probe and the README's iOS examples.
     mkdir -p "$WORK/apple"
-    if swiftc -emit-module -module-name SmolVLM -I "$STUBS" -I "$MODULES" -Xcc "$CMAP" \
+    if swiftc -swift-version 6 -emit-module -module-name SmolVLM -I "$STUBS" -I "$MODULES" -Xcc "$CMAP" \
         -o "$WORK/apple/SmolVLM.swiftmodule" ios/Sources/SmolVLM/*.swift >"$WORK/apple.log" 2>&1; then
-        ok "AppleImages.swift (CGImage, UIImage, CVPixelBuffer, orientations) type-checks against the stand-ins in tools/apple-stubs"
-        for client in AppleProbe:"every Apple helper" ReadmeIOS:"the README's iOS example"; do
+        ok "AppleImages.swift (CGImage, UIImage, CVPixelBuffer, orientations) and AppleVideos.swift (AVAsset, AVAssetImageGenerator) type-check against the stand-ins in tools/apple-stubs"
+        for client in AppleProbe:"every Apple helper" ReadmeIOS:"the README's iOS example" ReadmeIOSVideo:"the README's iOS video example"; do
             if swiftc -typecheck -I "$WORK/apple" -I "$STUBS" -I "$MODULES" -Xcc "$CMAP" "$WORK/${client%%:*}.swift" >"$WORK/${client%%:*}.log" 2>&1; then
                 ok "a client using ${client#*:} type-checks against it"
             else
@@ -61,7 +70,7 @@ if [ $stubs_ok = 1 ]; then
             fi
         done
     else
-        bad "AppleImages.swift does not type-check against the stand-ins:"
+        bad "AppleImages.swift or AppleVideos.swift does not type-check against the stand-ins:"
         grep -E "error:" "$WORK/apple.log" | head -20
     fi
 fi
@@ -79,9 +88,15 @@ if client public 'func useIt(_ vlm: SmolVLM, _ e: Error) async throws -> String 
     if case SmolVLMError.internal(_, let details) = e { print(details) }
     var text = ""
     for try await piece in chat.ask("Hi", images: [try .file("a.png").mirrored()]) { text += piece }
+    let frames = [try ImageInput.file("f0.png"), try .file("f1.png")]
+    let clip = try VideoInput(frames: frames, timestamps: [0, 0.5], duration: 1)
+    let indices = try vlm.videoFrameIndices(frameCount: 130, duration: 65)
+    let chosen = try VideoInput.chosen(frames: indices.map { frames[$0 % 2] }, timestamps: indices.map { Double($0) / 2 }, duration: 65)
+    _ = (clip.frameCount, chosen.duration, vlm.info.videoFrameLimit, LoadOptions(maxVideoFrames: 8))
+    for try await piece in chat.ask("What happens?", images: [], options: nil, videos: [clip, chosen]) { text += piece }
     return text + (chat.stats.map { "\($0.generatedTokens)" } ?? "")
 }'; then
-    ok "a client that imports only SmolVLM uses the wrapper API (SmolVLM, Chat, LiveCamera, ImageInput, SmolVLMError, records)"
+    ok "a client that imports only SmolVLM uses the wrapper API (SmolVLM, Chat, LiveCamera, ImageInput, VideoInput, SmolVLMError, records)"
 else
     bad "a client of the public API does not compile:"
     grep -E "error:" "$WORK/public.log" | head -10

@@ -59,8 +59,9 @@ fi
 python3 tools/readme_example.py kotlin "package dev.smolvlm.readme" > "$KT/gen/ReadmeExample.kt"
 python3 tools/readme_example.py readme-kotlin-download "package dev.smolvlm.readme" > "$KT/gen/ReadmeDownload.kt"
 python3 tools/readme_example.py readme-kotlin-live "package dev.smolvlm.readme" > "$KT/gen/ReadmeLive.kt"
+python3 tools/readme_example.py readme-kotlin-video "package dev.smolvlm.readme" > "$KT/gen/ReadmeVideo.kt"
 echo "compiling the Kotlin SDK, the README examples and the tests"
-"$K/bin/kotlinc" -nowarn android/sdk/src/main/kotlin android/sdk/src/test/kotlin tests/kotlin "$KT/gen/ReadmeExample.kt" "$KT/gen/ReadmeDownload.kt" "$KT/gen/ReadmeLive.kt" \
+"$K/bin/kotlinc" -nowarn android/sdk/src/main/kotlin android/sdk/src/test/kotlin tests/kotlin "$KT/gen/ReadmeExample.kt" "$KT/gen/ReadmeDownload.kt" "$KT/gen/ReadmeLive.kt" "$KT/gen/ReadmeVideo.kt" \
     -cp "$KT/ffi.jar:$TESTDEPS" -d "$KT/tests.jar"
 kotlin_rc=0
 # A small, fixed, pre-touched Java heap: the live camera soak test measures the process RSS. A
@@ -69,7 +70,7 @@ kotlin_rc=0
 # the garbage collector collects them.
 java -Xms96m -Xmx96m -XX:+AlwaysPreTouch -Djna.library.path="$(dirname "$LIB")" -Dsmolvlm.fixtures="$ROOT/tests/fixtures" \
     -cp "$KT/tests.jar:$KT/ffi.jar:$TESTDEPS" dev.smolvlm.testing.JUnitSuiteKt Kotlin \
-    dev.smolvlm.SmolVLMTest dev.smolvlm.DownloadTest dev.smolvlm.LiveCameraTest || kotlin_rc=$?
+    dev.smolvlm.SmolVLMTest dev.smolvlm.DownloadTest dev.smolvlm.LiveCameraTest dev.smolvlm.VideoTest || kotlin_rc=$?
 
 # The sample app's state classes are plain Kotlin (no Android classes): their tests run on the JVM
 # against the real library, the fixture model and the local hub.
@@ -116,10 +117,34 @@ if [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] && AJAR=$(android_jar);
     rm -rf "$RGEN" "$KT/android-check" && mkdir -p "$RGEN/gen"
     sed 's|<manifest |<manifest package="dev.smolvlm.sample" |' "$SAMPLE/AndroidManifest.xml" > "$RGEN/AndroidManifest.xml"
     aapt package -m -J "$RGEN/gen" -M "$RGEN/AndroidManifest.xml" -S "$SAMPLE/res" -I "$AJAR" || android_rc=$?
-    # the README's Android example too
+    # the README's Android examples too
     python3 tools/readme_example.py readme-kotlin-android "package dev.smolvlm.readme" > "$RGEN/ReadmeAndroid.kt"
+    python3 tools/readme_example.py readme-kotlin-android-video "package dev.smolvlm.readme" > "$RGEN/ReadmeAndroidVideo.kt"
+    # Platform classes with members newer than API 23 (tools/android-stubs/platform): compiled into a
+    # folder that goes before android.jar on the classpath (a class on the classpath hides a source
+    # file of the same name from kotlinc, so they cannot be sources; the AndroidX stand-ins are
+    # passed as files, since a folder above their package root would misname their packages), after
+    # checking with javap that each member not listed on the stand-in's "Newer than API 23:" line is
+    # declared exactly so in android.jar.
+    PSTUBS=$KT/platform-stubs
+    rm -rf "$PSTUBS" && mkdir -p "$PSTUBS"
+    if [ $android_rc -eq 0 ] && javac -nowarn -d "$PSTUBS" -cp "$AJAR" $(find tools/android-stubs/platform -name '*.java'); then
+        for src in $(find tools/android-stubs/platform -name '*.java'); do
+            cls=$(echo "${src#tools/android-stubs/platform/}" | sed 's|\.java$||; s|/|.|g')
+            newer=$(sed -n 's|^// Newer than API 23: *||p' "$src")
+            # A member's name is the word before "(" (methods) or " =" / ";" (fields).
+            extra=$(comm -23 <(javap -public -constants -cp "$PSTUBS" "$cls" | sort) <(javap -public -constants -cp "$AJAR" "$cls" | sort) \
+                | { grep -v '^Compiled from\|^public class\|^}' || true; } | sed -E 's/^ *//; s/\(.*//; s/ =.*//; s/;$//; s/.* //' | sort -u | tr '\n' ' ')
+            if [ "$(echo $extra)" != "$(echo $newer | tr ' ' '\n' | sort -u | tr '\n' ' ' | xargs)" ]; then
+                echo "Android: the stand-in $src differs from android.jar (API 23) beyond its 'Newer than API 23:' list ($newer): $extra"
+                android_rc=1
+            fi
+        done
+    else
+        android_rc=1
+    fi
     [ $android_rc -eq 0 ] && { "$K/bin/kotlinc" -nowarn -no-jdk android/sdk/src/main/kotlin android/sdk/src/android/kotlin \
-        "$SAMPLE/kotlin" "$RGEN/gen" "$RGEN/ReadmeAndroid.kt" tools/android-stubs -cp "$AJAR:$KT/ffi.jar:$DEPS" -d "$KT/android-check" || android_rc=$?; }
+        "$SAMPLE/kotlin" "$RGEN/gen" "$RGEN/ReadmeAndroid.kt" "$RGEN/ReadmeAndroidVideo.kt" $(find tools/android-stubs/androidx -name '*.java' -o -name '*.kt') -cp "$PSTUBS:$AJAR:$KT/ffi.jar:$DEPS" -d "$KT/android-check" || android_rc=$?; }
     STUBS=$(find tools/android-stubs -name '*.java' -o -name '*.kt' | wc -l)
     [ $android_rc -eq 0 ] && echo "Android: the SDK, its converters and the sample app compile against android.jar (API 23) + $STUBS stand-in stubs" \
         || echo "Android: the type-check against android.jar FAILED"

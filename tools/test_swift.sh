@@ -145,6 +145,7 @@ fi
 python3 tools/readme_example.py swift > ios/Tests/SmolVLMTests/ReadmeExample.swift
 python3 tools/readme_example.py readme-swift-download > ios/Tests/SmolVLMTests/ReadmeDownload.swift
 python3 tools/readme_example.py readme-swift-live > ios/Tests/SmolVLMTests/ReadmeLive.swift
+python3 tools/readme_example.py readme-swift-video > ios/Tests/SmolVLMTests/ReadmeVideo.swift
 
 # ---- build and test ----------------------------------------------------------------------------
 mount_system

@@ -358,7 +358,12 @@ val hostLibsForTests = tasks.register<Jar>("hostLibsForTests") {
 val readmeExamples = tasks.register<ReadmeExamples>("readmeExamples") {
     description = "Extracts the README's Kotlin examples for the unit tests."
     readme.set(repoRoot.resolve("README.md"))
-    markers.set(listOf("readme-kotlin-example", "readme-kotlin-download", "readme-kotlin-live", "readme-kotlin-android"))
+    markers.set(
+        listOf(
+            "readme-kotlin-example", "readme-kotlin-download", "readme-kotlin-live", "readme-kotlin-video",
+            "readme-kotlin-android", "readme-kotlin-android-video",
+        ),
+    )
     outputDirectory.set(layout.buildDirectory.dir("generated/readme/kotlin"))
 }
 

@@ -58,7 +58,8 @@ public struct ImageInput: Sendable {
     /// ``pixels(_:format:width:height:rowStride:pixelStride:rotationDegrees:)`` without the
     /// conversion. The bytes are copied and converted only if the live loop takes the frame, so
     /// the frames it drops cost nothing more; bytes that do not match the size come back as a
-    /// `.frameError` event (or `.invalidImage` when passed to ``Chat/ask(_:images:options:)``).
+    /// `.frameError` event (or `.invalidImage` when passed to
+    /// ``Chat/ask(_:images:options:videos:)``).
     public static func frame(
         _ data: Data, format: PixelFormat, width: Int, height: Int,
         rowStride: Int = 0, pixelStride: Int = 0, rotationDegrees: Int = 0

@@ -2,7 +2,8 @@ import Dispatch
 import Foundation
 internal import SmolVLMFFI
 
-/// A SmolVLM model loaded on the device, answering questions about images entirely offline.
+/// A SmolVLM model loaded on the device, answering questions about images and videos entirely
+/// offline.
 ///
 /// Load it once with ``SmolVLM/load(modelPath:options:onProgress:)`` (it runs off the caller's
 /// thread) from a model folder or a GGUF file, open one ``Chat`` per conversation with
@@ -45,7 +46,8 @@ public final class SmolVLM: Sendable {
     ///     memory), `backend` (`.cpu` default, `.metal`, `.auto`), `preset` (`.exact`, `.fast`
     ///     for camera frames), `imageSplitting`, `longestEdge`, `threads`, `mmproj`,
     ///     `imageCacheMb` (encodings of images seen, reused by later chats and questions; 32 by
-    ///     default, 0 turns the cache off).
+    ///     default, 0 turns the cache off), `maxVideoFrames` (most frames one video contributes;
+    ///     `nil`: the checkpoint's limit, lowered to what fits the context).
     ///   - onProgress: called on the loading thread with the stage and the fraction of the load
     ///     done, which only grows: `.reading` at 0, `.vision` and `.text` after each layer,
     ///     `.ready` at 1.
@@ -152,16 +154,38 @@ public final class SmolVLM: Sendable {
     /// The native library's version (the Rust crates' version).
     public static var version: String { SmolVLMFFI.version() }
 
-    /// What the loaded model is: family, context length, image settings, and the weight
-    /// precision and backend in use (`.auto` resolved).
+    /// What the loaded model is: family, context length, image settings, the weight precision
+    /// and backend in use (`.auto` resolved), and `videoFrameLimit`, the most frames one video
+    /// contributes to a question (0: the model takes no videos).
     public var info: ModelInfo { ModelInfo(raw.info()) }
+
+    /// Which frames a question reads out of a video of `frameCount` frames spanning `duration`
+    /// seconds: indices from 0, ascending, at most `info.videoFrameLimit`, chosen as
+    /// transformers' SmolVLM2 video processor chooses them (the checkpoint's frames per second
+    /// and frame limit, 1 s trimmed at both ends of long videos).
+    ///
+    /// A video decoder decodes just these frames and passes them to
+    /// ``VideoInput/chosen(frames:timestamps:duration:)`` (what ``readVideo(_:)`` does on Apple
+    /// platforms); ``VideoInput/init(frames:timestamps:duration:)`` makes the same choice itself
+    /// from every frame of a clip.
+    ///
+    /// ```swift
+    /// let indices = try vlm.videoFrameIndices(frameCount: 130, duration: 65) // 0, 2, 4, …, 126, 129
+    /// ```
+    ///
+    /// - Throws: `.invalidArgument` if the model takes no videos or was closed, or `frameCount`
+    ///   or `duration` is not positive.
+    public func videoFrameIndices(frameCount: Int, duration: Double) throws -> [Int] {
+        let count = try int32(frameCount, "frameCount")
+        return try native { try raw.videoFrameIndices(frameCount: count, durationSeconds: duration) }.map(Int.init)
+    }
 
     /// Opens a new conversation.
     ///
     /// - Parameters:
     ///   - systemPrompt: optional instructions placed before the first question.
-    ///   - defaults: generation settings used by every ``Chat/ask(_:images:options:)`` that
-    ///     passes none (`nil`: greedy, 256 tokens).
+    ///   - defaults: generation settings used by every
+    ///     ``Chat/ask(_:images:options:videos:)`` that passes none (`nil`: greedy, 256 tokens).
     /// - Throws: `.invalidArgument` if the model was closed or `defaults` are out of range.
     public func newChat(systemPrompt: String? = nil, defaults: GenerationConfig? = nil) throws -> Chat {
         Chat(raw: try native { try raw.newSession(systemPrompt: systemPrompt, defaults: defaults?.ffi) })
@@ -213,24 +237,36 @@ public final class Chat: Sendable {
 
     init(raw: ChatSession) { self.raw = raw }
 
-    /// Asks `text` about `images` and streams the answer as text pieces, in order.
+    /// Asks `text` about `images` and `videos` and streams the answer as text pieces, in order.
+    /// The model reads the videos first, then the images, then the text.
+    ///
+    /// ```swift
+    /// let clip = try VideoInput(frames: frames, timestamps: frames.indices.map { Double($0) / 2 }, duration: 3)
+    /// for try await piece in chat.ask("What happens in this video?", videos: [clip]) { print(piece) }
+    /// ```
     ///
     /// The answer is computed on a background thread while the stream is iterated. Terminating
     /// the stream (breaking out of `for try await`, or cancelling the consuming task) cancels the
     /// generation within one decode step, and the question is removed from the ``transcript``.
     /// Errors (``SmolVLMError``) are thrown by the iteration, e.g. `.invalidArgument` if another
-    /// answer is still streaming in this chat, `.contextOverflow` if the conversation no longer
-    /// fits, `.cancelled` after ``cancel()``.
+    /// answer is still streaming in this chat or `videos` is not empty and the model takes no
+    /// videos, `.invalidImage` if a deferred frame's bytes do not match its size,
+    /// `.contextOverflow` if the conversation no longer fits, `.cancelled` after ``cancel()``.
+    ///
+    /// - Parameter videos: ``VideoInput``s (on Apple platforms, ``SmolVLM/readVideo(_:)`` reads
+    ///   an `AVAsset`); each frame the model reads costs the vision tokens of one image tile, at
+    ///   most `info.videoFrameLimit` frames per video.
     public func ask(
         _ text: String,
         images: [ImageInput] = [],
-        options: GenerationConfig? = nil
+        options: GenerationConfig? = nil,
+        videos: [VideoInput] = []
     ) -> AsyncThrowingStream<String, Error> {
         let raw = self.raw
         return AsyncThrowingStream { continuation in
             let stream: TokenStream
             do {
-                stream = try raw.ask(text: text, images: images.map(\.raw), options: options?.ffi)
+                stream = try raw.ask(text: text, images: images.map(\.raw), options: options?.ffi, videos: videos.map(\.raw))
             } catch {
                 continuation.finish(throwing: SmolVLMError(any: error))
                 return

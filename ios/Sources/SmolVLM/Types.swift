@@ -413,9 +413,15 @@ public struct LiveConfig: Equatable, Hashable, Sendable {
      * then not streamed (whether it is new is known only at its end). Questions always stream.
      */
     public var onlyNewText: Bool
+    /**
+     * Seconds of the recent past kept for `ask_recent`: the first frame pushed in each second
+     * (by timestamp), the newest this many (0, the default: none; not negative). Each kept frame
+     * holds its pushed bytes until it falls out.
+     */
+    public var historySeconds: Int32
 
     /// Makes a `LiveConfig`; every parameter with a default may be left out.
-    public init(prompt: String = "Describe what you see in one sentence.", systemPrompt: String? = nil, maxTokens: Int32 = 48, minIntervalMs: Int32 = 0, imageSplitting: Bool = false, changeThreshold: Float = Float(2.0), onlyNewText: Bool = false) {
+    public init(prompt: String = "Describe what you see in one sentence.", systemPrompt: String? = nil, maxTokens: Int32 = 48, minIntervalMs: Int32 = 0, imageSplitting: Bool = false, changeThreshold: Float = Float(2.0), onlyNewText: Bool = false, historySeconds: Int32 = 0) {
         self.prompt = prompt
         self.systemPrompt = systemPrompt
         self.maxTokens = maxTokens
@@ -423,12 +429,13 @@ public struct LiveConfig: Equatable, Hashable, Sendable {
         self.imageSplitting = imageSplitting
         self.changeThreshold = changeThreshold
         self.onlyNewText = onlyNewText
+        self.historySeconds = historySeconds
     }
 }
 
 extension LiveConfig {
     var ffi: SmolVLMFFI.LiveConfig {
-        SmolVLMFFI.LiveConfig(prompt: prompt, systemPrompt: systemPrompt, maxTokens: maxTokens, minIntervalMs: minIntervalMs, imageSplitting: imageSplitting, changeThreshold: changeThreshold, onlyNewText: onlyNewText)
+        SmolVLMFFI.LiveConfig(prompt: prompt, systemPrompt: systemPrompt, maxTokens: maxTokens, minIntervalMs: minIntervalMs, imageSplitting: imageSplitting, changeThreshold: changeThreshold, onlyNewText: onlyNewText, historySeconds: historySeconds)
     }
 }
 
@@ -558,9 +565,14 @@ public struct LoadOptions: Equatable, Hashable, Sendable {
      * (`null`: 32; 0: no cache; negative: `InvalidArgument`).
      */
     public var imageCacheMb: Int32?
+    /**
+     * Most frames one video contributes (null: the checkpoint's limit, lowered to what fits
+     * the context window; see [`ModelInfo::video_frame_limit`]).
+     */
+    public var maxVideoFrames: Int32?
 
     /// Makes a `LoadOptions`; every parameter with a default may be left out.
-    public init(imageSplitting: Bool? = nil, longestEdge: Int32? = nil, threads: Int32? = nil, precision: WeightPrecision? = nil, mmproj: String? = nil, contextLength: Int32? = nil, backend: Backend? = nil, preset: ImagePreset? = nil, imageCacheMb: Int32? = nil) {
+    public init(imageSplitting: Bool? = nil, longestEdge: Int32? = nil, threads: Int32? = nil, precision: WeightPrecision? = nil, mmproj: String? = nil, contextLength: Int32? = nil, backend: Backend? = nil, preset: ImagePreset? = nil, imageCacheMb: Int32? = nil, maxVideoFrames: Int32? = nil) {
         self.imageSplitting = imageSplitting
         self.longestEdge = longestEdge
         self.threads = threads
@@ -570,12 +582,13 @@ public struct LoadOptions: Equatable, Hashable, Sendable {
         self.backend = backend
         self.preset = preset
         self.imageCacheMb = imageCacheMb
+        self.maxVideoFrames = maxVideoFrames
     }
 }
 
 extension LoadOptions {
     var ffi: SmolVLMFFI.LoadOptions {
-        SmolVLMFFI.LoadOptions(imageSplitting: imageSplitting, longestEdge: longestEdge, threads: threads, precision: precision.map { $0.ffi }, mmproj: mmproj, contextLength: contextLength, backend: backend.map { $0.ffi }, preset: preset.map { $0.ffi }, imageCacheMb: imageCacheMb)
+        SmolVLMFFI.LoadOptions(imageSplitting: imageSplitting, longestEdge: longestEdge, threads: threads, precision: precision.map { $0.ffi }, mmproj: mmproj, contextLength: contextLength, backend: backend.map { $0.ffi }, preset: preset.map { $0.ffi }, imageCacheMb: imageCacheMb, maxVideoFrames: maxVideoFrames)
     }
 }
 
@@ -616,9 +629,13 @@ public struct ModelInfo: Equatable, Hashable, Sendable {
      * Where the math runs (`Auto` resolved).
      */
     public var backend: Backend
+    /**
+     * Most frames one video contributes to a question (0: the model takes no videos).
+     */
+    public var videoFrameLimit: Int32
 
     /// Makes a `ModelInfo`; every parameter with a default may be left out.
-    public init(family: String, contextLength: Int64, tokensPerTile: Int64, imageSplitting: Bool, longestEdge: Int32, hasVision: Bool, precision: WeightPrecision, backend: Backend) {
+    public init(family: String, contextLength: Int64, tokensPerTile: Int64, imageSplitting: Bool, longestEdge: Int32, hasVision: Bool, precision: WeightPrecision, backend: Backend, videoFrameLimit: Int32) {
         self.family = family
         self.contextLength = contextLength
         self.tokensPerTile = tokensPerTile
@@ -627,12 +644,13 @@ public struct ModelInfo: Equatable, Hashable, Sendable {
         self.hasVision = hasVision
         self.precision = precision
         self.backend = backend
+        self.videoFrameLimit = videoFrameLimit
     }
 }
 
 extension ModelInfo {
     init(_ ffi: SmolVLMFFI.ModelInfo) {
-        self.init(family: ffi.family, contextLength: ffi.contextLength, tokensPerTile: ffi.tokensPerTile, imageSplitting: ffi.imageSplitting, longestEdge: ffi.longestEdge, hasVision: ffi.hasVision, precision: WeightPrecision(ffi.precision), backend: Backend(ffi.backend))
+        self.init(family: ffi.family, contextLength: ffi.contextLength, tokensPerTile: ffi.tokensPerTile, imageSplitting: ffi.imageSplitting, longestEdge: ffi.longestEdge, hasVision: ffi.hasVision, precision: WeightPrecision(ffi.precision), backend: Backend(ffi.backend), videoFrameLimit: ffi.videoFrameLimit)
     }
 }
 

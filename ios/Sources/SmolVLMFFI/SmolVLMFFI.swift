@@ -793,17 +793,18 @@ public func FfiConverterTypeCancelSignal_lower(_ value: CancelSignal) -> UInt64 
 public protocol ChatSessionProtocol: AnyObject, Sendable {
     
     /**
-     * Asks a question about zero or more images (placed before the text, as the model cards
-     * do) and returns the answer as a stream: pull it with `next()` until it returns null/nil.
-     * Nothing is computed until the first `next()`. `options` overrides the session defaults.
+     * Asks a question about zero or more videos and images (placed before the text, videos
+     * first, as the model cards do) and returns the answer as a stream: pull it with `next()`
+     * until it returns null/nil. Nothing is computed until the first `next()`. `options`
+     * overrides the session defaults.
      *
      * Throws `InvalidArgument` if the session is closed, if a previous answer is still
-     * streaming (read it to the end, cancel or release it first), or if `options` are out of
-     * range; `InvalidImage` if a deferred frame's bytes do not match its size. If the answer
-     * later fails or is cancelled, the question is removed from the transcript again, as if it
-     * had never been asked.
+     * streaming (read it to the end, cancel or release it first), if `options` are out of
+     * range, or if the model takes no videos; `InvalidImage` if a deferred frame's bytes do not
+     * match its size. If the answer later fails or is cancelled, the question is removed from
+     * the transcript again, as if it had never been asked.
      */
-    func ask(text: String, images: [ImageInput], options: GenerationConfig?) throws  -> TokenStream
+    func ask(text: String, images: [ImageInput], options: GenerationConfig?, videos: [VideoInput]) throws  -> TokenStream
     
     /**
      * Stops the answer being generated, from any thread: its stream ends with a `Cancelled`
@@ -900,24 +901,26 @@ open class ChatSession: ChatSessionProtocol, @unchecked Sendable {
 
     
     /**
-     * Asks a question about zero or more images (placed before the text, as the model cards
-     * do) and returns the answer as a stream: pull it with `next()` until it returns null/nil.
-     * Nothing is computed until the first `next()`. `options` overrides the session defaults.
+     * Asks a question about zero or more videos and images (placed before the text, videos
+     * first, as the model cards do) and returns the answer as a stream: pull it with `next()`
+     * until it returns null/nil. Nothing is computed until the first `next()`. `options`
+     * overrides the session defaults.
      *
      * Throws `InvalidArgument` if the session is closed, if a previous answer is still
-     * streaming (read it to the end, cancel or release it first), or if `options` are out of
-     * range; `InvalidImage` if a deferred frame's bytes do not match its size. If the answer
-     * later fails or is cancelled, the question is removed from the transcript again, as if it
-     * had never been asked.
+     * streaming (read it to the end, cancel or release it first), if `options` are out of
+     * range, or if the model takes no videos; `InvalidImage` if a deferred frame's bytes do not
+     * match its size. If the answer later fails or is cancelled, the question is removed from
+     * the transcript again, as if it had never been asked.
      */
-open func ask(text: String, images: [ImageInput] = [], options: GenerationConfig? = nil)throws  -> TokenStream  {
+open func ask(text: String, images: [ImageInput] = [], options: GenerationConfig? = nil, videos: [VideoInput] = [])throws  -> TokenStream  {
     return try  FfiConverterTypeTokenStream_lift(try rustCallWithError(FfiConverterTypeSmolVlmError_lift) {
         uniffiCallStatus in
     uniffi_smolvlm_ffi_fn_method_chatsession_ask(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(text),
         FfiConverterSequenceTypeImageInput.lower(images),
-        FfiConverterOptionTypeGenerationConfig.lower(options),uniffiCallStatus
+        FfiConverterOptionTypeGenerationConfig.lower(options),
+        FfiConverterSequenceTypeVideoInput.lower(videos),uniffiCallStatus
     )
 })
 }
@@ -1644,6 +1647,16 @@ public protocol LiveCaptionerProtocol: AnyObject, Sendable {
     func ask(question: String) throws 
     
     /**
+     * Asks `question` about the last `seconds` of frames (SmolVLM2 models): the frames kept one
+     * per second (`LiveConfig.historySeconds`) are asked about as a video, and frames encoded
+     * for an earlier such question are not encoded again. Answered after the answer in
+     * progress, as `Piece`s and an `Answer` carrying the question; with no frame kept yet the
+     * answer is a `FrameError`. Throws `InvalidArgument` for an empty question, a `seconds`
+     * that is not a positive number, or after `release()`.
+     */
+    func askRecent(question: String, seconds: Double) throws 
+    
+    /**
      * Frames pushed and dropped so far (also after `release()`).
      */
     func counters()  -> LiveCounters
@@ -1772,6 +1785,24 @@ open func ask(question: String)throws   {try rustCallWithError(FfiConverterTypeS
     uniffi_smolvlm_ffi_fn_method_livecaptioner_ask(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(question),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Asks `question` about the last `seconds` of frames (SmolVLM2 models): the frames kept one
+     * per second (`LiveConfig.historySeconds`) are asked about as a video, and frames encoded
+     * for an earlier such question are not encoded again. Answered after the answer in
+     * progress, as `Piece`s and an `Answer` carrying the question; with no frame kept yet the
+     * answer is a `FrameError`. Throws `InvalidArgument` for an empty question, a `seconds`
+     * that is not a positive number, or after `release()`.
+     */
+open func askRecent(question: String, seconds: Double)throws   {try rustCallWithError(FfiConverterTypeSmolVlmError_lift) {
+        uniffiCallStatus in
+    uniffi_smolvlm_ffi_fn_method_livecaptioner_ask_recent(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(question),
+        FfiConverterDouble.lower(seconds),uniffiCallStatus
     )
 }
 }
@@ -2397,6 +2428,15 @@ public protocol SmolVlmProtocol: AnyObject, Sendable {
      */
     func release() 
     
+    /**
+     * Which frames a question reads out of `frame_count` frames spanning `duration_seconds`
+     * (indices from 0, ascending), chosen as transformers' SmolVLM2 video processor chooses
+     * them. Decode just these frames and pass them to `VideoInput.chosen`. Throws
+     * `InvalidArgument` when the model takes no videos, the count is not positive or the
+     * duration is not a positive number, or the model is released.
+     */
+    func videoFrameIndices(frameCount: Int32, durationSeconds: Double) throws  -> [Int32]
+    
 }
 /**
  * A SmolVLM model loaded from a folder in the Hugging Face layout or a llama.cpp GGUF file
@@ -2547,6 +2587,24 @@ open func release()  {try! rustCall() {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Which frames a question reads out of `frame_count` frames spanning `duration_seconds`
+     * (indices from 0, ascending), chosen as transformers' SmolVLM2 video processor chooses
+     * them. Decode just these frames and pass them to `VideoInput.chosen`. Throws
+     * `InvalidArgument` when the model takes no videos, the count is not positive or the
+     * duration is not a positive number, or the model is released.
+     */
+open func videoFrameIndices(frameCount: Int32, durationSeconds: Double)throws  -> [Int32]  {
+    return try  FfiConverterSequenceInt32.lift(try rustCallWithError(FfiConverterTypeSmolVlmError_lift) {
+        uniffiCallStatus in
+    uniffi_smolvlm_ffi_fn_method_smolvlm_video_frame_indices(
+            self.uniffiCloneHandle(),
+        FfiConverterInt32.lower(frameCount),
+        FfiConverterDouble.lower(durationSeconds),uniffiCallStatus
+    )
+})
 }
     
 
@@ -2818,6 +2876,196 @@ public func FfiConverterTypeTokenStream_lift(_ handle: UInt64) throws -> TokenSt
 #endif
 public func FfiConverterTypeTokenStream_lower(_ value: TokenStream) -> UInt64 {
     return FfiConverterTypeTokenStream.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A video as frames with timestamps, for `ChatSession.ask`.
+ *
+ * Every frame is a candidate: when the question is answered, frames are chosen from them the
+ * way transformers' SmolVLM2 video processor chooses from a decoded video (the checkpoint's
+ * frames per second and frame limit, 1 s trimmed at both ends of long videos), so give all
+ * frames of a clip or frames taken at a steady rate. Each chosen frame costs the vision tokens
+ * of one image tile; `SmolVlm.videoFrameLimit()` says how many fit.
+ */
+public protocol VideoInputProtocol: AnyObject, Sendable {
+    
+    /**
+     * The video's length in seconds.
+     */
+    func duration()  -> Double
+    
+    /**
+     * Number of frames given.
+     */
+    func frameCount()  -> Int32
+    
+}
+/**
+ * A video as frames with timestamps, for `ChatSession.ask`.
+ *
+ * Every frame is a candidate: when the question is answered, frames are chosen from them the
+ * way transformers' SmolVLM2 video processor chooses from a decoded video (the checkpoint's
+ * frames per second and frame limit, 1 s trimmed at both ends of long videos), so give all
+ * frames of a clip or frames taken at a steady rate. Each chosen frame costs the vision tokens
+ * of one image tile; `SmolVlm.videoFrameLimit()` says how many fit.
+ */
+open class VideoInput: VideoInputProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_smolvlm_ffi_fn_clone_videoinput(self.handle, $0) }
+    }
+    /**
+     * Frames in order, each one's time in seconds from the start, and the video's length in
+     * seconds. Throws `InvalidArgument` when there are no frames, the counts differ, the
+     * timestamps go backwards or a time is negative or not finite.
+     */
+public convenience init(frames: [ImageInput], timestamps: [Double], duration: Double)throws  {
+    let handle =
+        try rustCallWithError(FfiConverterTypeSmolVlmError_lift) {
+        uniffiCallStatus in
+    uniffi_smolvlm_ffi_fn_constructor_videoinput_new(
+        FfiConverterSequenceTypeImageInput.lower(frames),
+        FfiConverterSequenceDouble.lower(timestamps),
+        FfiConverterDouble.lower(duration),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_smolvlm_ffi_fn_free_videoinput(handle, $0) }
+    }
+
+    
+    /**
+     * Frames already chosen from a longer video with `SmolVlm.videoFrameIndices` (decode only
+     * those), their timestamps and the whole video's duration: every one of them is read, at
+     * most `ModelInfo.videoFrameLimit`. Throws `InvalidArgument` as `new` does.
+     */
+public static func chosen(frames: [ImageInput], timestamps: [Double], duration: Double)throws  -> VideoInput  {
+    return try  FfiConverterTypeVideoInput_lift(try rustCallWithError(FfiConverterTypeSmolVlmError_lift) {
+        uniffiCallStatus in
+    uniffi_smolvlm_ffi_fn_constructor_videoinput_chosen(
+        FfiConverterSequenceTypeImageInput.lower(frames),
+        FfiConverterSequenceDouble.lower(timestamps),
+        FfiConverterDouble.lower(duration),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * The video's length in seconds.
+     */
+open func duration() -> Double  {
+    return try!  FfiConverterDouble.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_smolvlm_ffi_fn_method_videoinput_duration(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Number of frames given.
+     */
+open func frameCount() -> Int32  {
+    return try!  FfiConverterInt32.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_smolvlm_ffi_fn_method_videoinput_frame_count(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeVideoInput: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = VideoInput
+
+    public static func lift(_ handle: UInt64) throws -> VideoInput {
+        return VideoInput(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: VideoInput) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> VideoInput {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: VideoInput, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVideoInput_lift(_ handle: UInt64) throws -> VideoInput {
+    return try FfiConverterTypeVideoInput.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVideoInput_lower(_ value: VideoInput) -> UInt64 {
+    return FfiConverterTypeVideoInput.lower(value)
 }
 
 
@@ -3714,6 +3962,12 @@ public struct LiveConfig: Equatable, Hashable {
      * then not streamed (whether it is new is known only at its end). Questions always stream.
      */
     public var onlyNewText: Bool
+    /**
+     * Seconds of the recent past kept for `ask_recent`: the first frame pushed in each second
+     * (by timestamp), the newest this many (0, the default: none; not negative). Each kept frame
+     * holds its pushed bytes until it falls out.
+     */
+    public var historySeconds: Int32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3743,7 +3997,12 @@ public struct LiveConfig: Equatable, Hashable {
         /**
          * Report a caption only when its text differs from the previous caption's; its pieces are
          * then not streamed (whether it is new is known only at its end). Questions always stream.
-         */onlyNewText: Bool = false) {
+         */onlyNewText: Bool = false, 
+        /**
+         * Seconds of the recent past kept for `ask_recent`: the first frame pushed in each second
+         * (by timestamp), the newest this many (0, the default: none; not negative). Each kept frame
+         * holds its pushed bytes until it falls out.
+         */historySeconds: Int32 = 0) {
         self.prompt = prompt
         self.systemPrompt = systemPrompt
         self.maxTokens = maxTokens
@@ -3751,6 +4010,7 @@ public struct LiveConfig: Equatable, Hashable {
         self.imageSplitting = imageSplitting
         self.changeThreshold = changeThreshold
         self.onlyNewText = onlyNewText
+        self.historySeconds = historySeconds
     }
 
     
@@ -3775,7 +4035,8 @@ public struct FfiConverterTypeLiveConfig: FfiConverterRustBuffer {
                 minIntervalMs: FfiConverterInt32.read(from: &buf), 
                 imageSplitting: FfiConverterBool.read(from: &buf), 
                 changeThreshold: FfiConverterFloat.read(from: &buf), 
-                onlyNewText: FfiConverterBool.read(from: &buf)
+                onlyNewText: FfiConverterBool.read(from: &buf), 
+                historySeconds: FfiConverterInt32.read(from: &buf)
         )
     }
 
@@ -3787,6 +4048,7 @@ public struct FfiConverterTypeLiveConfig: FfiConverterRustBuffer {
         FfiConverterBool.write(value.imageSplitting, into: &buf)
         FfiConverterFloat.write(value.changeThreshold, into: &buf)
         FfiConverterBool.write(value.onlyNewText, into: &buf)
+        FfiConverterInt32.write(value.historySeconds, into: &buf)
     }
 }
 
@@ -4129,6 +4391,11 @@ public struct LoadOptions: Equatable, Hashable {
      * (`null`: 32; 0: no cache; negative: `InvalidArgument`).
      */
     public var imageCacheMb: Int32?
+    /**
+     * Most frames one video contributes (null: the checkpoint's limit, lowered to what fits
+     * the context window; see [`ModelInfo::video_frame_limit`]).
+     */
+    public var maxVideoFrames: Int32?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4171,7 +4438,11 @@ public struct LoadOptions: Equatable, Hashable {
          * Megabytes of image encodings the model keeps, least recently used out first, so that an
          * image seen again (a new chat, a reset, a live captioner's question) is not encoded again
          * (`null`: 32; 0: no cache; negative: `InvalidArgument`).
-         */imageCacheMb: Int32? = nil) {
+         */imageCacheMb: Int32? = nil, 
+        /**
+         * Most frames one video contributes (null: the checkpoint's limit, lowered to what fits
+         * the context window; see [`ModelInfo::video_frame_limit`]).
+         */maxVideoFrames: Int32? = nil) {
         self.imageSplitting = imageSplitting
         self.longestEdge = longestEdge
         self.threads = threads
@@ -4181,6 +4452,7 @@ public struct LoadOptions: Equatable, Hashable {
         self.backend = backend
         self.preset = preset
         self.imageCacheMb = imageCacheMb
+        self.maxVideoFrames = maxVideoFrames
     }
 
     
@@ -4207,7 +4479,8 @@ public struct FfiConverterTypeLoadOptions: FfiConverterRustBuffer {
                 contextLength: FfiConverterOptionInt32.read(from: &buf), 
                 backend: FfiConverterOptionTypeBackend.read(from: &buf), 
                 preset: FfiConverterOptionTypeImagePreset.read(from: &buf), 
-                imageCacheMb: FfiConverterOptionInt32.read(from: &buf)
+                imageCacheMb: FfiConverterOptionInt32.read(from: &buf), 
+                maxVideoFrames: FfiConverterOptionInt32.read(from: &buf)
         )
     }
 
@@ -4221,6 +4494,7 @@ public struct FfiConverterTypeLoadOptions: FfiConverterRustBuffer {
         FfiConverterOptionTypeBackend.write(value.backend, into: &buf)
         FfiConverterOptionTypeImagePreset.write(value.preset, into: &buf)
         FfiConverterOptionInt32.write(value.imageCacheMb, into: &buf)
+        FfiConverterOptionInt32.write(value.maxVideoFrames, into: &buf)
     }
 }
 
@@ -4277,6 +4551,10 @@ public struct ModelInfo: Equatable, Hashable {
      * Where the math runs (`Auto` resolved).
      */
     public var backend: Backend
+    /**
+     * Most frames one video contributes to a question (0: the model takes no videos).
+     */
+    public var videoFrameLimit: Int32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4305,7 +4583,10 @@ public struct ModelInfo: Equatable, Hashable {
          */precision: WeightPrecision, 
         /**
          * Where the math runs (`Auto` resolved).
-         */backend: Backend) {
+         */backend: Backend, 
+        /**
+         * Most frames one video contributes to a question (0: the model takes no videos).
+         */videoFrameLimit: Int32) {
         self.family = family
         self.contextLength = contextLength
         self.tokensPerTile = tokensPerTile
@@ -4314,6 +4595,7 @@ public struct ModelInfo: Equatable, Hashable {
         self.hasVision = hasVision
         self.precision = precision
         self.backend = backend
+        self.videoFrameLimit = videoFrameLimit
     }
 
     
@@ -4339,7 +4621,8 @@ public struct FfiConverterTypeModelInfo: FfiConverterRustBuffer {
                 longestEdge: FfiConverterInt32.read(from: &buf), 
                 hasVision: FfiConverterBool.read(from: &buf), 
                 precision: FfiConverterTypeWeightPrecision.read(from: &buf), 
-                backend: FfiConverterTypeBackend.read(from: &buf)
+                backend: FfiConverterTypeBackend.read(from: &buf), 
+                videoFrameLimit: FfiConverterInt32.read(from: &buf)
         )
     }
 
@@ -4352,6 +4635,7 @@ public struct FfiConverterTypeModelInfo: FfiConverterRustBuffer {
         FfiConverterBool.write(value.hasVision, into: &buf)
         FfiConverterTypeWeightPrecision.write(value.precision, into: &buf)
         FfiConverterTypeBackend.write(value.backend, into: &buf)
+        FfiConverterInt32.write(value.videoFrameLimit, into: &buf)
     }
 }
 
@@ -5965,6 +6249,56 @@ fileprivate struct FfiConverterOptionTypeWeightPrecision: FfiConverterRustBuffer
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceInt32: FfiConverterRustBuffer {
+    typealias SwiftType = [Int32]
+
+    public static func write(_ value: [Int32], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterInt32.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Int32] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Int32]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterInt32.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceDouble: FfiConverterRustBuffer {
+    typealias SwiftType = [Double]
+
+    public static func write(_ value: [Double], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterDouble.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Double] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Double]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterDouble.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]
 
@@ -6007,6 +6341,31 @@ fileprivate struct FfiConverterSequenceTypeImageInput: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeImageInput.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeVideoInput: FfiConverterRustBuffer {
+    typealias SwiftType = [VideoInput]
+
+    public static func write(_ value: [VideoInput], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeVideoInput.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [VideoInput] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [VideoInput]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeVideoInput.read(from: &buf))
         }
         return seq
     }
@@ -6157,6 +6516,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_smolvlm_ffi_checksum_method_smolvlm_release() != 48810) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_smolvlm_ffi_checksum_method_smolvlm_video_frame_indices() != 44538) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_smolvlm_ffi_checksum_method_downloadlistener_on_progress() != 65520) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6187,6 +6549,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_smolvlm_ffi_checksum_method_livecaptioner_ask() != 45644) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_smolvlm_ffi_checksum_method_livecaptioner_ask_recent() != 21569) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_smolvlm_ffi_checksum_method_livecaptioner_counters() != 2389) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6208,7 +6573,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_smolvlm_ffi_checksum_method_livecaptioner_resume() != 13598) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_smolvlm_ffi_checksum_method_chatsession_ask() != 35912) {
+    if (uniffi_smolvlm_ffi_checksum_method_chatsession_ask() != 50909) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_smolvlm_ffi_checksum_method_chatsession_cancel() != 63019) {
@@ -6247,6 +6612,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_smolvlm_ffi_checksum_method_tokenstream_text() != 57181) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_smolvlm_ffi_checksum_method_videoinput_duration() != 11413) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_smolvlm_ffi_checksum_method_videoinput_frame_count() != 45377) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_smolvlm_ffi_checksum_constructor_cancelsignal_new() != 10262) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6272,6 +6643,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_smolvlm_ffi_checksum_constructor_imageinput_from_yuv420_deferred() != 59953) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_smolvlm_ffi_checksum_constructor_videoinput_chosen() != 1432) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_smolvlm_ffi_checksum_constructor_videoinput_new() != 48854) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -361,6 +361,11 @@ uint64_t uniffi_smolvlm_ffi_fn_method_smolvlm_new_session(uint64_t ptr, RustBuff
 void uniffi_smolvlm_ffi_fn_method_smolvlm_release(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_SMOLVLM_VIDEO_FRAME_INDICES
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_SMOLVLM_VIDEO_FRAME_INDICES
+RustBuffer uniffi_smolvlm_ffi_fn_method_smolvlm_video_frame_indices(uint64_t ptr, int32_t frame_count, double duration_seconds, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_CLONE_DOWNLOADLISTENER
 #define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_CLONE_DOWNLOADLISTENER
 uint64_t uniffi_smolvlm_ffi_fn_clone_downloadlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -491,6 +496,11 @@ void uniffi_smolvlm_ffi_fn_free_livecaptioner(uint64_t handle, RustCallStatus *_
 void uniffi_smolvlm_ffi_fn_method_livecaptioner_ask(uint64_t ptr, RustBuffer question, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_LIVECAPTIONER_ASK_RECENT
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_LIVECAPTIONER_ASK_RECENT
+void uniffi_smolvlm_ffi_fn_method_livecaptioner_ask_recent(uint64_t ptr, RustBuffer question, double seconds, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_LIVECAPTIONER_COUNTERS
 #define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_LIVECAPTIONER_COUNTERS
 RustBuffer uniffi_smolvlm_ffi_fn_method_livecaptioner_counters(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -538,7 +548,7 @@ void uniffi_smolvlm_ffi_fn_free_chatsession(uint64_t handle, RustCallStatus *_No
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_CHATSESSION_ASK
 #define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_CHATSESSION_ASK
-uint64_t uniffi_smolvlm_ffi_fn_method_chatsession_ask(uint64_t ptr, RustBuffer text, RustBuffer images, RustBuffer options, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_smolvlm_ffi_fn_method_chatsession_ask(uint64_t ptr, RustBuffer text, RustBuffer images, RustBuffer options, RustBuffer videos, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_CHATSESSION_CANCEL
@@ -609,6 +619,36 @@ RustBuffer uniffi_smolvlm_ffi_fn_method_tokenstream_stats(uint64_t ptr, RustCall
 #ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_TOKENSTREAM_TEXT
 #define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_TOKENSTREAM_TEXT
 RustBuffer uniffi_smolvlm_ffi_fn_method_tokenstream_text(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_CLONE_VIDEOINPUT
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_CLONE_VIDEOINPUT
+uint64_t uniffi_smolvlm_ffi_fn_clone_videoinput(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_FREE_VIDEOINPUT
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_FREE_VIDEOINPUT
+void uniffi_smolvlm_ffi_fn_free_videoinput(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_CONSTRUCTOR_VIDEOINPUT_CHOSEN
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_CONSTRUCTOR_VIDEOINPUT_CHOSEN
+uint64_t uniffi_smolvlm_ffi_fn_constructor_videoinput_chosen(RustBuffer frames, RustBuffer timestamps, double duration, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_CONSTRUCTOR_VIDEOINPUT_NEW
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_CONSTRUCTOR_VIDEOINPUT_NEW
+uint64_t uniffi_smolvlm_ffi_fn_constructor_videoinput_new(RustBuffer frames, RustBuffer timestamps, double duration, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_VIDEOINPUT_DURATION
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_VIDEOINPUT_DURATION
+double uniffi_smolvlm_ffi_fn_method_videoinput_duration(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_VIDEOINPUT_FRAME_COUNT
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_METHOD_VIDEOINPUT_FRAME_COUNT
+int32_t uniffi_smolvlm_ffi_fn_method_videoinput_frame_count(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_FUNC_DEBUG_PANIC
@@ -966,6 +1006,12 @@ uint16_t uniffi_smolvlm_ffi_checksum_method_smolvlm_release(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_METHOD_SMOLVLM_VIDEO_FRAME_INDICES
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_METHOD_SMOLVLM_VIDEO_FRAME_INDICES
+uint16_t uniffi_smolvlm_ffi_checksum_method_smolvlm_video_frame_indices(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_METHOD_DOWNLOADLISTENER_ON_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_METHOD_DOWNLOADLISTENER_ON_PROGRESS
 uint16_t uniffi_smolvlm_ffi_checksum_method_downloadlistener_on_progress(void
@@ -1023,6 +1069,12 @@ uint16_t uniffi_smolvlm_ffi_checksum_method_imageinput_width(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_METHOD_LIVECAPTIONER_ASK
 #define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_METHOD_LIVECAPTIONER_ASK
 uint16_t uniffi_smolvlm_ffi_checksum_method_livecaptioner_ask(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_METHOD_LIVECAPTIONER_ASK_RECENT
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_METHOD_LIVECAPTIONER_ASK_RECENT
+uint16_t uniffi_smolvlm_ffi_checksum_method_livecaptioner_ask_recent(void
     
 );
 #endif
@@ -1146,6 +1198,18 @@ uint16_t uniffi_smolvlm_ffi_checksum_method_tokenstream_text(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_METHOD_VIDEOINPUT_DURATION
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_METHOD_VIDEOINPUT_DURATION
+uint16_t uniffi_smolvlm_ffi_checksum_method_videoinput_duration(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_METHOD_VIDEOINPUT_FRAME_COUNT
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_METHOD_VIDEOINPUT_FRAME_COUNT
+uint16_t uniffi_smolvlm_ffi_checksum_method_videoinput_frame_count(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_CONSTRUCTOR_CANCELSIGNAL_NEW
 #define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_CONSTRUCTOR_CANCELSIGNAL_NEW
 uint16_t uniffi_smolvlm_ffi_checksum_constructor_cancelsignal_new(void
@@ -1197,6 +1261,18 @@ uint16_t uniffi_smolvlm_ffi_checksum_constructor_imageinput_from_yuv420(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_CONSTRUCTOR_IMAGEINPUT_FROM_YUV420_DEFERRED
 #define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_CONSTRUCTOR_IMAGEINPUT_FROM_YUV420_DEFERRED
 uint16_t uniffi_smolvlm_ffi_checksum_constructor_imageinput_from_yuv420_deferred(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_CONSTRUCTOR_VIDEOINPUT_CHOSEN
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_CONSTRUCTOR_VIDEOINPUT_CHOSEN
+uint16_t uniffi_smolvlm_ffi_checksum_constructor_videoinput_chosen(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_CONSTRUCTOR_VIDEOINPUT_NEW
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_CONSTRUCTOR_VIDEOINPUT_NEW
+uint16_t uniffi_smolvlm_ffi_checksum_constructor_videoinput_new(void
     
 );
 #endif

@@ -19,6 +19,7 @@ import dev.smolvlm.ffi.ModelInfo
 import dev.smolvlm.ffi.SmolVlm
 import dev.smolvlm.ffi.SmolVlmException
 import dev.smolvlm.ffi.TokenStream
+import dev.smolvlm.ffi.VideoInput
 import dev.smolvlm.ffi.modelCatalog
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CompletableDeferred
@@ -34,7 +35,8 @@ import kotlin.coroutines.resume
 import kotlin.coroutines.resumeWithException
 
 /**
- * A SmolVLM model loaded on the device, answering questions about images entirely offline.
+ * A SmolVLM model loaded on the device, answering questions about images and videos entirely
+ * offline.
  *
  * Load it once with [SmolVLM.load] (off the main thread) from a model folder or a GGUF file,
  * open one [Chat] per conversation with [newChat], and [close] it when done. Thread-safe: several
@@ -62,10 +64,31 @@ import kotlin.coroutines.resumeWithException
 class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
 
     /**
-     * What the loaded model is: family, context length, image settings, and the weight precision
-     * and backend in use (`AUTO` resolved).
+     * What the loaded model is: family, context length, image settings, the weight precision
+     * and backend in use (`AUTO` resolved), and `videoFrameLimit`, the most frames one video
+     * contributes to a question (0: the model takes no videos).
      */
     val info: ModelInfo get() = raw.info()
+
+    /**
+     * Which frames a question reads out of a video of [frameCount] frames spanning
+     * [durationSeconds] seconds: indices from 0, ascending, at most `info.videoFrameLimit`,
+     * chosen as transformers' SmolVLM2 video processor chooses them (the checkpoint's frames
+     * per second and frame limit, 1 s trimmed at both ends of long videos).
+     *
+     * A video decoder decodes just these frames and passes them to [Video.chosen] (this is what
+     * `dev.smolvlm.android.readVideo` does); [Video.frames] makes the same choice itself from
+     * every frame of a clip.
+     *
+     * ```kotlin
+     * val indices = vlm.videoFrameIndices(130, 65.0) // 64 indices: 0, 2, 4, …, 126, 129
+     * ```
+     *
+     * @throws SmolVlmException.InvalidArgument if the model takes no videos or is closed, or
+     *   [frameCount] or [durationSeconds] is not positive.
+     */
+    fun videoFrameIndices(frameCount: Int, durationSeconds: Double): List<Int> =
+        raw.videoFrameIndices(frameCount, durationSeconds)
 
     /**
      * Opens a new conversation.
@@ -129,7 +152,8 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
          *   cache memory), `backend` (`CPU` default, `METAL`, `AUTO`), `preset` (`EXACT`,
          *   `FAST` for camera frames), `imageSplitting`, `longestEdge`, `threads`, `mmproj`,
          *   `imageCacheMb` (encodings of images seen, reused by later chats and questions; 32
-         *   by default, 0 turns the cache off).
+         *   by default, 0 turns the cache off), `maxVideoFrames` (most frames one video
+         *   contributes; null: the checkpoint's limit, lowered to what fits the context).
          * @param onProgress called on the loading thread with the stage and the fraction of the
          *   load done, which only grows: `READING` at 0.0, `VISION` and `TEXT` after each layer,
          *   `READY` at 1.0.
@@ -256,14 +280,25 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
 class Chat internal constructor(private val raw: ChatSession) : AutoCloseable {
 
     /**
-     * Asks [text] about [images] and streams the answer as text pieces, in order.
+     * Asks [text] about [images] and [videos] and streams the answer as text pieces, in order.
+     * The model reads the videos first, then the images, then the text.
      *
      * The answer is computed while the flow is collected (on [dispatcher]); cancelling the
      * collector cancels the generation within one decode step, and the question is then removed
      * from the [transcript]. Collect each flow once.
      *
+     * ```kotlin
+     * val clip = Video.frames(frames, timestamps = frames.indices.map { it / 2.0 }, durationSeconds = 3.0)
+     * chat.ask("What happens in this video?", videos = listOf(clip)).collect { print(it) }
+     * ```
+     *
      * @param options overrides this chat's default generation settings.
-     * @throws SmolVlmException.InvalidArgument if another answer is still streaming in this chat.
+     * @param videos videos made with [Video.frames] or [Video.chosen] (on Android,
+     *   `dev.smolvlm.android.readVideo`); each chosen frame costs the vision tokens of one image
+     *   tile, at most `SmolVLM.info.videoFrameLimit` frames per video.
+     * @throws SmolVlmException.InvalidArgument if another answer is still streaming in this chat,
+     *   or [videos] is not empty and the model takes no videos.
+     * @throws SmolVlmException.InvalidImage if a deferred frame's bytes do not match its size.
      * @throws SmolVlmException.ContextOverflow if the conversation no longer fits the model.
      */
     @JvmOverloads
@@ -272,8 +307,9 @@ class Chat internal constructor(private val raw: ChatSession) : AutoCloseable {
         images: List<ImageInput> = emptyList(),
         options: GenerationConfig? = null,
         dispatcher: CoroutineDispatcher = Dispatchers.IO,
+        videos: List<VideoInput> = emptyList(),
     ): Flow<String> = flow {
-        val stream = raw.ask(text, images, options)
+        val stream = raw.ask(text, images, options, videos)
         try {
             while (true) {
                 val piece = stream.nextCancellable(dispatcher) ?: break
@@ -289,6 +325,10 @@ class Chat internal constructor(private val raw: ChatSession) : AutoCloseable {
 
     /** Asks [text] about one or more [images]; see the list overload. */
     fun ask(text: String, vararg images: ImageInput): Flow<String> = ask(text, images.toList())
+
+    /** Asks [text] about one [video] and zero or more [images] (read after the video); see the list overload. */
+    fun ask(text: String, video: VideoInput, vararg images: ImageInput): Flow<String> =
+        ask(text, images.toList(), videos = listOf(video))
 
     /** Stops the answer being generated, from any thread; its flow throws `Cancelled`. */
     fun cancel() = raw.cancel()
