@@ -68,6 +68,9 @@ pub struct BenchArgs {
     /// With --live: frames per second.
     #[arg(long, default_value_t = 30.0, value_name = "R")]
     live_fps: f64,
+    /// Most tokens a session holds (default: the model's maximum, lowered to what fits).
+    #[arg(long, value_name = "N")]
+    context_length: Option<usize>,
     /// Ask about a video of N frames instead of an image (each frame one tile; SmolVLM2).
     #[arg(long, value_name = "N")]
     video: Option<usize>,
@@ -127,9 +130,11 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
         // image cache, and the encoder would not be measured. (The live loop keeps the cache.)
         image_cache_bytes: (!args.live).then_some(0),
         max_video_frames: args.video,
+        context_length: args.context_length,
         ..EngineOptions::default()
     };
 
+    let estimate = Engine::estimate_memory(&dir, &options)?;
     let rss_before_load = rss_mb("VmRSS:");
     let t = Instant::now();
     let engine = Arc::new(Engine::load(&dir, &options)?);
@@ -220,6 +225,10 @@ pub fn bench(args: BenchArgs) -> smolvlm::Result<()> {
         "peak_rss_load_mb": peak_load.map(round),
         "peak_rss_inference_mb": if hwm_reset { peak_inference.map(round) } else { None },
         "peak_rss_mb": peak_load.into_iter().chain(peak_inference).reduce(f64::max).map(round),
+        "context_length": engine.context_length(),
+        "estimated_memory_mb": round(estimate.total as f64 / (1 << 20) as f64),
+        "estimated_weights_mb": round(estimate.weights as f64 / (1 << 20) as f64),
+        "estimated_kv_cache_mb": round(estimate.kv_cache as f64 / (1 << 20) as f64),
     });
     print(out, args.json)
 }

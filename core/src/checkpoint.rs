@@ -1,9 +1,14 @@
 //! A model folder in the Hugging Face hub layout: which files exist, and opening them.
 
-use crate::config::{read_json, GenerationConfig, ModelConfig, PreprocessorConfig};
+use crate::config::{read_capped, read_json, GenerationConfig, ModelConfig, PreprocessorConfig};
 use crate::error::{Error, Result};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+
+/// Largest `tokenizer.json` read: 256 MiB. Published tokenizers are at most a few tens of MB
+/// (~33 MB for the largest vocabularies); the cap bounds what a huge file or a device behind a
+/// symlink makes the loader read and parse.
+pub const MAX_TOKENIZER_BYTES: u64 = 256 << 20;
 
 /// The files of one checkpoint, checked to exist.
 #[derive(Debug, Clone)]
@@ -68,7 +73,7 @@ fn check_image_seq_len(dir: &Path, expected: usize) -> Result<()> {
 fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let single = dir.join("model.safetensors");
     if single.exists() {
-        return Ok(vec![single]);
+        return regular_file(single).map(|p| vec![p]);
     }
     let index = dir.join("model.safetensors.index.json");
     if !index.exists() {
@@ -85,9 +90,14 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     names
         .into_iter()
         .map(|n| {
+            // A shard is a file of the folder: no absolute paths, no `..`, no sub-folders.
+            let mut parts = Path::new(n).components();
+            if !matches!((parts.next(), parts.next()), (Some(Component::Normal(_)), None)) {
+                return Err(Error::file(&index, format!("shard name {n:?} is not a file name in the folder")));
+            }
             let p = dir.join(n);
             if p.exists() {
-                Ok(p)
+                regular_file(p)
             } else {
                 Err(Error::file(p, "shard named in the index is missing"))
             }
@@ -95,10 +105,21 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
+/// `path`, if it is a regular file (not a folder, a device or a pipe, whose reads could block
+/// or never end).
+fn regular_file(path: PathBuf) -> Result<PathBuf> {
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => Ok(path),
+        Ok(_) => Err(Error::file(path, "not a regular file")),
+        Err(e) => Err(Error::file(path, e)),
+    }
+}
+
 /// Loads `tokenizer.json`.
 pub(crate) fn load_tokenizer(path: &Path) -> Result<tokenizers::Tokenizer> {
     if !path.exists() {
         return Err(Error::file(path, "not found"));
     }
-    tokenizers::Tokenizer::from_file(path).map_err(|e| Error::file(path, format!("cannot load tokenizer: {e}")))
+    let bytes = read_capped(path, MAX_TOKENIZER_BYTES)?;
+    tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| Error::file(path, format!("cannot load tokenizer: {e}")))
 }

@@ -7,7 +7,43 @@
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use serde_json::Value;
+use std::io::Read;
 use std::path::Path;
+
+/// Largest width a configuration may state: the text and vision `hidden_size`,
+/// `intermediate_size`, `head_dim` and head counts (GGUF: `embedding_length`,
+/// `feed_forward_length`, `key_length`, `head_count`). Published models stay below 2^17 (the
+/// widest MLPs are ~53k); 2^20 keeps every product of two or three of them far inside `usize`
+/// (parameter counts, shapes), so an absurd value is refused before anything is sized by it.
+pub const MAX_WIDTH: usize = 1 << 20;
+
+/// Most layers a decoder or a vision encoder may state (`num_hidden_layers`, GGUF
+/// `block_count`): published models have at most a few hundred; the loader's step count and
+/// the KV cache's per-layer lists are sized by it.
+pub const MAX_LAYERS: usize = 1 << 12;
+
+/// Largest vocabulary (`vocab_size`): published vocabularies hold at most ~262k tokens; 2^24
+/// leaves room and bounds what the embedding's shape implies before the weights are checked.
+pub const MAX_VOCAB: usize = 1 << 24;
+
+/// Longest context a configuration may state (`max_position_embeddings`, GGUF
+/// `context_length`): 2^24 tokens (published models reach 10M). It becomes the engine's default
+/// context length: what a session's KV cache may grow to, and the largest RoPE position.
+pub const MAX_CONTEXT: usize = 1 << 24;
+
+/// Largest image side, in pixels, a checkpoint may ask for: the vision encoder's `image_size`,
+/// the preprocessor's `size.longest_edge` and `max_image_size.longest_edge` (GGUF:
+/// `clip.vision.image_size`, `clip.vision.preproc_image_size`). 8192 is also the most
+/// `EngineOptions::longest_edge` accepts: an 8192² image is already ~800 MB of f32 pixels, and
+/// preprocessing sizes its buffers by these values before any weight is read.
+pub const MAX_IMAGE_SIDE: usize = 8192;
+
+/// Largest JSON file of a checkpoint folder read (`config.json`, `preprocessor_config.json`,
+/// `processor_config.json`, `generation_config.json`, `tokenizer_config.json`,
+/// `chat_template.json`, `model.safetensors.index.json`): 64 MiB. These files are a few KB
+/// (the largest `tokenizer_config.json` files, with every added token listed, a few MB); the cap
+/// bounds what a huge file or a device (`/dev/zero` behind a symlink) makes the reader hold.
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
 
 /// Which model family a checkpoint belongs to (`model_type` in `config.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +131,7 @@ impl ModelConfig {
     /// Image tokens per tile (S = N² / r²); 0 without a vision tower.
     pub fn image_seq_len(&self) -> usize {
         let n = self.patches_per_side();
-        n * n / (self.scale_factor * self.scale_factor).max(1)
+        n.saturating_mul(n) / self.scale_factor.saturating_mul(self.scale_factor).max(1)
     }
 
     /// Whether the model has a vision tower (accepts images).
@@ -112,15 +148,18 @@ impl ModelConfig {
 
     /// Parameter count implied by the shapes (weights only; used to pick a default precision).
     pub fn parameter_count(&self) -> usize {
+        // Saturating: a configuration that was never validated must not overflow.
+        let mul = |xs: &[usize]| xs.iter().fold(1usize, |n, &x| n.saturating_mul(x));
         let t = &self.text;
         let (d, i, hd) = (t.hidden_size, t.intermediate_size, t.head_dim);
-        let attn = d * t.num_attention_heads * hd * 2 + d * t.num_key_value_heads * hd * 2;
+        let attn = mul(&[d, t.num_attention_heads, hd, 2]).saturating_add(mul(&[d, t.num_key_value_heads, hd, 2]));
         let heads = if t.tie_word_embeddings { 1 } else { 2 };
-        let mut n = t.num_hidden_layers * (attn + 3 * d * i) + heads * t.vocab_size * d;
+        let mut n =
+            mul(&[t.num_hidden_layers, attn.saturating_add(mul(&[3, d, i]))]).saturating_add(mul(&[heads, t.vocab_size, d]));
         if let Some(v) = &self.vision {
             let (vd, vi) = (v.hidden_size, v.intermediate_size);
-            n += v.num_hidden_layers * (4 * vd * vd + 2 * vd * vi);
-            n += vd * self.scale_factor * self.scale_factor * d;
+            n = n.saturating_add(mul(&[v.num_hidden_layers, mul(&[4, vd, vd]).saturating_add(mul(&[2, vd, vi]))]));
+            n = n.saturating_add(mul(&[vd, self.scale_factor, self.scale_factor, d]));
         }
         n
     }
@@ -138,8 +177,10 @@ impl ModelConfig {
             Some(other) => return Err(format!("unsupported model_type {other:?} (expected idefics3 or smolvlm)")),
             None => return Err("missing model_type".into()),
         };
-        let image_token_id = get_u64(v, "image_token_id")? as u32;
-        let scale_factor = v.get("scale_factor").and_then(Value::as_u64).unwrap_or(2) as usize;
+        let image_token_id = get_u64(v, "image_token_id")?;
+        let image_token_id =
+            u32::try_from(image_token_id).map_err(|_| format!("image_token_id {image_token_id} is not a token id (u32)"))?;
+        let scale_factor = opt_u64(v, "scale_factor")?.unwrap_or(2) as usize;
         let vision: VisionConfig = serde_json::from_value(v.get("vision_config").cloned().ok_or("missing vision_config")?)
             .map_err(|e| format!("vision_config: {e}"))?;
         let text = text_config(v.get("text_config").ok_or("missing text_config")?, v)?;
@@ -163,6 +204,25 @@ impl ModelConfig {
         if let Some((name, _)) = text_nonzero.iter().find(|(_, x)| *x == 0) {
             return Err(format!("{name} must be positive"));
         }
+        let text_bounded = [
+            ("text_config.vocab_size", t.vocab_size, MAX_VOCAB),
+            ("text_config.hidden_size", t.hidden_size, MAX_WIDTH),
+            ("text_config.intermediate_size", t.intermediate_size, MAX_WIDTH),
+            ("text_config.num_hidden_layers", t.num_hidden_layers, MAX_LAYERS),
+            ("text_config.num_attention_heads", t.num_attention_heads, MAX_WIDTH),
+            ("text_config.num_key_value_heads", t.num_key_value_heads, MAX_WIDTH),
+            ("text_config.head_dim", t.head_dim, MAX_WIDTH),
+            ("text_config.max_position_embeddings", t.max_position_embeddings, MAX_CONTEXT),
+        ];
+        if let Some(e) = too_large(&text_bounded) {
+            return Err(e);
+        }
+        if !(t.rms_norm_eps.is_finite() && t.rms_norm_eps >= 0.0) {
+            return Err(format!("text_config.rms_norm_eps {} must be a finite number >= 0", t.rms_norm_eps));
+        }
+        if !(t.rope_theta.is_finite() && t.rope_theta > 0.0) {
+            return Err(format!("text_config.rope_theta {} must be a finite positive number", t.rope_theta));
+        }
         if !t.num_attention_heads.is_multiple_of(t.num_key_value_heads) {
             return Err("num_attention_heads is not a multiple of num_key_value_heads".into());
         }
@@ -180,6 +240,20 @@ impl ModelConfig {
         ];
         if let Some((name, _)) = nonzero.iter().find(|(_, x)| *x == 0) {
             return Err(format!("{name} must be positive"));
+        }
+        let bounded = [
+            ("vision_config.hidden_size", v.hidden_size, MAX_WIDTH),
+            ("vision_config.intermediate_size", v.intermediate_size, MAX_WIDTH),
+            ("vision_config.num_hidden_layers", v.num_hidden_layers, MAX_LAYERS),
+            ("vision_config.num_attention_heads", v.num_attention_heads, MAX_WIDTH),
+            ("vision_config.image_size", v.image_size, MAX_IMAGE_SIDE),
+            ("vision_config.patch_size", v.patch_size, MAX_IMAGE_SIDE),
+        ];
+        if let Some(e) = too_large(&bounded) {
+            return Err(e);
+        }
+        if !(v.layer_norm_eps.is_finite() && v.layer_norm_eps >= 0.0) {
+            return Err(format!("vision_config.layer_norm_eps {} must be a finite number >= 0", v.layer_norm_eps));
         }
         if v.hidden_size % v.num_attention_heads != 0 {
             return Err("vision hidden_size is not a multiple of num_attention_heads".into());
@@ -205,19 +279,23 @@ fn text_config(t: &Value, top: &Value) -> std::result::Result<TextConfig, String
     let u = |k: &str| get_u64(t, k).map(|x| x as usize).map_err(|e| format!("text_config: {e}"));
     let hidden_size = u("hidden_size")?;
     let num_attention_heads = u("num_attention_heads")?;
-    let num_key_value_heads =
-        t.get("num_key_value_heads").and_then(Value::as_u64).map(|x| x as usize).unwrap_or(num_attention_heads);
-    let head_dim = match t.get("head_dim").and_then(Value::as_u64) {
-        Some(d) => d as usize,
+    let opt_u = |k: &str| opt_u64(t, k).map(|x| x.map(|x| x as usize)).map_err(|e| format!("text_config: {e}"));
+    let opt_f = |k: &str| opt_f64(t, k).map_err(|e| format!("text_config: {e}"));
+    let num_key_value_heads = opt_u("num_key_value_heads")?.unwrap_or(num_attention_heads);
+    let head_dim = match opt_u("head_dim")? {
+        Some(d) => d,
         None if num_attention_heads > 0 => hidden_size / num_attention_heads,
         None => 0,
     };
     // transformers 5 moved `rope_theta` into `rope_parameters`; published checkpoints have it flat.
-    let rope_theta = t
-        .get("rope_theta")
-        .or_else(|| t.get("rope_parameters").and_then(|r| r.get("rope_theta")))
-        .and_then(Value::as_f64)
-        .unwrap_or(10000.0);
+    let rope_theta = match opt_f("rope_theta")? {
+        Some(x) => x,
+        None => match t.get("rope_parameters") {
+            Some(r @ Value::Object(_)) => opt_f64(r, "rope_theta").map_err(|e| format!("text_config.rope_parameters: {e}"))?,
+            _ => None,
+        }
+        .unwrap_or(10000.0),
+    };
     let rope_type = t
         .get("rope_parameters")
         .or_else(|| t.get("rope_scaling"))
@@ -240,9 +318,9 @@ fn text_config(t: &Value, top: &Value) -> std::result::Result<TextConfig, String
         num_attention_heads,
         num_key_value_heads,
         head_dim,
-        rms_norm_eps: t.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-5),
+        rms_norm_eps: opt_f("rms_norm_eps")?.unwrap_or(1e-5),
         rope_theta,
-        max_position_embeddings: t.get("max_position_embeddings").and_then(Value::as_u64).unwrap_or(8192) as usize,
+        max_position_embeddings: opt_u("max_position_embeddings")?.unwrap_or(8192),
         // transformers 5 writes the flag at the top level, published checkpoints in text_config.
         tie_word_embeddings: t
             .get("tie_word_embeddings")
@@ -315,13 +393,22 @@ impl PreprocessorConfig {
     }
 
     fn from_json(v: &Value) -> std::result::Result<Self, String> {
-        let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(true);
+        let flag = |k: &str| -> std::result::Result<bool, String> {
+            match v.get(k) {
+                None | Some(Value::Null) => Ok(true),
+                Some(x) => x.as_bool().ok_or_else(|| format!("{k} must be true or false, not {}", kind(x))),
+            }
+        };
         let edge = |k: &str| -> std::result::Result<u32, String> {
-            v.get(k)
+            let x = v
+                .get(k)
                 .and_then(|s| s.get("longest_edge"))
                 .and_then(Value::as_u64)
-                .map(|x| x as u32)
-                .ok_or_else(|| format!("missing {k}.longest_edge"))
+                .ok_or_else(|| format!("missing {k}.longest_edge"))?;
+            if x > MAX_IMAGE_SIDE as u64 {
+                return Err(format!("{k}.longest_edge {x} is larger than {MAX_IMAGE_SIDE}, the most this SDK accepts"));
+            }
+            Ok(x as u32)
         };
         let triple = |k: &str| -> std::result::Result<[f32; 3], String> {
             match v.get(k) {
@@ -339,11 +426,11 @@ impl PreprocessorConfig {
         let cfg = PreprocessorConfig {
             longest_edge: edge("size")?,
             max_image_size: edge("max_image_size")?,
-            do_image_splitting: flag("do_image_splitting"),
-            do_resize: flag("do_resize"),
-            do_rescale: flag("do_rescale"),
-            rescale_factor: v.get("rescale_factor").and_then(Value::as_f64).unwrap_or(1.0 / 255.0),
-            do_normalize: flag("do_normalize"),
+            do_image_splitting: flag("do_image_splitting")?,
+            do_resize: flag("do_resize")?,
+            do_rescale: flag("do_rescale")?,
+            rescale_factor: opt_f64(v, "rescale_factor")?.unwrap_or(1.0 / 255.0),
+            do_normalize: flag("do_normalize")?,
             image_mean: triple("image_mean")?,
             image_std: triple("image_std")?,
             video_sampling: match v.get("video_sampling") {
@@ -363,6 +450,9 @@ impl PreprocessorConfig {
         }
         if cfg.image_std.contains(&0.0) {
             return Err("image_std must not be zero".into());
+        }
+        if !cfg.rescale_factor.is_finite() || cfg.image_mean.iter().chain(&cfg.image_std).any(|x| !x.is_finite()) {
+            return Err("rescale_factor, image_mean and image_std must be finite".into());
         }
         Ok(cfg)
     }
@@ -384,7 +474,9 @@ impl GenerationConfig {
         let v = read_json(path)?;
         let eos_token_ids = match v.get("eos_token_id") {
             None | Some(Value::Null) => vec![],
-            Some(Value::Number(n)) => vec![n.as_u64().ok_or_else(|| Error::file(path, "bad eos_token_id"))? as u32],
+            Some(Value::Number(n)) => {
+                vec![n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| Error::file(path, "bad eos_token_id"))?]
+            }
             Some(a @ Value::Array(_)) => {
                 serde_json::from_value::<Vec<u32>>(a.clone()).map_err(|e| Error::file(path, format!("eos_token_id: {e}")))?
             }
@@ -394,14 +486,76 @@ impl GenerationConfig {
     }
 }
 
-/// Reads a JSON file, naming it in the error.
+/// Reads a JSON file holding one object (every configuration file of a checkpoint is one),
+/// naming it in the error. It must be a regular file (not a device or a pipe, which could block
+/// or never end) of at most [`MAX_JSON_BYTES`].
 pub(crate) fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::file(path, format!("malformed JSON: {e}")))
+    let bytes = read_capped(path, MAX_JSON_BYTES)?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::file(path, format!("malformed JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(Error::file(path, format!("expected a JSON object, found {}", kind(&v))));
+    }
+    Ok(v)
+}
+
+/// The bytes of the regular file `path`, refused (naming the file) when it holds more than
+/// `limit` bytes; the read stops there even if the file grows meanwhile.
+pub(crate) fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::file(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::file(path, "not a regular file"));
+    }
+    let too_large = || Error::file(path, format!("larger than {limit} bytes, the most this SDK reads"));
+    if meta.len() > limit {
+        return Err(too_large());
+    }
+    let file = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| Error::file(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 fn get_u64(v: &Value, k: &str) -> std::result::Result<u64, String> {
     v.get(k).and_then(Value::as_u64).ok_or_else(|| format!("missing or non-integer {k}"))
+}
+
+/// `k` of `v` when present (`null` counts as absent), which must be a non-negative integer.
+fn opt_u64(v: &Value, k: &str) -> std::result::Result<Option<u64>, String> {
+    match v.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => x.as_u64().map(Some).ok_or_else(|| format!("{k} must be a non-negative integer, not {}", kind(x))),
+    }
+}
+
+/// `k` of `v` when present (`null` counts as absent), which must be a number.
+fn opt_f64(v: &Value, k: &str) -> std::result::Result<Option<f64>, String> {
+    match v.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => x.as_f64().map(Some).ok_or_else(|| format!("{k} must be a number, not {}", kind(x))),
+    }
+}
+
+/// What a JSON value is, for messages (never the value itself, which may be huge).
+fn kind(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(_) => "a string".into(),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// The first `(name, value, max)` whose value exceeds its bound, as a message.
+fn too_large(bounded: &[(&str, usize, usize)]) -> Option<String> {
+    bounded
+        .iter()
+        .find(|(_, x, max)| x > max)
+        .map(|(name, x, max)| format!("{name} {x} is larger than {max}, the most this SDK accepts"))
 }
 
 fn three() -> usize {

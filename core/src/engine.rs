@@ -6,6 +6,7 @@ use crate::checkpoint::{load_tokenizer, Checkpoint};
 use crate::config::{ModelConfig, PreprocessorConfig};
 use crate::error::{Error, Result};
 use crate::image_cache::{ImageCache, DEFAULT_BYTES};
+use crate::memory::{self, MemoryEstimate};
 pub use crate::model::LoadStage;
 use crate::model::{SmolVlmModel, WeightFormat};
 use crate::processor::image::RgbImage;
@@ -36,7 +37,8 @@ pub struct EngineOptions {
     /// [`ImagePreset::Fast`] (no upscaling, at most 2×2 tiles plus the global view).
     pub preset: ImagePreset,
     /// Most tokens (prompt plus answer) one session holds (`None`: the model's
-    /// `max_position_embeddings`). A smaller cap also bounds each session's KV cache, which
+    /// `max_position_embeddings`, lowered to what the memory available at load time holds, not
+    /// below 2048; see [`Engine::estimate_memory`]). A smaller cap also bounds each session's KV cache, which
     /// never grows past this many positions; a prompt beyond it fails with
     /// [`Error::ContextOverflow`]. 0 or more than the model's maximum is
     /// [`Error::InvalidArgument`].
@@ -109,6 +111,49 @@ fn context_cap(options: &EngineOptions, cfg: &ModelConfig) -> Result<usize> {
         }
         Some(n) => Ok(n),
     }
+}
+
+/// What a GGUF model's vocabulary costs, like a `tokenizer.json` of this size.
+const GGUF_TOKENIZER_BYTES: u64 = 2 << 20;
+
+/// Bytes of a GGUF text file and its mmproj (0 for one that cannot be read).
+fn gguf_bytes(text: &Path, mmproj: Option<&Path>) -> u64 {
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    size(text) + mmproj.map_or(0, size)
+}
+
+/// The shortest context a default cap is lowered to before a model is refused instead.
+const MIN_DEFAULT_CONTEXT: usize = 2048;
+
+/// The memory a model loaded with `options` will hold, and the context cap it will have: the
+/// requested one, or by default the model's maximum lowered to what `available` (the memory the
+/// OS reports) holds, not below [`MIN_DEFAULT_CONTEXT`]. Fails with
+/// [`Error::InsufficientMemory`] when even that does not fit.
+fn plan_memory(
+    options: &EngineOptions,
+    cfg: &ModelConfig,
+    format: WeightFormat,
+    weights_file_bytes: Option<u64>,
+    tokenizer_file_bytes: u64,
+    available: Option<u64>,
+) -> Result<MemoryEstimate> {
+    let cap = context_cap(options, cfg)?;
+    let at = |context: usize| memory::estimate(cfg, format, context, weights_file_bytes, tokenizer_file_bytes);
+    let mut plan = at(cap);
+    let Some(available) = available else { return Ok(plan) };
+    if options.context_length.is_none() && plan.total > available {
+        // Past a prefill chunk, memory grows linearly with the context: find the longest that
+        // fits from the slope at the cap.
+        let full = at(cap).total;
+        let per_token = full.saturating_sub(at(cap.saturating_sub(1)).total).max(1);
+        let fixed = full.saturating_sub(per_token.saturating_mul(cap as u64));
+        let fits = (available.saturating_sub(fixed) / per_token) as usize;
+        plan = at(fits.clamp(MIN_DEFAULT_CONTEXT.min(cap), cap));
+    }
+    if plan.total > available {
+        return Err(Error::InsufficientMemory { needed: plan.total, available });
+    }
+    Ok(plan)
 }
 
 /// The first Metal device. Without the `metal` feature candle answers that it was built without
@@ -263,6 +308,29 @@ impl Engine {
         Ok(engine)
     }
 
+    /// What loading `path` with `options` will hold in memory (weights in the format they will be
+    /// held in, one session's KV cache at the context cap, the largest transient activations, the
+    /// tokenizer and the process baseline), from the configuration alone: nothing is loaded.
+    /// Its `context_length` is the cap the model would get (by default lowered to what fits).
+    /// Fails like [`Engine::load`] for a missing or invalid checkpoint, and with
+    /// [`Error::InsufficientMemory`] when the model does not fit the memory available.
+    pub fn estimate_memory(path: &Path, options: &EngineOptions) -> Result<MemoryEstimate> {
+        if let Some((text, mmproj)) = crate::gguf::pair_in_folder(path) {
+            let options = EngineOptions { mmproj: options.mmproj.clone().or(mmproj), ..options.clone() };
+            return Self::estimate_memory(&text, &options);
+        }
+        if crate::gguf::is_gguf(path) {
+            let gguf = crate::gguf::GgufModel::open(path, options.mmproj.as_deref())?;
+            let file_bytes = gguf_bytes(path, options.mmproj.as_deref());
+            let available = memory::available_bytes();
+            return plan_memory(options, gguf.config(), WeightFormat::Q8_0, Some(file_bytes), GGUF_TOKENIZER_BYTES, available);
+        }
+        let ckpt = Checkpoint::open(path)?;
+        let format = options.weights.resolve(ckpt.config.parameter_count());
+        let tokenizer_bytes = std::fs::metadata(ckpt.file("tokenizer.json")).map_or(0, |m| m.len());
+        plan_memory(options, &ckpt.config, format, None, tokenizer_bytes, memory::available_bytes())
+    }
+
     /// Loads a folder in the Hugging Face hub layout onto the device that
     /// [`EngineOptions::backend`] picks for its weight format.
     fn load_dir(
@@ -274,8 +342,11 @@ impl Engine {
             return Err(Error::InvalidArgument(format!("--mmproj {} needs a GGUF text model, not a folder", m.display())));
         }
         let ckpt = Checkpoint::open(dir)?;
-        let device = options.backend.device(false, options.weights.resolve(ckpt.config.parameter_count()))?;
-        let context_length = context_cap(options, &ckpt.config)?;
+        let format = options.weights.resolve(ckpt.config.parameter_count());
+        let device = options.backend.device(false, format)?;
+        let tokenizer_bytes = std::fs::metadata(ckpt.file("tokenizer.json")).map_or(0, |m| m.len());
+        let available = memory::available_bytes();
+        let context_length = plan_memory(options, &ckpt.config, format, None, tokenizer_bytes, available)?.context_length;
         let tokenizer = load_tokenizer(&ckpt.file("tokenizer.json"))?;
         let template = ChatTemplate::load(dir)?;
         let mut preprocessor = ckpt.preprocessor.clone();
@@ -354,7 +425,10 @@ impl Engine {
         options.backend.device(true, options.weights)?;
         let gguf = crate::gguf::GgufModel::open(path, options.mmproj.as_deref())?;
         let cfg = gguf.config().clone();
-        let context_length = context_cap(options, &cfg)?;
+        let file_bytes = gguf_bytes(path, options.mmproj.as_deref());
+        let context_length =
+            plan_memory(options, &cfg, WeightFormat::Q8_0, Some(file_bytes), GGUF_TOKENIZER_BYTES, memory::available_bytes())?
+                .context_length;
         let tokenizer = gguf.tokenizer()?;
         let source = gguf.chat_template().ok_or_else(|| Error::file(path, "no tokenizer.chat_template in the metadata"))?;
         let template =
@@ -594,5 +668,54 @@ impl Engine {
         let text = expand_media(&text, &layouts, self.config.image_seq_len())?;
         let enc = self.tokenizer.encode(text.as_str(), false).map_err(|e| Error::Internal(format!("tokenize: {e}")))?;
         Ok((text, enc.get_ids().to_vec(), visuals))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_plans_lower_the_default_context_or_refuse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/tiny-smolvlm2");
+        let mut cfg = Checkpoint::open(&dir).unwrap().config;
+        cfg.text.max_position_embeddings = 16384;
+        let max = 16384;
+        let plan = |options: &EngineOptions, available| plan_memory(options, &cfg, WeightFormat::F32, None, 1 << 20, available);
+        let full = plan(&EngineOptions::default(), None).unwrap();
+        assert_eq!(full.context_length, max);
+        assert_eq!(full.total, full.weights + full.kv_cache + full.activations + full.runtime);
+        // Plenty of memory: nothing changes.
+        assert_eq!(plan(&EngineOptions::default(), Some(full.total + 1)).unwrap(), full);
+        // Too little for the full context: the default cap is lowered to what fits.
+        let at_4000 = memory::estimate(&cfg, WeightFormat::F32, 4000, None, 1 << 20);
+        let lowered = plan(&EngineOptions::default(), Some(at_4000.total)).unwrap();
+        assert!((3990..=4000).contains(&lowered.context_length) && lowered.total <= at_4000.total, "{lowered:?}");
+        // An explicit context that does not fit, or memory below even the smallest default: refused.
+        let explicit = EngineOptions { context_length: Some(max), ..Default::default() };
+        assert!(matches!(plan(&explicit, Some(at_4000.total)), Err(Error::InsufficientMemory { .. })));
+        match plan(&EngineOptions::default(), Some(full.weights)) {
+            Err(Error::InsufficientMemory { needed, available }) => assert!(needed > available),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn estimates_follow_the_precision_and_the_context() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+        let dir = fixtures.join("models/tiny-smolvlm2");
+        let at = |weights, context_length| {
+            Engine::estimate_memory(&dir, &EngineOptions { weights, context_length, ..Default::default() }).unwrap()
+        };
+        let (f32, q8) = (at(WeightFormat::F32, Some(1024)), at(WeightFormat::Q8_0, Some(1024)));
+        assert!(q8.weights < f32.weights && q8.kv_cache * 2 == f32.kv_cache, "{q8:?} {f32:?}");
+        assert_eq!(at(WeightFormat::F32, Some(512)).kv_cache * 2, f32.kv_cache);
+        assert_eq!(f32.total, f32.weights + f32.kv_cache + f32.activations + f32.runtime);
+        // A GGUF pair: the files' sizes.
+        let gguf = fixtures.join("gguf");
+        let e = Engine::estimate_memory(&gguf, &EngineOptions::default()).unwrap();
+        let files: u64 = std::fs::read_dir(&gguf).unwrap().map(|f| f.unwrap().metadata().unwrap().len()).sum();
+        assert_eq!(e.weights, files);
+        assert!(matches!(Engine::estimate_memory(Path::new("/no/such/model"), &EngineOptions::default()), Err(_)));
     }
 }

@@ -33,6 +33,20 @@ pub enum Error {
         /// Tokens available.
         limit: usize,
     },
+    /// The model would not fit the memory this process can still use (checked before loading,
+    /// from [`crate::Engine::estimate_memory`]). Use a smaller precision (Q4_K, Q8_0) or a
+    /// shorter `context_length`.
+    #[error(
+        "the model needs about {} MB but {} MB are available: use a smaller precision (q4k, q8_0) or a shorter context length",
+        needed / 1_000_000,
+        available / 1_000_000
+    )]
+    InsufficientMemory {
+        /// Bytes the model would hold (the estimate's total).
+        needed: u64,
+        /// Bytes the OS says are available.
+        available: u64,
+    },
     /// The call was cancelled through its [`crate::CancelToken`].
     #[error("cancelled")]
     Cancelled,

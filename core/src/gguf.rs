@@ -10,13 +10,14 @@
 //! undoes that permutation (on whole rows, so quantized tensors are restored bit for bit), and the
 //! model keeps transformers' rotate-half RoPE.
 
-use crate::config::{ModelConfig, ModelFamily, PreprocessorConfig, TextConfig, VideoSampling, VisionConfig};
+use crate::config::{ModelConfig, ModelFamily, PreprocessorConfig, TextConfig, VideoSampling, VisionConfig, MAX_IMAGE_SIDE};
 use crate::error::{Error, Result};
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::Device;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -24,6 +25,27 @@ use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::{AddedToken, Tokenizer};
+
+/// Most tensors a GGUF file may list: 65 536. Published models list a few hundred to ~2 000 (one
+/// per weight matrix, experts merged); each entry becomes a map entry and a shape in memory, so
+/// the cap bounds the tensor directory whatever count the header claims.
+pub const MAX_GGUF_TENSORS: u64 = 1 << 16;
+
+/// Most metadata values a GGUF file may hold, every element of every array counted: 2^22
+/// (~4.2 million). The largest vocabularies (~262k tokens) fill three or four arrays of that
+/// length. candle keeps each value in 32 bytes whatever it takes on disk (a one-byte `u8`
+/// element too), so without the cap a file of N bytes could make 32·N bytes of metadata; with it
+/// the parsed values stay under ~128 MiB plus the strings' own bytes.
+pub const MAX_GGUF_METADATA_VALUES: u64 = 1 << 22;
+
+/// Deepest nesting of arrays in the metadata: 8 arrays within one another (an array of arrays
+/// is 2). Published files nest none (llama.cpp's reader refuses nested arrays); the bound keeps
+/// the header check's recursion shallow.
+pub const MAX_GGUF_ARRAY_DEPTH: usize = 8;
+
+/// Bytes read from a GGUF file at a time while its header is parsed (64 KiB): the parser reads
+/// the header value by value, and a vocabulary is ~10^5 small strings.
+const GGUF_READ_BUFFER: usize = 1 << 16;
 
 /// Whether `path` looks like a GGUF file (by its first four bytes, else its extension).
 pub fn is_gguf(path: &Path) -> bool {
@@ -72,16 +94,25 @@ impl std::fmt::Debug for GgufFile {
 impl GgufFile {
     /// Reads the header of `path`; a missing, truncated or corrupt file is [`Error::ModelFile`].
     pub fn open(path: &Path) -> Result<Self> {
-        let mut f = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
-        // candle's parser bounds-checks every count; the unwind guard is a second line of defence
-        // so a hostile file can never take the process down.
-        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut f)));
+        // Not a device or a pipe: opening a pipe blocks, and a device has no length to check.
+        if !std::fs::metadata(path).map_err(|e| Error::file(path, e))?.is_file() {
+            return Err(Error::file(path, "not a regular file"));
+        }
+        let f = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
+        let len = f.metadata().map_err(|e| Error::file(path, e))?.len();
+        let mut r = PosReader { inner: BufReader::with_capacity(GGUF_READ_BUFFER, &f), pos: 0 };
+        // First this crate's own pass over the header: counts and sizes against the file and
+        // the limits above, and `general.alignment` (which candle divides by).
+        check_header(&mut r, len).map_err(|reason| Error::file(path, format!("not a valid GGUF file: {reason}")))?;
+        r.rewind().map_err(|e| Error::file(path, e))?;
+        // candle's parser bounds-checks every count too; the unwind guard is a last line of
+        // defence so a hostile file can never take the process down.
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut r)));
         let content = match parsed {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(Error::file(path, format!("not a valid GGUF file: {e}"))),
             Err(_) => return Err(Error::file(path, "not a valid GGUF file (parser failure)")),
         };
-        let len = f.metadata().map_err(|e| Error::file(path, e))?.len();
         check_tensor_table(&content, len).map_err(|reason| Error::file(path, reason))?;
         Ok(Self { path: path.to_path_buf(), content })
     }
@@ -142,6 +173,220 @@ impl GgufFile {
             Ok(r) => r.map_err(|e| candle_core::Error::Msg(format!("tensor {name}: {e}"))),
             Err(_) => candle_core::bail!("tensor {name}: unreadable"),
         }
+    }
+}
+
+/// A pass over the header of a GGUF file (of `len` bytes) before candle parses it: the magic and
+/// version, the tensor count (at most [`MAX_GGUF_TENSORS`]), every metadata entry's size against
+/// the bytes left (no value is kept), at most [`MAX_GGUF_METADATA_VALUES`] values nested at most
+/// [`MAX_GGUF_ARRAY_DEPTH`] deep, and a `general.alignment` that is a power of two (candle
+/// divides by it). Only the metadata is walked; candle checks the tensor table.
+fn check_header<R: Read + Seek>(r: &mut R, len: u64) -> std::result::Result<(), String> {
+    let mut s = HeaderScan { r, pos: 0, len, wide: true, values_left: MAX_GGUF_METADATA_VALUES };
+    let magic = s.u32("the magic")?;
+    if magic != 0x4655_4747 && magic != 0x4747_5546 {
+        return Err(format!("unknown magic {magic:#010x}"));
+    }
+    s.wide = match s.u32("the version")? {
+        1 => false,
+        2 | 3 => true,
+        v => return Err(format!("GGUF version {v} is not supported (1 to 3)")),
+    };
+    let tensors = s.length("the tensor count")?;
+    if tensors > MAX_GGUF_TENSORS {
+        return Err(format!("{tensors} tensors, more than the {MAX_GGUF_TENSORS} this SDK accepts"));
+    }
+    let entries = s.length("the metadata count")?;
+    if entries > s.values_left {
+        return Err(format!("{entries} metadata entries, more than the {MAX_GGUF_METADATA_VALUES} values this SDK accepts"));
+    }
+    const ALIGNMENT: &[u8] = b"general.alignment";
+    for _ in 0..entries {
+        let key_len = s.length("a metadata key's length")?;
+        let is_alignment = key_len == ALIGNMENT.len() as u64 && {
+            let mut key = [0u8; ALIGNMENT.len()];
+            s.read(&mut key, "a metadata key")?;
+            key == ALIGNMENT
+        };
+        if key_len != ALIGNMENT.len() as u64 {
+            s.skip(key_len, "a metadata key")?;
+        }
+        let ty = s.u32("a metadata value's type")?;
+        // The integer types candle takes the alignment from (others leave it at 32).
+        let alignment = match ty {
+            0 | 1 if is_alignment => {
+                let b = s.u8("general.alignment")?;
+                Some(if ty == 0 { b as i64 } else { b as i8 as i64 })
+            }
+            2 | 3 if is_alignment => {
+                let mut b = [0u8; 2];
+                s.read(&mut b, "general.alignment")?;
+                Some(if ty == 2 { u16::from_le_bytes(b) as i64 } else { i16::from_le_bytes(b) as i64 })
+            }
+            4 | 5 if is_alignment => {
+                let b = s.u32("general.alignment")?;
+                Some(if ty == 4 { b as i64 } else { b as i32 as i64 })
+            }
+            _ => {
+                s.value(ty, 0)?;
+                None
+            }
+        };
+        match alignment {
+            Some(a) if matches!(ty, 1 | 3 | 5) && a < 0 => {} // negative: candle keeps 32
+            Some(a) if a <= 0 || (a as u64).count_ones() != 1 => {
+                return Err(format!("general.alignment {a} is not a power of two"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A buffered reader that keeps its own position, so that `stream_position` (which candle's
+/// parser calls for every string and array) costs no system call.
+struct PosReader<R> {
+    inner: BufReader<R>,
+    pos: u64,
+}
+
+impl<R: Read> Read for PosReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Read + Seek> Seek for PosReader<R> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.pos = self.inner.seek(to)?;
+        Ok(self.pos)
+    }
+
+    fn stream_position(&mut self) -> std::io::Result<u64> {
+        Ok(self.pos)
+    }
+
+    fn seek_relative(&mut self, offset: i64) -> std::io::Result<()> {
+        // Within the buffer when it can be (BufReader's own seek_relative keeps the buffer).
+        self.inner.seek_relative(offset)?;
+        self.pos = self.pos.checked_add_signed(offset).ok_or_else(|| std::io::Error::other("seek before the start"))?;
+        Ok(())
+    }
+}
+
+/// The reading position of [`check_header`] in a file of `len` bytes.
+struct HeaderScan<'a, R> {
+    r: &'a mut R,
+    pos: u64,
+    len: u64,
+    /// Lengths and counts are u64 (GGUF v2, v3), not u32 (v1).
+    wide: bool,
+    values_left: u64,
+}
+
+impl<R: Read + Seek> HeaderScan<'_, R> {
+    /// Fails unless `n` more bytes lie in the file.
+    fn need(&self, n: u64, what: &str) -> std::result::Result<(), String> {
+        let left = self.len - self.pos;
+        if n > left {
+            return Err(format!("truncated: {what} needs {n} bytes at offset {}, the file has {left} left", self.pos));
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, buf: &mut [u8], what: &str) -> std::result::Result<(), String> {
+        self.need(buf.len() as u64, what)?;
+        self.r.read_exact(buf).map_err(|e| format!("{what}: {e}"))?;
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+
+    fn skip(&mut self, n: u64, what: &str) -> std::result::Result<(), String> {
+        self.need(n, what)?;
+        // `need` bounds `n` by the file's length, which fits an i64.
+        self.r.seek_relative(n as i64).map_err(|e| format!("{what}: {e}"))?;
+        self.pos += n;
+        Ok(())
+    }
+
+    fn u8(&mut self, what: &str) -> std::result::Result<u8, String> {
+        let mut b = [0u8; 1];
+        self.read(&mut b, what)?;
+        Ok(b[0])
+    }
+
+    fn u32(&mut self, what: &str) -> std::result::Result<u32, String> {
+        let mut b = [0u8; 4];
+        self.read(&mut b, what)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// A length or count: u64, or u32 in GGUF v1.
+    fn length(&mut self, what: &str) -> std::result::Result<u64, String> {
+        if !self.wide {
+            return self.u32(what).map(u64::from);
+        }
+        let mut b = [0u8; 8];
+        self.read(&mut b, what)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Counts `n` values against [`MAX_GGUF_METADATA_VALUES`].
+    fn count(&mut self, n: u64) -> std::result::Result<(), String> {
+        self.values_left = self
+            .values_left
+            .checked_sub(n)
+            .ok_or_else(|| format!("the metadata holds more than the {MAX_GGUF_METADATA_VALUES} values this SDK accepts"))?;
+        Ok(())
+    }
+
+    /// Skips one value of type `ty`, checking its size against the file.
+    fn value(&mut self, ty: u32, depth: usize) -> std::result::Result<(), String> {
+        self.count(1)?;
+        if let Some(size) = gguf_value_size(ty) {
+            return self.skip(size, "a metadata value");
+        }
+        match ty {
+            8 => {
+                let n = self.length("a string's length")?;
+                self.skip(n, "a string")
+            }
+            9 => {
+                if depth >= MAX_GGUF_ARRAY_DEPTH {
+                    return Err(format!("arrays nested more than {MAX_GGUF_ARRAY_DEPTH} deep (arrays within arrays)"));
+                }
+                let element = self.u32("an array's element type")?;
+                let n = self.length("an array's length")?;
+                match gguf_value_size(element) {
+                    Some(size) => {
+                        self.count(n)?;
+                        self.skip(n.saturating_mul(size), "an array")
+                    }
+                    None if element == 8 || element == 9 => {
+                        // Bounded before the loop: each element counts one value.
+                        if n > self.values_left {
+                            self.count(n)?;
+                        }
+                        (0..n).try_for_each(|_| self.value(element, depth + 1))
+                    }
+                    None => Err(format!("unknown metadata value type {element}")),
+                }
+            }
+            _ => Err(format!("unknown metadata value type {ty}")),
+        }
+    }
+}
+
+/// Bytes of one GGUF metadata value of a fixed-size type, None for strings, arrays and unknown types.
+fn gguf_value_size(ty: u32) -> Option<u64> {
+    match ty {
+        0 | 1 | 7 => Some(1),
+        2 | 3 => Some(2),
+        4..=6 => Some(4),
+        10..=12 => Some(8),
+        _ => None,
     }
 }
 
@@ -222,6 +467,15 @@ impl GgufModel {
             Some((Part::Text, n)) => self.text.has_tensor(&n),
             Some((Part::Vision, n)) => self.mmproj.as_ref().is_some_and(|m| m.has_tensor(&n)),
             None => false,
+        }
+    }
+
+    /// The shape (candle order) of the Hugging Face-named tensor, if present: checked before a
+    /// tensor is read, so a mis-shaped one is refused without reading or widening its bytes.
+    pub fn dims(&self, hf_name: &str) -> Option<&[usize]> {
+        match map_name(hf_name)? {
+            (Part::Text, n) => self.text.tensor_dims(&n),
+            (Part::Vision, n) => self.mmproj.as_ref()?.tensor_dims(&n),
         }
     }
 
@@ -501,6 +755,26 @@ fn model_config(text: &GgufFile, mmproj: Option<&GgufFile>) -> Result<ModelConfi
                 layer_norm_eps: m.float("clip.vision.attention.layer_norm_epsilon").unwrap_or(1e-6),
             };
             let r = m.uint("clip.vision.projector.scale_factor").map_or(2, |x| x as usize);
+            // What the preprocessor sizes images by (see `preprocessor`), bounded as a
+            // checkpoint's `size.longest_edge` is.
+            if let Some(edge) = m.uint("clip.vision.preproc_image_size") {
+                if edge == 0 || edge > MAX_IMAGE_SIDE as u64 {
+                    return Err(m.err(format!(
+                        "clip.vision.preproc_image_size {edge} is outside 1..={MAX_IMAGE_SIDE}, what this SDK accepts"
+                    )));
+                }
+            }
+            for key in ["clip.vision.image_mean", "clip.vision.image_std"] {
+                let xs: Vec<f32> = m
+                    .meta(key)
+                    .and_then(|v| v.to_vec().ok())
+                    .map(|a| a.iter().filter_map(|x| x.to_f32().ok()).collect())
+                    .unwrap_or_default();
+                // (`preprocessor` uses three values, else its defaults)
+                if xs.len() == 3 && (xs.iter().any(|x| !x.is_finite()) || (key.ends_with("std") && xs.contains(&0.0))) {
+                    return Err(m.err(format!("{key} {xs:?}: values must be finite (and a standard deviation non-zero)")));
+                }
+            }
             let image = tokens
                 .iter()
                 .position(|t| *t == "<image>")

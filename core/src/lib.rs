@@ -45,6 +45,7 @@ pub use generation::{GenerationOptions, TokenLogprob};
 pub use gguf::is_gguf;
 pub use kernels::quantized_kernels;
 pub use live::{FrameConverter, FrameInfo, LiveCounters, LiveEvent, LiveOptions, LiveSession, LiveStats, LiveWorker};
+pub use memory::MemoryEstimate;
 pub use model::WeightFormat;
 pub use processor::camera::{frame_to_rgb, mirror, Frame, PackedFormat, Plane, Rotation, YuvRange};
 pub use processor::image::{decode_image, load_image, RgbImage};

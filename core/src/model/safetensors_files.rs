@@ -24,7 +24,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Largest header accepted, as the safetensors crate's limit (100 MB).
+/// Largest JSON header accepted (100 MB), the safetensors crate's own limit: the header is read
+/// whole into memory (only after its length is checked against the file's), and a checkpoint's
+/// header is a few hundred bytes per tensor.
 const MAX_HEADER_SIZE: usize = 100_000_000;
 /// Bytes of f32 rows widened at a time when quantizing a matrix.
 const QUANT_WINDOW_BYTES: usize = 1 << 20;
@@ -138,6 +140,10 @@ impl StFile {
 /// section that ends exactly at the end of the file. The caller names the file in the error.
 fn open_file(path: &Path) -> Result<(StFile, Metadata)> {
     let st = |e: SafeTensorError| Error::from(e);
+    // Not a device or a pipe: opening a pipe blocks, and a device has no length to check.
+    if !std::fs::metadata(path)?.is_file() {
+        candle_core::bail!("not a regular file")
+    }
     let mut file = File::open(path)?;
     let file_len = file.metadata()?.len();
     let mut n = [0u8; 8];
@@ -156,7 +162,8 @@ fn open_file(path: &Path) -> Result<(StFile, Metadata)> {
     file.read_exact(&mut header)?;
     let text = std::str::from_utf8(&header).map_err(|e| st(SafeTensorError::InvalidHeader(e)))?;
     let metadata: Metadata = serde_json::from_str(text).map_err(|e| st(SafeTensorError::InvalidHeaderDeserialization(e)))?;
-    if metadata.data_len() as u64 + 8 + n != file_len {
+    // Checked: the offsets of a crafted header can add up to nearly 2^64.
+    if (metadata.data_len() as u64).checked_add(8 + n) != Some(file_len) {
         return Err(st(SafeTensorError::MetadataIncompleteBuffer));
     }
     Ok((StFile { path: path.to_path_buf(), file: Mutex::new(file), data_start: 8 + n }, metadata))

@@ -63,7 +63,7 @@ impl WeightFormat {
     }
 
     /// The GGML block type used for a matrix with `in_dim` columns, or None to keep it dense.
-    fn ggml(self, in_dim: usize, embedding_or_head: bool) -> Option<GgmlDType> {
+    pub(crate) fn ggml(self, in_dim: usize, embedding_or_head: bool) -> Option<GgmlDType> {
         let q8 = in_dim.is_multiple_of(32).then_some(GgmlDType::Q8_0);
         match self {
             Self::F32 | Self::F16 | Self::Auto => None,
@@ -133,6 +133,12 @@ impl<'a> Loader<'a> {
             Source::Safetensors(vb) => vb.get(shape, &self.full(name))?.to_dtype(DType::F32),
             Source::Gguf(g) => {
                 let full = self.full(name);
+                // The directory's shape first: a mis-shaped tensor is neither read nor widened.
+                if let Some(dims) = g.dims(&full) {
+                    if dims != shape.dims() {
+                        candle_core::bail!("{full} has shape {dims:?}, expected {shape:?}")
+                    }
+                }
                 let t = g.qtensor(&full)?.dequantize(&Device::Cpu)?;
                 if t.shape() != &shape {
                     candle_core::bail!("{full} has shape {:?}, expected {shape:?}", t.dims())
@@ -158,6 +164,11 @@ impl<'a> Loader<'a> {
             Source::Safetensors(_) => Ok(MatrixData::Dense(self.tensor((out_dim, in_dim), "weight")?)),
             Source::Gguf(g) => {
                 let full = self.full("weight");
+                if let Some(dims) = g.dims(&full) {
+                    if dims != [out_dim, in_dim] {
+                        candle_core::bail!("{full} has shape {dims:?}, expected [{out_dim}, {in_dim}]")
+                    }
+                }
                 let q = g.qtensor(&full)?;
                 if q.shape().dims() != [out_dim, in_dim] {
                     candle_core::bail!("{full} has shape {:?}, expected [{out_dim}, {in_dim}]", q.shape().dims())
