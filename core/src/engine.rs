@@ -247,6 +247,10 @@ impl Visual {
     }
 }
 
+/// The most images and videos one conversation holds: each image is up to 17 tiles, and all of
+/// a conversation's images are encoded for its first answer.
+pub const MAX_MEDIA_PER_CONVERSATION: usize = 64;
+
 /// Text tokens around each video frame's tile block (`\nFrame from MM:SS:` and the two
 /// `<fake_token_around_image>` and `<global-img>` markers), rounded up.
 const FRAME_TEXT_TOKENS: usize = 12;
@@ -629,6 +633,12 @@ impl Engine {
                 "this model is text-only (no vision encoder): it cannot take images or videos".into(),
             ));
         }
+        let media = messages.iter().flat_map(|m| &m.content).filter(|c| !matches!(c, Content::Text(_))).count();
+        if media > MAX_MEDIA_PER_CONVERSATION {
+            return Err(Error::InvalidArgument(format!(
+                "{media} images and videos in one conversation; at most {MAX_MEDIA_PER_CONVERSATION}"
+            )));
+        }
         let mut layouts = Vec::new();
         let mut visuals = Vec::new();
         for c in messages.iter().flat_map(|m| &m.content) {
@@ -716,6 +726,6 @@ mod tests {
         let e = Engine::estimate_memory(&gguf, &EngineOptions::default()).unwrap();
         let files: u64 = std::fs::read_dir(&gguf).unwrap().map(|f| f.unwrap().metadata().unwrap().len()).sum();
         assert_eq!(e.weights, files);
-        assert!(matches!(Engine::estimate_memory(Path::new("/no/such/model"), &EngineOptions::default()), Err(_)));
+        assert!(Engine::estimate_memory(Path::new("/no/such/model"), &EngineOptions::default()).is_err());
     }
 }

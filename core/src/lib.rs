@@ -39,7 +39,9 @@ pub use catalog::{catalog, find_in_catalog, CatalogEntry, CheckpointFormat};
 pub use chat::{load_messages, parse_messages, parse_video, Content, Message, Role, Video};
 #[cfg(feature = "download")]
 pub use download::{download, hub_cache_dir, Destination, DownloadProgress, DownloadRequest};
-pub use engine::{set_num_threads, Backend, CancelToken, Engine, EngineOptions, ImagePreset, LoadStage};
+pub use engine::{
+    set_num_threads, Backend, CancelToken, Engine, EngineOptions, ImagePreset, LoadStage, MAX_MEDIA_PER_CONVERSATION,
+};
 pub use error::{DownloadError, Error, Result};
 pub use generation::{GenerationOptions, TokenLogprob};
 pub use gguf::is_gguf;

@@ -12,8 +12,11 @@ const MIB: u64 = 1 << 20;
 const BASELINE_BYTES: u64 = 24 * MIB;
 /// The tokenizer in memory per byte of `tokenizer.json` (its maps hold each token several times).
 const TOKENIZER_BYTES_PER_FILE_BYTE: u64 = 6;
-/// Prompt tokens per decoder pass (`session.rs`'s `PREFILL_CHUNK`).
-const PREFILL_CHUNK: u64 = 512;
+/// Prompt tokens run through the decoder at once. A long prompt (a video's frames) runs in
+/// chunks of this many (`Session::reply`), so that the attention scores and MLP activations of a
+/// pass stay a few MB (a 2 500-token prompt at once: ~230 MB of scores on SmolVLM-256M) whatever
+/// the prompt's length, and a cancel is honoured between chunks.
+pub(crate) const PREFILL_CHUNK: usize = 512;
 
 /// What a model will hold in memory, estimated from its configuration before loading it
 /// ([`crate::Engine::estimate_memory`]). Every field is in bytes except `context_length`.
@@ -94,7 +97,7 @@ pub(crate) fn estimate(
     let t = &cfg.text;
     let (d, i, ctx) = (t.hidden_size as u64, t.intermediate_size as u64, context as u64);
     let n_rep = (t.num_attention_heads / t.num_key_value_heads.max(1)).max(1) as u64;
-    let chunk = PREFILL_CHUNK.min(ctx.max(1));
+    let chunk = (PREFILL_CHUNK as u64).min(ctx.max(1));
     // A chunk's hidden states, q/k/v/o, the MLP's three widths, one KV group's scores and the
     // logits of the last position, in f32.
     let prefill = 4 * (chunk * (6 * d + 3 * i) + n_rep * chunk * ctx + t.vocab_size as u64);

@@ -6,6 +6,7 @@ use crate::engine::{CancelToken, Engine, Visual};
 use crate::error::{Error, Result};
 use crate::generation::{top_logprobs, GenerationOptions, Sampler, TextStream, TokenLogprob};
 use crate::image_cache::{ImageKey, KeyHasher};
+use crate::memory::PREFILL_CHUNK;
 use crate::model::KvCache;
 use crate::processor::preprocess::frames;
 use crate::processor::video::frame_pixels;
@@ -258,12 +259,6 @@ impl Session {
         reply.into_answer()
     }
 }
-
-/// Prompt tokens run through the decoder at once. A long prompt (a video's frames) runs in
-/// chunks of this many, so that the attention scores and MLP activations of a pass stay a few
-/// MB (a 2 500-token prompt at once: ~230 MB of scores on SmolVLM-256M) whatever the prompt's
-/// length, and a cancel is honoured between chunks.
-const PREFILL_CHUNK: usize = 512;
 
 /// Runs `ids` (after what `cache` holds) through the decoder in chunks of [`PREFILL_CHUNK`],
 /// each chunk taking its image tokens' rows of `features`; the logits of the last position.

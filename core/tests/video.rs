@@ -132,6 +132,19 @@ fn chosen_frames_read_like_the_whole_video() {
 }
 
 #[test]
+fn too_many_images_are_refused_before_any_work() {
+    let engine = Engine::load(&tiny(), &EngineOptions::default()).unwrap();
+    let img = Arc::new(smolvlm::RgbImage::new(2, 2, vec![0; 12]).unwrap());
+    let ask = |n: usize| {
+        let mut content: Vec<Content> = (0..n).map(|_| Content::Image(img.clone())).collect();
+        content.push(Content::Text("?".into()));
+        engine.prompt(&[Message { role: Role::User, content }])
+    };
+    assert!(ask(smolvlm::MAX_MEDIA_PER_CONVERSATION).is_ok());
+    assert!(matches!(ask(smolvlm::MAX_MEDIA_PER_CONVERSATION + 1), Err(smolvlm::Error::InvalidArgument(_))));
+}
+
+#[test]
 fn image_only_checkpoints_refuse_videos() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/tiny-idefics3");
     let engine = Engine::load(&dir, &EngineOptions::default()).unwrap();

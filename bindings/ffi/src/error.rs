@@ -44,6 +44,17 @@ pub enum SmolVlmError {
         /// The same, as a sentence.
         reason: String,
     },
+    /// The model would not fit the memory the OS says is available (checked before loading;
+    /// see `estimateMemory`): use a smaller precision (Q4_K, Q8_0) or a shorter context length.
+    #[error("{reason}")]
+    InsufficientMemory {
+        /// Bytes the model would hold.
+        needed: i64,
+        /// Bytes available.
+        available: i64,
+        /// The same, as a sentence.
+        reason: String,
+    },
     /// The answer or download was cancelled (`cancel()`, the stream closed, the coroutine or
     /// task cancelled) before it finished.
     #[error("cancelled")]
@@ -133,6 +144,9 @@ impl From<CoreError> for SmolVlmError {
             CoreError::InvalidArgument(_) => SmolVlmError::InvalidArgument { reason },
             CoreError::ContextOverflow { tokens, limit } => {
                 SmolVlmError::ContextOverflow { tokens: saturating_i64(tokens), limit: saturating_i64(limit), reason }
+            }
+            CoreError::InsufficientMemory { needed, available } => {
+                SmolVlmError::InsufficientMemory { needed: saturating_i64(needed), available: saturating_i64(available), reason }
             }
             CoreError::Cancelled => SmolVlmError::cancelled(),
             CoreError::Download(d) => match d {

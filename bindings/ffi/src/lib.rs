@@ -75,9 +75,9 @@ pub struct LoadOptions {
     /// encoder and projector (`null`: a text-only model that refuses images).
     #[uniffi(default)]
     pub mmproj: Option<String>,
-    /// Most tokens (prompt plus answer) one session holds (`null`: the model's maximum). A
-    /// smaller cap also bounds each session's KV cache, which
-    /// saves memory; a longer conversation fails with `ContextOverflow`. 0 or less, or more than
+    /// Most tokens (prompt plus answer) one session holds (`null`: the model's maximum, lowered
+    /// to what the memory available at load time holds, not below 2048; see `estimateMemory`).
+    /// A smaller cap also bounds each session's KV cache, which saves memory; a longer conversation fails with `ContextOverflow`. 0 or less, or more than
     /// the model's maximum, is `InvalidArgument`.
     #[uniffi(default)]
     pub context_length: Option<i32>,
@@ -96,6 +96,70 @@ pub struct LoadOptions {
     /// the context window; see [`ModelInfo::video_frame_limit`]).
     #[uniffi(default)]
     pub max_video_frames: Option<i32>,
+}
+
+impl LoadOptions {
+    /// The core's options; negative sizes are `InvalidArgument`.
+    fn to_core(&self) -> Result<EngineOptions, SmolVlmError> {
+        let longest_edge = non_negative_opt(self.longest_edge, "longest_edge")?;
+        let context_length = non_negative_opt(self.context_length, "context_length")?;
+        let image_cache_mb = non_negative_opt(self.image_cache_mb, "image_cache_mb")?;
+        let max_video_frames = non_negative_opt(self.max_video_frames, "max_video_frames")?;
+        Ok(EngineOptions {
+            image_splitting: self.image_splitting,
+            longest_edge,
+            weights: self.precision.map_or(WeightFormat::F32, Into::into),
+            mmproj: self.mmproj.clone().map(PathBuf::from),
+            preset: match self.preset {
+                None | Some(ImagePreset::Exact) => CorePreset::Exact,
+                Some(ImagePreset::Fast) => CorePreset::Fast,
+            },
+            context_length: context_length.map(|n| n as usize),
+            backend: self.backend.map_or(CoreBackend::Cpu, Into::into),
+            image_cache_bytes: image_cache_mb.map(|mb| (mb as usize).saturating_mul(1 << 20)),
+            max_video_frames: max_video_frames.map(|n| n as usize),
+        })
+    }
+}
+
+/// What a model will hold in memory once loaded, estimated from its configuration (bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct MemoryEstimate {
+    /// The weights, in the precision they will be held in.
+    pub weights: i64,
+    /// One chat's key/value cache filled to `context_length` tokens.
+    pub kv_cache: i64,
+    /// The largest transient working set (one vision tile, or one prompt chunk).
+    pub activations: i64,
+    /// The tokenizer and the library's own baseline.
+    pub runtime: i64,
+    /// The sum: the peak resident memory to expect.
+    pub total: i64,
+    /// The context length the model would get with these options (by default the model's
+    /// maximum, lowered to what the available memory holds).
+    pub context_length: i32,
+}
+
+/// Estimates what loading `model_path` with `options` will hold in memory, without loading it
+/// (only the configuration files are read). Throws `InsufficientMemory` when the model would
+/// not fit the memory the OS says is available (then use a smaller precision or context
+/// length), and otherwise what `SmolVlm.load` throws for a missing or invalid model.
+#[uniffi::export(default(options = None))]
+pub fn estimate_memory(model_path: String, options: Option<LoadOptions>) -> Result<MemoryEstimate, SmolVlmError> {
+    let core = options.unwrap_or_default().to_core()?;
+    let path = Path::new(&model_path);
+    if !path.exists() {
+        return Err(SmolVlmError::ModelMissing { reason: format!("model {model_path} does not exist") });
+    }
+    let e = Engine::estimate_memory(path, &core)?;
+    Ok(MemoryEstimate {
+        weights: saturating_i64(e.weights),
+        kv_cache: saturating_i64(e.kv_cache),
+        activations: saturating_i64(e.activations),
+        runtime: saturating_i64(e.runtime),
+        total: saturating_i64(e.total),
+        context_length: saturating_i32(e.context_length),
+    })
 }
 
 /// Cancels a [`SmolVlm::load`] from another thread (the Kotlin and Swift wrappers use one when
@@ -329,10 +393,7 @@ impl SmolVlm {
             Some(n) if n < 1 => return Err(SmolVlmError::invalid_argument(format!("threads must be at least 1, got {n}"))),
             Some(n) => n as usize,
         };
-        let longest_edge = non_negative_opt(options.longest_edge, "longest_edge")?;
-        let context_length = non_negative_opt(options.context_length, "context_length")?;
-        let image_cache_mb = non_negative_opt(options.image_cache_mb, "image_cache_mb")?;
-        let max_video_frames = non_negative_opt(options.max_video_frames, "max_video_frames")?;
+        let core_options = options.to_core()?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("smolvlm-{i}"))
@@ -342,20 +403,6 @@ impl SmolVlm {
         if !path.exists() {
             return Err(SmolVlmError::ModelMissing { reason: format!("model {model_path} does not exist") });
         }
-        let core_options = EngineOptions {
-            image_splitting: options.image_splitting,
-            longest_edge,
-            weights: options.precision.map_or(WeightFormat::F32, Into::into),
-            mmproj: options.mmproj.map(PathBuf::from),
-            preset: match options.preset {
-                None | Some(ImagePreset::Exact) => CorePreset::Exact,
-                Some(ImagePreset::Fast) => CorePreset::Fast,
-            },
-            context_length: context_length.map(|n| n as usize),
-            backend: options.backend.map_or(CoreBackend::Cpu, Into::into),
-            image_cache_bytes: image_cache_mb.map(|mb| (mb as usize).saturating_mul(1 << 20)),
-            max_video_frames: max_video_frames.map(|n| n as usize),
-        };
         let token = cancel.map_or_else(CancelToken::new, |c| c.0.clone());
         let engine = pool.install(|| Engine::load_with_progress(path, &core_options, &token, &mut report))?;
         let pre = engine.preprocessor();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// way transformers' SmolVLM2 video processor chooses from a decoded video (the checkpoint's
 /// frames per second and frame limit, 1 s trimmed at both ends of long videos), so give all
 /// frames of a clip or frames taken at a steady rate. Each chosen frame costs the vision tokens
-/// of one image tile; `SmolVlm.videoFrameLimit()` says how many fit.
+/// of one image tile; `ModelInfo.videoFrameLimit` says how many fit.
 #[derive(Debug, Clone, uniffi::Object)]
 pub struct VideoInput {
     frames: Vec<Arc<ImageInput>>,

@@ -11,6 +11,8 @@ public struct Problem: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable, CaseIterable {
         /// Not enough free storage for the download: free some space, or pick a smaller model.
         case noSpace
+        /// The model would not fit the memory the app may use: pick a smaller precision or model.
+        case noMemory
         /// The hub could not be reached (offline, timeouts, server errors): try again later.
         case network
         /// The hub has no such model or file.
@@ -40,9 +42,10 @@ public struct Problem: Error, Equatable, Sendable, CustomStringConvertible {
     public let kind: Kind
     /// The library's sentence (it names the file, the repo, the HTTP status).
     public let detail: String
-    /// The space a download needs, for ``Kind/noSpace`` (0 otherwise).
+    /// The space a download needs (``Kind/noSpace``) or the memory a model needs
+    /// (``Kind/noMemory``); 0 otherwise.
     public let neededBytes: Int64
-    /// The space free, for ``Kind/noSpace`` (0 otherwise).
+    /// The space free, or the memory available; 0 otherwise.
     public let availableBytes: Int64
 
     public init(kind: Kind, detail: String, neededBytes: Int64 = 0, availableBytes: Int64 = 0) {
@@ -66,6 +69,8 @@ public struct Problem: Error, Equatable, Sendable, CustomStringConvertible {
         switch e {
         case .insufficientSpace(let needed, let available, let reason):
             self.init(kind: .noSpace, detail: reason, neededBytes: needed, availableBytes: available)
+        case .insufficientMemory(let needed, let available, let reason):
+            self.init(kind: .noMemory, detail: reason, neededBytes: needed, availableBytes: available)
         case .networkFailed(let reason): self.init(kind: .network, detail: reason)
         case .notFound(let reason): self.init(kind: .notFound, detail: reason)
         case .unauthorized(let reason): self.init(kind: .needsToken, detail: reason)
@@ -90,6 +95,9 @@ public struct Problem: Error, Equatable, Sendable, CustomStringConvertible {
         case .noSpace:
             let needed = Self.size(neededBytes), free = Self.size(availableBytes)
             return "Not enough free storage: the model needs \(needed) and \(free) is free. Free some space or pick a smaller model."
+        case .noMemory:
+            let needed = Self.size(neededBytes), free = Self.size(availableBytes)
+            return "Not enough memory: the model needs \(needed) and \(free) is available. Pick a smaller precision or model."
         case .network:
             return "The model server could not be reached. Check the connection and try again; the download continues where it stopped."
         case .notFound:

@@ -262,7 +262,13 @@ final class LiveCaptioningTests: XCTestCase, @unchecked Sendable {
             XCTAssertEqual(Problem(error).kind, kind, "\(error)")
             XCTAssertTrue(Problem(error).detail.hasPrefix("r"), "\(error)")
         }
-        XCTAssertEqual(Set(cases.map(\.1)).union([.noSpace, .badFrame]), Set(Problem.Kind.allCases))
+        XCTAssertEqual(Set(cases.map(\.1)).union([.noSpace, .noMemory, .badFrame]), Set(Problem.Kind.allCases))
+        let memory = Problem(SmolVLMError.insufficientMemory(needed: 2_100_000_000, available: 900_000_000, reason: "r"))
+        XCTAssertEqual(memory.kind, .noMemory)
+        XCTAssertEqual(memory.availableBytes, 900_000_000)
+        XCTAssertEqual(
+            memory.message,
+            "Not enough memory: the model needs 2.1 GB and 900 MB is available. Pick a smaller precision or model.")
         let space = Problem(SmolVLMError.insufficientSpace(needed: 2_520_000_000, available: 1_200_000_000, reason: "r"))
         XCTAssertEqual(space.kind, .noSpace)
         XCTAssertEqual(space.neededBytes, 2_520_000_000)

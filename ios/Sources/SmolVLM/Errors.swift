@@ -19,6 +19,10 @@ public enum SmolVLMError: Error, Equatable, Hashable, Sendable, CustomStringConv
     /// The conversation (plus one generated token) does not fit the model's context: `tokens`
     /// needed, `limit` available. Open a new chat, `reset()` this one, or send smaller images.
     case contextOverflow(tokens: Int64, limit: Int64, reason: String)
+    /// The model would not fit the memory the OS says is available (`needed` and `available`
+    /// bytes), checked before loading: use a smaller precision or a shorter context length. See
+    /// ``SmolVLM/estimateMemory(modelPath:options:)``.
+    case insufficientMemory(needed: Int64, available: Int64, reason: String)
     /// The answer or download was stopped (`cancel()`, the chat or camera closed) before it
     /// finished.
     case cancelled
@@ -53,7 +57,8 @@ public enum SmolVLMError: Error, Equatable, Hashable, Sendable, CustomStringConv
             .notFound(let r), .unauthorized(let r), .forbidden(let r), .integrityFailed(let r),
             .networkFailed(let r), .storageFailed(let r):
             return r
-        case .contextOverflow(_, _, let r), .insufficientSpace(_, _, let r), .internal(let r, _):
+        case .contextOverflow(_, _, let r), .insufficientSpace(_, _, let r), .insufficientMemory(_, _, let r),
+            .internal(let r, _):
             return r
         case .cancelled:
             return "cancelled"
@@ -76,6 +81,8 @@ extension SmolVLMError {
         case .InvalidArgument(let reason): self = .invalidArgument(reason: reason)
         case .ContextOverflow(let tokens, let limit, let reason):
             self = .contextOverflow(tokens: tokens, limit: limit, reason: reason)
+        case .InsufficientMemory(let needed, let available, let reason):
+            self = .insufficientMemory(needed: needed, available: available, reason: reason)
         case .Cancelled: self = .cancelled
         case .NotFound(let reason): self = .notFound(reason: reason)
         case .Unauthorized(let reason): self = .unauthorized(reason: reason)

@@ -80,6 +80,17 @@ public final class LiveCamera: Sendable {
     /// - Throws: `.invalidArgument` for an empty question, or after ``close()``.
     public func ask(_ question: String) throws { try native { try raw.ask(question: question) } }
 
+    /// Asks `question` about the last `seconds` of frames, as a video of the frames kept one per
+    /// second (set `LiveConfig(historySeconds:)`; SmolVLM2 models). Frames encoded for an earlier
+    /// such question are not encoded again. It is answered after the answer in progress, as
+    /// events that carry the question; with no frame kept yet the answer is a frame error.
+    ///
+    /// - Throws: `.invalidArgument` for an empty question, a `seconds` that is not positive, or
+    ///   after ``close()``.
+    public func askRecent(_ question: String, seconds: Double) throws {
+        try native { try raw.askRecent(question: question, seconds: seconds) }
+    }
+
     /// Stops captioning: frames are still accepted (and dropped), and questions are answered
     /// about the frame last answered about, which stays frozen.
     ///

@@ -144,6 +144,23 @@ public final class SmolVLM: Sendable {
         }
     }
 
+    /// What loading `modelPath` with `options` will hold in memory, without loading it (only
+    /// the configuration files are read): the weights in the precision they will be held in,
+    /// one chat's KV cache at the context length the model would get (by default its maximum,
+    /// lowered to what the available memory holds), the largest transient activations, and the
+    /// tokenizer and library baseline, in bytes, with their `total`.
+    ///
+    /// ```swift
+    /// let need = try SmolVLM.estimateMemory(modelPath: dir, options: LoadOptions(precision: .q8))
+    /// ```
+    ///
+    /// - Throws: ``SmolVLMError`` `.insufficientMemory` when the model would not fit the memory
+    ///   available to the app (use a smaller precision or `contextLength`; ``load(modelPath:options:progress:)``
+    ///   refuses it the same way), `.modelMissing` or `.modelInvalid`.
+    public static func estimateMemory(modelPath: String, options: LoadOptions? = nil) throws -> MemoryEstimate {
+        try native { MemoryEstimate(try SmolVLMFFI.estimateMemory(modelPath: modelPath, options: options?.ffi)) }
+    }
+
     /// The known SmolVLM checkpoints, for a model picker: name, hub repo (`repoId` of a
     /// `DownloadRequest`), `format` (`.safetensors`: load the folder; `.ggufPair`: load the
     /// text GGUF with the `mmproj` file, both in `files`), `files`, `parameters`,

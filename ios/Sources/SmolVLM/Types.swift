@@ -545,9 +545,9 @@ public struct LoadOptions: Equatable, Hashable, Sendable {
      */
     public var mmproj: String?
     /**
-     * Most tokens (prompt plus answer) one session holds (`null`: the model's maximum). A
-     * smaller cap also bounds each session's KV cache, which
-     * saves memory; a longer conversation fails with `ContextOverflow`. 0 or less, or more than
+     * Most tokens (prompt plus answer) one session holds (`null`: the model's maximum, lowered
+     * to what the memory available at load time holds, not below 2048; see `estimateMemory`).
+     * A smaller cap also bounds each session's KV cache, which saves memory; a longer conversation fails with `ContextOverflow`. 0 or less, or more than
      * the model's maximum, is `InvalidArgument`.
      */
     public var contextLength: Int32?
@@ -589,6 +589,53 @@ public struct LoadOptions: Equatable, Hashable, Sendable {
 extension LoadOptions {
     var ffi: SmolVLMFFI.LoadOptions {
         SmolVLMFFI.LoadOptions(imageSplitting: imageSplitting, longestEdge: longestEdge, threads: threads, precision: precision.map { $0.ffi }, mmproj: mmproj, contextLength: contextLength, backend: backend.map { $0.ffi }, preset: preset.map { $0.ffi }, imageCacheMb: imageCacheMb, maxVideoFrames: maxVideoFrames)
+    }
+}
+
+/**
+ * What a model will hold in memory once loaded, estimated from its configuration (bytes).
+ */
+public struct MemoryEstimate: Equatable, Hashable, Sendable {
+    /**
+     * The weights, in the precision they will be held in.
+     */
+    public var weights: Int64
+    /**
+     * One chat's key/value cache filled to `context_length` tokens.
+     */
+    public var kvCache: Int64
+    /**
+     * The largest transient working set (one vision tile, or one prompt chunk).
+     */
+    public var activations: Int64
+    /**
+     * The tokenizer and the library's own baseline.
+     */
+    public var runtime: Int64
+    /**
+     * The sum: the peak resident memory to expect.
+     */
+    public var total: Int64
+    /**
+     * The context length the model would get with these options (by default the model's
+     * maximum, lowered to what the available memory holds).
+     */
+    public var contextLength: Int32
+
+    /// Makes a `MemoryEstimate`; every parameter with a default may be left out.
+    public init(weights: Int64, kvCache: Int64, activations: Int64, runtime: Int64, total: Int64, contextLength: Int32) {
+        self.weights = weights
+        self.kvCache = kvCache
+        self.activations = activations
+        self.runtime = runtime
+        self.total = total
+        self.contextLength = contextLength
+    }
+}
+
+extension MemoryEstimate {
+    init(_ ffi: SmolVLMFFI.MemoryEstimate) {
+        self.init(weights: ffi.weights, kvCache: ffi.kvCache, activations: ffi.activations, runtime: ffi.runtime, total: ffi.total, contextLength: ffi.contextLength)
     }
 }
 

@@ -2890,7 +2890,7 @@ public func FfiConverterTypeTokenStream_lower(_ value: TokenStream) -> UInt64 {
  * way transformers' SmolVLM2 video processor chooses from a decoded video (the checkpoint's
  * frames per second and frame limit, 1 s trimmed at both ends of long videos), so give all
  * frames of a clip or frames taken at a steady rate. Each chosen frame costs the vision tokens
- * of one image tile; `SmolVlm.videoFrameLimit()` says how many fit.
+ * of one image tile; `ModelInfo.videoFrameLimit` says how many fit.
  */
 public protocol VideoInputProtocol: AnyObject, Sendable {
     
@@ -2912,7 +2912,7 @@ public protocol VideoInputProtocol: AnyObject, Sendable {
  * way transformers' SmolVLM2 video processor chooses from a decoded video (the checkpoint's
  * frames per second and frame limit, 1 s trimmed at both ends of long videos), so give all
  * frames of a clip or frames taken at a steady rate. Each chosen frame costs the vision tokens
- * of one image tile; `SmolVlm.videoFrameLimit()` says how many fit.
+ * of one image tile; `ModelInfo.videoFrameLimit` says how many fit.
  */
 open class VideoInput: VideoInputProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -4371,9 +4371,9 @@ public struct LoadOptions: Equatable, Hashable {
      */
     public var mmproj: String?
     /**
-     * Most tokens (prompt plus answer) one session holds (`null`: the model's maximum). A
-     * smaller cap also bounds each session's KV cache, which
-     * saves memory; a longer conversation fails with `ContextOverflow`. 0 or less, or more than
+     * Most tokens (prompt plus answer) one session holds (`null`: the model's maximum, lowered
+     * to what the memory available at load time holds, not below 2048; see `estimateMemory`).
+     * A smaller cap also bounds each session's KV cache, which saves memory; a longer conversation fails with `ContextOverflow`. 0 or less, or more than
      * the model's maximum, is `InvalidArgument`.
      */
     public var contextLength: Int32?
@@ -4423,9 +4423,9 @@ public struct LoadOptions: Equatable, Hashable {
          * encoder and projector (`null`: a text-only model that refuses images).
          */mmproj: String? = nil, 
         /**
-         * Most tokens (prompt plus answer) one session holds (`null`: the model's maximum). A
-         * smaller cap also bounds each session's KV cache, which
-         * saves memory; a longer conversation fails with `ContextOverflow`. 0 or less, or more than
+         * Most tokens (prompt plus answer) one session holds (`null`: the model's maximum, lowered
+         * to what the memory available at load time holds, not below 2048; see `estimateMemory`).
+         * A smaller cap also bounds each session's KV cache, which saves memory; a longer conversation fails with `ContextOverflow`. 0 or less, or more than
          * the model's maximum, is `InvalidArgument`.
          */contextLength: Int32? = nil, 
         /**
@@ -4511,6 +4511,117 @@ public func FfiConverterTypeLoadOptions_lift(_ buf: RustBuffer) throws -> LoadOp
 #endif
 public func FfiConverterTypeLoadOptions_lower(_ value: LoadOptions) -> RustBuffer {
     return FfiConverterTypeLoadOptions.lower(value)
+}
+
+
+/**
+ * What a model will hold in memory once loaded, estimated from its configuration (bytes).
+ */
+public struct MemoryEstimate: Equatable, Hashable {
+    /**
+     * The weights, in the precision they will be held in.
+     */
+    public var weights: Int64
+    /**
+     * One chat's key/value cache filled to `context_length` tokens.
+     */
+    public var kvCache: Int64
+    /**
+     * The largest transient working set (one vision tile, or one prompt chunk).
+     */
+    public var activations: Int64
+    /**
+     * The tokenizer and the library's own baseline.
+     */
+    public var runtime: Int64
+    /**
+     * The sum: the peak resident memory to expect.
+     */
+    public var total: Int64
+    /**
+     * The context length the model would get with these options (by default the model's
+     * maximum, lowered to what the available memory holds).
+     */
+    public var contextLength: Int32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The weights, in the precision they will be held in.
+         */weights: Int64, 
+        /**
+         * One chat's key/value cache filled to `context_length` tokens.
+         */kvCache: Int64, 
+        /**
+         * The largest transient working set (one vision tile, or one prompt chunk).
+         */activations: Int64, 
+        /**
+         * The tokenizer and the library's own baseline.
+         */runtime: Int64, 
+        /**
+         * The sum: the peak resident memory to expect.
+         */total: Int64, 
+        /**
+         * The context length the model would get with these options (by default the model's
+         * maximum, lowered to what the available memory holds).
+         */contextLength: Int32) {
+        self.weights = weights
+        self.kvCache = kvCache
+        self.activations = activations
+        self.runtime = runtime
+        self.total = total
+        self.contextLength = contextLength
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MemoryEstimate: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMemoryEstimate: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MemoryEstimate {
+        return
+            try MemoryEstimate(
+                weights: FfiConverterInt64.read(from: &buf), 
+                kvCache: FfiConverterInt64.read(from: &buf), 
+                activations: FfiConverterInt64.read(from: &buf), 
+                runtime: FfiConverterInt64.read(from: &buf), 
+                total: FfiConverterInt64.read(from: &buf), 
+                contextLength: FfiConverterInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MemoryEstimate, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.weights, into: &buf)
+        FfiConverterInt64.write(value.kvCache, into: &buf)
+        FfiConverterInt64.write(value.activations, into: &buf)
+        FfiConverterInt64.write(value.runtime, into: &buf)
+        FfiConverterInt64.write(value.total, into: &buf)
+        FfiConverterInt32.write(value.contextLength, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMemoryEstimate_lift(_ buf: RustBuffer) throws -> MemoryEstimate {
+    return try FfiConverterTypeMemoryEstimate.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMemoryEstimate_lower(_ value: MemoryEstimate) -> RustBuffer {
+    return FfiConverterTypeMemoryEstimate.lower(value)
 }
 
 
@@ -5468,6 +5579,21 @@ enum SmolVlmError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */reason: String
     )
     /**
+     * The model would not fit the memory the OS says is available (checked before loading;
+     * see `estimateMemory`): use a smaller precision (Q4_K, Q8_0) or a shorter context length.
+     */
+    case InsufficientMemory(
+        /**
+         * Bytes the model would hold.
+         */needed: Int64, 
+        /**
+         * Bytes available.
+         */available: Int64, 
+        /**
+         * The same, as a sentence.
+         */reason: String
+    )
+    /**
      * The answer or download was cancelled (`cancel()`, the stream closed, the coroutine or
      * task cancelled) before it finished.
      */
@@ -5597,31 +5723,36 @@ public struct FfiConverterTypeSmolVlmError: FfiConverterRustBuffer {
             limit: try FfiConverterInt64.read(from: &buf), 
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 6: return .Cancelled
-        case 7: return .NotFound(
-            reason: try FfiConverterString.read(from: &buf)
-            )
-        case 8: return .Unauthorized(
-            reason: try FfiConverterString.read(from: &buf)
-            )
-        case 9: return .Forbidden(
-            reason: try FfiConverterString.read(from: &buf)
-            )
-        case 10: return .IntegrityFailed(
-            reason: try FfiConverterString.read(from: &buf)
-            )
-        case 11: return .InsufficientSpace(
+        case 6: return .InsufficientMemory(
             needed: try FfiConverterInt64.read(from: &buf), 
             available: try FfiConverterInt64.read(from: &buf), 
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 12: return .NetworkFailed(
+        case 7: return .Cancelled
+        case 8: return .NotFound(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 13: return .StorageFailed(
+        case 9: return .Unauthorized(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 14: return .Internal(
+        case 10: return .Forbidden(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 11: return .IntegrityFailed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 12: return .InsufficientSpace(
+            needed: try FfiConverterInt64.read(from: &buf), 
+            available: try FfiConverterInt64.read(from: &buf), 
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 13: return .NetworkFailed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 14: return .StorageFailed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 15: return .Internal(
             reason: try FfiConverterString.read(from: &buf), 
             details: try FfiConverterString.read(from: &buf)
             )
@@ -5664,49 +5795,56 @@ public struct FfiConverterTypeSmolVlmError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case .Cancelled:
+        case let .InsufficientMemory(needed,available,reason):
             writeInt(&buf, Int32(6))
-        
-        
-        case let .NotFound(reason):
-            writeInt(&buf, Int32(7))
+            FfiConverterInt64.write(needed, into: &buf)
+            FfiConverterInt64.write(available, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Unauthorized(reason):
+        case .Cancelled:
+            writeInt(&buf, Int32(7))
+        
+        
+        case let .NotFound(reason):
             writeInt(&buf, Int32(8))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Forbidden(reason):
+        case let .Unauthorized(reason):
             writeInt(&buf, Int32(9))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .IntegrityFailed(reason):
+        case let .Forbidden(reason):
             writeInt(&buf, Int32(10))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .InsufficientSpace(needed,available,reason):
+        case let .IntegrityFailed(reason):
             writeInt(&buf, Int32(11))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .InsufficientSpace(needed,available,reason):
+            writeInt(&buf, Int32(12))
             FfiConverterInt64.write(needed, into: &buf)
             FfiConverterInt64.write(available, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .NetworkFailed(reason):
-            writeInt(&buf, Int32(12))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case let .StorageFailed(reason):
             writeInt(&buf, Int32(13))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Internal(reason,details):
+        case let .StorageFailed(reason):
             writeInt(&buf, Int32(14))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Internal(reason,details):
+            writeInt(&buf, Int32(15))
             FfiConverterString.write(reason, into: &buf)
             FfiConverterString.write(details, into: &buf)
             
@@ -6434,6 +6572,21 @@ public func debugPanic(message: String)throws   {try rustCallWithError(FfiConver
 }
 }
 /**
+ * Estimates what loading `model_path` with `options` will hold in memory, without loading it
+ * (only the configuration files are read). Throws `InsufficientMemory` when the model would
+ * not fit the memory the OS says is available (then use a smaller precision or context
+ * length), and otherwise what `SmolVlm.load` throws for a missing or invalid model.
+ */
+public func estimateMemory(modelPath: String, options: LoadOptions? = nil)throws  -> MemoryEstimate  {
+    return try  FfiConverterTypeMemoryEstimate_lift(try rustCallWithError(FfiConverterTypeSmolVlmError_lift) {
+        uniffiCallStatus in
+    uniffi_smolvlm_ffi_fn_func_estimate_memory(
+        FfiConverterString.lower(modelPath),
+        FfiConverterOptionTypeLoadOptions.lower(options),uniffiCallStatus
+    )
+})
+}
+/**
  * Counts of live native objects; all zero once everything is released.
  */
 public func liveObjects() -> LiveObjects  {
@@ -6481,6 +6634,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.contractVersionMismatch
     }
     if (uniffi_smolvlm_ffi_checksum_func_debug_panic() != 40333) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_smolvlm_ffi_checksum_func_estimate_memory() != 22799) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_smolvlm_ffi_checksum_func_live_objects() != 56859) {

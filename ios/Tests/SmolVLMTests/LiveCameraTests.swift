@@ -165,6 +165,27 @@ final class LiveCameraTests: XCTestCase {
         _ = await collecting.value
     }
 
+    func testAQuestionAboutTheLastSecondsIsAskedAsAVideo() async throws {
+        let camera = try await vlm().live(LiveConfig(maxTokens: 4, historySeconds: 5))
+        defer { camera.close() }
+        try camera.pause()
+        // Frames every 500 ms for 4 s: one per second is kept, the newest five.
+        for i in 0...8 { _ = try camera.push(try Self.frame(i * 5), timestampMs: Int64(i * 500)) }
+        let question = "What happened in the last seconds?"
+        try camera.askRecent(question, seconds: 3)
+        var answer: (frame: FrameInfo, text: String)?
+        for try await e in camera.events {
+            if case .answer(let frame, question?, let text, _, _) = e { answer = (frame, text); break }
+        }
+        XCTAssertEqual(answer?.frame.timestampMs, 4000, "named after the newest kept frame")
+        XCTAssertFalse(answer?.text.isEmpty ?? true)
+        let other = try await vlm().live(LiveConfig(historySeconds: 5))
+        defer { other.close() }
+        XCTAssertThrowsError(try other.askRecent("When?", seconds: 0)) {
+            guard case SmolVLMError.invalidArgument = $0 else { return XCTFail("\($0)") }
+        }
+    }
+
     func testAQuestionMidStreamIsAnsweredWithIt() async throws {
         let camera = try await vlm().live(LiveConfig(maxTokens: 8))
         defer { camera.close() }

@@ -51,6 +51,18 @@ final class SmolVLMTests: XCTestCase {
         return json["greedy_text"] as! String
     }
 
+    func testMemoryEstimateBeforeLoading() throws {
+        let f32 = try SmolVLM.estimateMemory(modelPath: Self.modelDir, options: LoadOptions(contextLength: 1024))
+        let q8 = try SmolVLM.estimateMemory(modelPath: Self.modelDir, options: LoadOptions(precision: .q8, contextLength: 1024))
+        XCTAssertEqual(f32.weights + f32.kvCache + f32.activations + f32.runtime, f32.total)
+        XCTAssertEqual(f32.contextLength, 1024)
+        XCTAssertLessThan(q8.weights, f32.weights)
+        XCTAssertEqual(q8.kvCache * 2, f32.kvCache)
+        XCTAssertThrowsError(try SmolVLM.estimateMemory(modelPath: "/no/such/model")) {
+            guard case SmolVLMError.modelMissing = $0 else { return XCTFail("\($0)") }
+        }
+    }
+
     func testSameGreedyTextAsRustAndTransformers() async throws {
         let chat = try await vlm().newChat()
         let pieces = try await collect(chat.ask("Can you describe this image?", images: [try .file(Self.image("wide.png"))], options: greedy(16)))
@@ -199,6 +211,45 @@ final class SmolVLMTests: XCTestCase {
         while chat.raw.isBusy() && Date() < deadline2 { try await Task.sleep(nanoseconds: 5_000_000) }
         let again = try await collect(chat.ask("Hi", options: greedy(1)))
         XCTAssertEqual(again.count, 1)
+    }
+
+    /// Stress, bounded in time: storms of answers whose tasks are cancelled at random points,
+    /// and chats closed while they generate. Only typed errors; afterwards no native chat or
+    /// answer is left.
+    func testTaskCancellationStormsLeakNothing() async throws {
+        let vlm = try await vlm()
+        let before = liveObjects()
+        var rng = SystemRandomNumberGenerator()
+        let end = Date().addingTimeInterval(8)
+        var answered = 0
+        while Date() < end {
+            let chat = try vlm.newChat(defaults: greedy(Int32.random(in: 1...24, using: &rng)))
+            let tasks = (0..<3).map { i in
+                Task { () -> Bool in
+                    do {
+                        _ = try await collect(chat.ask("Question \(i)?"))
+                        return true
+                    } catch is CancellationError {
+                    } catch SmolVLMError.invalidArgument, SmolVLMError.cancelled {
+                    } catch {
+                        XCTFail("unexpected error: \(error)")
+                    }
+                    return false
+                }
+            }
+            try await Task.sleep(nanoseconds: UInt64.random(in: 0...40_000_000, using: &rng))
+            switch Int.random(in: 0..<3, using: &rng) {
+            case 0: tasks.randomElement(using: &rng)?.cancel()
+            case 1: chat.close()
+            default: break
+            }
+            for t in tasks where await t.value { answered += 1 }
+            chat.close()
+        }
+        let deadline = Date().addingTimeInterval(5)
+        while liveObjects() != before && Date() < deadline { try await Task.sleep(nanoseconds: 10_000_000) }
+        XCTAssertEqual(liveObjects(), before, "no chat or answer left behind")
+        XCTAssertGreaterThan(answered, 10)
     }
 
     func testEveryErrorVariant() async throws {

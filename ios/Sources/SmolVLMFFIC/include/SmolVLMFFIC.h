@@ -656,6 +656,11 @@ int32_t uniffi_smolvlm_ffi_fn_method_videoinput_frame_count(uint64_t ptr, RustCa
 void uniffi_smolvlm_ffi_fn_func_debug_panic(RustBuffer message, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_FUNC_ESTIMATE_MEMORY
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_FUNC_ESTIMATE_MEMORY
+RustBuffer uniffi_smolvlm_ffi_fn_func_estimate_memory(RustBuffer model_path, RustBuffer options, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_FUNC_LIVE_OBJECTS
 #define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_FN_FUNC_LIVE_OBJECTS
 RustBuffer uniffi_smolvlm_ffi_fn_func_live_objects(RustCallStatus *_Nonnull out_status
@@ -937,6 +942,12 @@ void ffi_smolvlm_ffi_rust_future_complete_void(uint64_t handle, RustCallStatus *
 #ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_FUNC_DEBUG_PANIC
 #define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_FUNC_DEBUG_PANIC
 uint16_t uniffi_smolvlm_ffi_checksum_func_debug_panic(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_FUNC_ESTIMATE_MEMORY
+#define UNIFFI_FFIDEF_UNIFFI_SMOLVLM_FFI_CHECKSUM_FUNC_ESTIMATE_MEMORY
+uint16_t uniffi_smolvlm_ffi_checksum_func_estimate_memory(void
     
 );
 #endif

@@ -108,6 +108,17 @@ class LiveCamera internal constructor(
     fun ask(question: String) = raw.ask(question)
 
     /**
+     * Asks [question] about the last [seconds] of frames, as a video of the frames kept one per
+     * second (set `LiveConfig(historySeconds = …)`; SmolVLM2 models). Frames encoded for an
+     * earlier such question are not encoded again. It is answered after the answer in progress,
+     * as events that carry the question; with no frame kept yet the answer is a `FrameError`.
+     *
+     * @throws SmolVlmException.InvalidArgument for an empty question, a [seconds] that is not
+     *   positive, or after [close].
+     */
+    fun askRecent(question: String, seconds: Double) = raw.askRecent(question, seconds)
+
+    /**
      * Stops captioning: frames are still accepted (and dropped), and questions are answered about
      * the frame last answered about, which stays frozen.
      *

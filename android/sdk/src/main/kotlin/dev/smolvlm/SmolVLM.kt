@@ -14,6 +14,7 @@ import dev.smolvlm.ffi.LiveConfig
 import dev.smolvlm.ffi.LoadOptions
 import dev.smolvlm.ffi.LoadProgressListener
 import dev.smolvlm.ffi.LoadStage
+import dev.smolvlm.ffi.MemoryEstimate
 import dev.smolvlm.ffi.ModelDownload
 import dev.smolvlm.ffi.ModelInfo
 import dev.smolvlm.ffi.SmolVlm
@@ -57,6 +58,7 @@ import kotlin.coroutines.resumeWithException
  * known ones.
  *
  * Errors are thrown as [SmolVlmException] subclasses: `ModelMissing`, `ModelInvalid`,
+ * `InsufficientMemory` (a model that would not fit, refused before loading),
  * `InvalidImage`, `InvalidArgument`, `ContextOverflow`, `Cancelled` and `Internal` (which also
  * reports a caught Rust panic); downloads add `NotFound`, `Unauthorized`, `Forbidden`,
  * `IntegrityFailed`, `InsufficientSpace`, `NetworkFailed` and `StorageFailed`.
@@ -194,6 +196,27 @@ class SmolVLM private constructor(private val raw: SmolVlm) : AutoCloseable {
                 signal.close()
             }
         }
+
+        /**
+         * What loading [modelPath] with [options] will hold in memory, without loading it (only
+         * the configuration files are read): the weights in the precision they will be held in,
+         * one chat's KV cache at the context length the model would get (by default its maximum,
+         * lowered to what the available memory holds), the largest transient activations, and
+         * the tokenizer and library baseline, in bytes, with their `total`.
+         *
+         * ```kotlin
+         * val need = SmolVLM.estimateMemory(dir, LoadOptions(precision = WeightPrecision.Q8))
+         * if (need.total > budget) showPrecisionPicker()
+         * ```
+         *
+         * @throws SmolVlmException.InsufficientMemory when the model would not fit the memory the
+         *   OS says is available (use a smaller precision or `contextLength`; [load] refuses it
+         *   the same way); [SmolVlmException.ModelMissing] or [SmolVlmException.ModelInvalid]
+         *   for a missing or invalid model.
+         */
+        @JvmStatic
+        fun estimateMemory(modelPath: String, options: LoadOptions = LoadOptions()): MemoryEstimate =
+            dev.smolvlm.ffi.estimateMemory(modelPath, options)
 
         /**
          * Downloads a model from the Hugging Face hub on [dispatcher] and returns its folder,

@@ -150,6 +150,28 @@ class LiveCameraTest {
         }
     }
 
+    @Test fun aQuestionAboutTheLastSecondsIsAskedAsAVideo(): Unit = runBlocking {
+        vlm.live(LiveConfig(maxTokens = 4, historySeconds = 5)).use { camera ->
+            camera.pause()
+            val buf = ByteBuffer.allocateDirect(W * H * 4)
+            // Frames every 500 ms for 4 s: one per second is kept, the newest five.
+            for (i in 0..8) camera.push(Image.frame(draw(buf, i * 5), PixelFormat.RGBA8888, W, H), i * 500L)
+            val question = "What happened in the last seconds?"
+            camera.askRecent(question, 3.0)
+            val answer = withTimeout(10_000) {
+                camera.events.first { it is LiveEvent.Answer && it.question != null } as LiveEvent.Answer
+            }
+            assertEquals(question, answer.question)
+            assertEquals(4000L, answer.frame.timestampMs, "named after the newest kept frame")
+            assertTrue(answer.text.isNotEmpty())
+        }
+        vlm.live(LiveConfig(historySeconds = 5)).use { camera ->
+            assertFailsWith<SmolVlmException.InvalidArgument> { camera.askRecent("When?", 0.0) }
+            assertFailsWith<SmolVlmException.InvalidArgument> { camera.askRecent(" ", 3.0) }
+        }
+        assertFailsWith<SmolVlmException.InvalidArgument> { vlm.live(LiveConfig(historySeconds = -1)) }
+    }
+
     @Test fun aQuestionMidStreamIsAnsweredWithIt(): Unit = runBlocking {
         vlm.live(LiveConfig(maxTokens = 8)).use { camera ->
             val stop = AtomicBoolean(false)

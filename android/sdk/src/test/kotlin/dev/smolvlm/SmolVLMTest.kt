@@ -78,6 +78,16 @@ class SmolVLMTest {
         vlm.newChat(defaults = greedy(n)).use { it.ask(q, img).toList().joinToString("") }
     }
 
+    @Test fun memoryEstimateBeforeLoading() {
+        val f32 = SmolVLM.estimateMemory(modelDir, LoadOptions(contextLength = 1024))
+        val q8 = SmolVLM.estimateMemory(modelDir, LoadOptions(contextLength = 1024, precision = WeightPrecision.Q8))
+        assertEquals(f32.weights + f32.kvCache + f32.activations + f32.runtime, f32.total)
+        assertEquals(1024, f32.contextLength)
+        assertTrue(q8.weights < f32.weights && q8.kvCache * 2 == f32.kvCache, "$q8 vs $f32")
+        assertFailsWith<SmolVlmException.ModelMissing> { SmolVLM.estimateMemory("/no/such/model") }
+        assertFailsWith<SmolVlmException.InvalidArgument> { SmolVLM.estimateMemory(modelDir, LoadOptions(contextLength = -1)) }
+    }
+
     @Test fun sameGreedyTextAsRustAndTransformers() = runBlocking {
         val want = greedyText("split_wide")
         vlm.newChat().use { chat ->
@@ -242,6 +252,44 @@ class SmolVLMTest {
             // The session is free again at once.
             assertEquals(1, chat.ask("Hi", options = greedy(1)).toList().size)
         }
+    }
+
+    /**
+     * Stress, bounded in time: chats whose answers are collected by several coroutines at once,
+     * collectors cancelled at random points, chats closed while they generate. Only typed errors;
+     * afterwards no native chat or answer is left.
+     */
+    @Test fun collectorsCancelledAtRandomAndChatsClosedWhileGenerating() = runBlocking {
+        val before = liveObjects()
+        val rng = java.util.Random(7)
+        val end = System.nanoTime() + 8_000_000_000L
+        var pieces = 0
+        while (System.nanoTime() < end) {
+            val chat = vlm.newChat(defaults = greedy(1 + rng.nextInt(24)))
+            val jobs = (0 until 3).map { i ->
+                launch(Dispatchers.Default) {
+                    try {
+                        chat.ask("Question $i?").collect { pieces++ }
+                    } catch (e: SmolVlmException.InvalidArgument) {
+                        // busy with another collector's answer, or closed
+                    } catch (e: SmolVlmException.Cancelled) {
+                        // closed while generating
+                    }
+                }
+            }
+            kotlinx.coroutines.delay(rng.nextInt(40).toLong())
+            when (rng.nextInt(3)) {
+                0 -> jobs[rng.nextInt(jobs.size)].cancel()
+                1 -> chat.close()
+                else -> {}
+            }
+            jobs.forEach { it.join() }
+            chat.close()
+        }
+        val deadline = System.nanoTime() + 5_000_000_000L
+        while (liveObjects() != before && System.nanoTime() < deadline) kotlinx.coroutines.delay(10)
+        assertEquals(before, liveObjects(), "no chat or answer left behind")
+        assertTrue(pieces > 50, "the stress did some work: $pieces pieces")
     }
 
     @Test fun everyErrorVariant() = runBlocking {

@@ -347,6 +347,7 @@ class MainActivity : ComponentActivity() {
     private fun describe(problem: Problem): String {
         val advice = when (problem.kind) {
             ProblemKind.NO_SPACE -> getString(R.string.problem_no_space, size(problem.neededBytes), size(problem.availableBytes))
+            ProblemKind.NO_MEMORY -> getString(R.string.problem_no_memory, size(problem.neededBytes), size(problem.availableBytes))
             ProblemKind.NETWORK -> getString(R.string.problem_network)
             ProblemKind.NOT_FOUND -> getString(R.string.problem_not_found)
             ProblemKind.NEEDS_TOKEN -> getString(R.string.problem_needs_token)

@@ -8,8 +8,9 @@ import dev.smolvlm.ffi.SmolVlmException
  * @property kind what the screen says: it picks its own (translatable) sentence per kind.
  * @property detail the library's sentence (names the file, the repo, the HTTP status), for a
  *   second line or a bug report.
- * @property neededBytes the space a download needs, for [ProblemKind.NO_SPACE] (0 otherwise).
- * @property availableBytes the space free, for [ProblemKind.NO_SPACE] (0 otherwise).
+ * @property neededBytes the space a download needs ([ProblemKind.NO_SPACE]) or the memory a
+ *   model needs ([ProblemKind.NO_MEMORY]); 0 otherwise.
+ * @property availableBytes the space free, or the memory available; 0 otherwise.
  */
 data class Problem(
     val kind: ProblemKind,
@@ -22,6 +23,9 @@ data class Problem(
 enum class ProblemKind {
     /** Not enough free storage for the download: free some space, or pick a smaller model. */
     NO_SPACE,
+
+    /** The model would not fit the memory the app may use: pick a smaller precision or model. */
+    NO_MEMORY,
 
     /** The hub could not be reached (offline, timeouts, server errors): try again later. */
     NETWORK,
@@ -60,6 +64,7 @@ enum class ProblemKind {
 /** This failure as a [Problem]: the library's typed errors by kind, anything else [ProblemKind.UNEXPECTED]. */
 fun Throwable.toProblem(): Problem = when (this) {
     is SmolVlmException.InsufficientSpace -> Problem(ProblemKind.NO_SPACE, reason, needed, available)
+    is SmolVlmException.InsufficientMemory -> Problem(ProblemKind.NO_MEMORY, reason, needed, available)
     is SmolVlmException.NetworkFailed -> Problem(ProblemKind.NETWORK, reason)
     is SmolVlmException.NotFound -> Problem(ProblemKind.NOT_FOUND, reason)
     is SmolVlmException.Unauthorized -> Problem(ProblemKind.NEEDS_TOKEN, reason)

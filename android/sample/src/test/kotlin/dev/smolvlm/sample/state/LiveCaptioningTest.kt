@@ -198,6 +198,11 @@ class LiveCaptioningTest {
         awaitSessions(0)
     }
 
+    @Test fun aModelThatDoesNotFitIsANoMemoryProblem() {
+        val p = dev.smolvlm.ffi.SmolVlmException.InsufficientMemory(2_100_000_000L, 900_000_000L, "r").toProblem()
+        assertEquals(Problem(ProblemKind.NO_MEMORY, "r", 2_100_000_000L, 900_000_000L), p)
+    }
+
     @Test fun badFramesAndAClosedModelAreProblemsNotCrashes(): Unit = runBlocking {
         val c = captioning(maxTokens = 4)
         onMain { c.open(vlm) }
