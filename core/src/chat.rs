@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::processor::image::{load_image, RgbImage};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -178,6 +179,7 @@ pub fn load_messages(path: &Path) -> Result<Vec<Message>> {
 pub fn parse_messages(json: &Value, base: &Path) -> Result<Vec<Message>> {
     let arg = |s: String| Error::InvalidArgument(s);
     let list = json.as_array().ok_or_else(|| arg("expected a JSON list of messages".into()))?;
+    let mut loaded = Loaded::default();
     let mut out = Vec::with_capacity(list.len());
     for (i, m) in list.iter().enumerate() {
         let role_name = m.get("role").and_then(Value::as_str).ok_or_else(|| arg(format!("message {i}: missing role")))?;
@@ -187,7 +189,7 @@ pub fn parse_messages(json: &Value, base: &Path) -> Result<Vec<Message>> {
             Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
-                .map(|(j, item)| parse_item(item, base).map_err(|e| prefix(e, &format!("message {i} item {j}"))))
+                .map(|(j, item)| parse_item(item, base, &mut loaded).map_err(|e| prefix(e, &format!("message {i} item {j}"))))
                 .collect::<Result<Vec<_>>>()?,
             _ => return Err(arg(format!("message {i}: content must be a string or a list"))),
         };
@@ -196,7 +198,7 @@ pub fn parse_messages(json: &Value, base: &Path) -> Result<Vec<Message>> {
     Ok(out)
 }
 
-fn parse_item(item: &Value, base: &Path) -> Result<Content> {
+fn parse_item(item: &Value, base: &Path, loaded: &mut Loaded) -> Result<Content> {
     let arg = |s: &str| Error::InvalidArgument(s.to_string());
     match item.get("type").and_then(Value::as_str) {
         Some("text") => {
@@ -213,9 +215,9 @@ fn parse_item(item: &Value, base: &Path) -> Result<Content> {
             if p.starts_with("http://") || p.starts_with("https://") {
                 return Err(arg("image URLs are not fetched; give a local path"));
             }
-            Ok(Content::Image(Arc::new(load_image(&base.join(p))?)))
+            Ok(Content::Image(loaded.image(&base.join(p))?))
         }
-        Some("video") => Ok(Content::Video(Arc::new(parse_video(item, base)?))),
+        Some("video") => Ok(Content::Video(Arc::new(read_video(item, base, loaded)?))),
         Some(other) => Err(Error::InvalidArgument(format!("unsupported content type {other:?}"))),
         None => Err(arg("content item without a type")),
     }
@@ -226,6 +228,10 @@ fn parse_item(item: &Value, base: &Path) -> Result<Content> {
 /// spaced over the duration. Video files are not decoded here: the CLI's `--video` and the
 /// platform helpers turn them into frames.
 pub fn parse_video(item: &Value, base: &Path) -> Result<Video> {
+    read_video(item, base, &mut Loaded::default())
+}
+
+fn read_video(item: &Value, base: &Path, loaded: &mut Loaded) -> Result<Video> {
     let arg = |s: &str| Error::InvalidArgument(s.to_string());
     if item.get("path").or_else(|| item.get("video")).or_else(|| item.get("url")).is_some() && item.get("frames").is_none() {
         return Err(arg("video files are not decoded here: give the frames (\"frames\", \"timestamps\", \"duration\"), or use the CLI's --video"));
@@ -245,10 +251,48 @@ pub fn parse_video(item: &Value, base: &Path) -> Result<Video> {
         .enumerate()
         .map(|(k, f)| {
             let p = f.as_str().ok_or_else(|| arg("video frames must be image paths"))?;
-            load_image(&base.join(p)).map(Arc::new).map_err(|e| prefix(e, &format!("frame {k}")))
+            loaded.image(&base.join(p)).map_err(|e| prefix(e, &format!("frame {k}")))
         })
         .collect::<Result<Vec<_>>>()?;
     Video::new(images, timestamps, duration)
+}
+
+/// The images read while parsing one conversation, by file: a file named many times (a message
+/// file of a few kilobytes can name one large image thousands of times) is decoded and held
+/// once, so the memory stays in proportion to the files named, not to the names.
+#[derive(Default)]
+struct Loaded(HashMap<FileKey, Arc<RgbImage>>);
+
+/// Identifies a file whatever path names it: device and inode (links, `./a.png` and `a.png`
+/// alike), or the canonical path where there are no inodes.
+#[cfg(unix)]
+type FileKey = (u64, u64);
+#[cfg(not(unix))]
+type FileKey = std::path::PathBuf;
+
+#[cfg(unix)]
+fn file_key(path: &Path) -> Option<FileKey> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_key(path: &Path) -> Option<FileKey> {
+    std::fs::canonicalize(path).ok()
+}
+
+impl Loaded {
+    fn image(&mut self, path: &Path) -> Result<Arc<RgbImage>> {
+        let key = file_key(path);
+        if let Some(img) = key.as_ref().and_then(|k| self.0.get(k)) {
+            return Ok(img.clone());
+        }
+        let img = Arc::new(load_image(path)?);
+        if let Some(k) = key {
+            self.0.insert(k, img.clone());
+        }
+        Ok(img)
+    }
 }
 
 fn prefix(e: Error, at: &str) -> Error {
@@ -256,5 +300,25 @@ fn prefix(e: Error, at: &str) -> Error {
         Error::InvalidArgument(s) => Error::InvalidArgument(format!("{at}: {s}")),
         Error::InvalidImage(s) => Error::InvalidImage(format!("{at}: {s}")),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_named_many_times_is_decoded_once() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/images");
+        let item = serde_json::json!({"type": "image", "path": "small.png"});
+        let other = serde_json::json!({"type": "image", "path": "./../images/small.png"});
+        let json = serde_json::json!([{"role": "user", "content": [item, item, other]}]);
+        let msgs = parse_messages(&json, &base).unwrap();
+        let imgs: Vec<_> = msgs[0].images().collect();
+        assert_eq!(imgs.len(), 3);
+        assert!(Arc::ptr_eq(imgs[0], imgs[1]) && Arc::ptr_eq(imgs[0], imgs[2]));
+        let video = serde_json::json!({"frames": vec!["small.png"; 1000], "duration": 10.0});
+        let v = parse_video(&video, &base).unwrap();
+        assert!(v.frames().iter().all(|f| Arc::ptr_eq(f, &v.frames()[0])));
     }
 }

@@ -398,6 +398,11 @@ fn check_tensor_table(content: &Content, file_len: u64) -> std::result::Result<(
     for (name, info) in &content.tensor_infos {
         let dims = info.shape.dims();
         let dtype = info.ggml_dtype;
+        // An empty tensor is never a weight, and candle cannot read one (it builds a typed slice
+        // from an empty buffer's unaligned pointer).
+        if dims.contains(&0) {
+            return Err(format!("tensor {name}: {dims:?} has no elements"));
+        }
         let elems = dims
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(d))

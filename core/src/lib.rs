@@ -20,6 +20,9 @@ pub mod config;
 mod download;
 mod engine;
 mod error;
+/// Entry points shared by the fuzz targets and their regression tests, not API.
+#[doc(hidden)]
+pub mod fuzz_targets;
 mod generation;
 #[doc(hidden)]
 pub mod gguf;

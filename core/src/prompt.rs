@@ -14,6 +14,22 @@ const VIDEO: &str = "<video>";
 const FAKE: &str = "<fake_token_around_image>";
 const GLOBAL: &str = "<global-img>";
 
+/// Instructions one chat-template render may run (minijinja's fuel): 20 million, a few seconds
+/// at most. A published template spends a few dozen per message part, so this is tens of
+/// thousands of turns; a hostile one (`{% for a in range(99999) %}{% for b in range(99999) %}`,
+/// a recursive macro) fails with [`Error::InvalidArgument`] instead of running for hours.
+pub const TEMPLATE_FUEL: u64 = 20_000_000;
+
+/// Bytes a render may write beyond [`TEMPLATE_OUTPUT_PER_INPUT_BYTE`] times the conversation's
+/// text: 1 MiB, for the template's own text, media placeholders and special tokens.
+pub const TEMPLATE_OUTPUT_BASE: usize = 1 << 20;
+
+/// Bytes a render may write per byte of the conversation's text: 4 (a template writes each
+/// message once; some repeat the system prompt). Past the cap the render fails with
+/// [`Error::InvalidArgument`], so a hostile template cannot make a prompt of gigabytes
+/// (minijinja still caps one string repetition, `'x' * n`, at 100 MB).
+pub const TEMPLATE_OUTPUT_PER_INPUT_BYTE: usize = 4;
+
 /// The template `SmolVLMProcessor.apply_chat_template` uses whenever a conversation holds a
 /// video (transformers 5.23 `processing_smolvlm.DEFAULT_CHAT_TEMPLATE`), whatever the
 /// checkpoint's own template says.
@@ -117,14 +133,54 @@ impl ChatTemplate {
         ctx["add_generation_prompt"] = Value::Bool(add_generation_prompt);
         let env = if has_video { &self.video_env } else { &self.env };
         let tmpl = env.get_template("chat").map_err(|e| Error::Internal(e.to_string()))?;
-        tmpl.render(minijinja::Value::from_serialize(&ctx))
-            .map_err(|e| Error::InvalidArgument(format!("chat template failed: {e}")))
+        let text_bytes: usize = messages
+            .iter()
+            .flat_map(|m| &m.content)
+            .map(|c| match c {
+                Content::Text(t) => t.len(),
+                Content::Image(_) => IMAGE.len(),
+                Content::Video(_) => VIDEO.len(),
+            })
+            .fold(0, usize::saturating_add);
+        let limit = TEMPLATE_OUTPUT_PER_INPUT_BYTE.saturating_mul(text_bytes).saturating_add(TEMPLATE_OUTPUT_BASE);
+        let mut out = CappedOutput { bytes: Vec::new(), limit, overflowed: false };
+        match tmpl.render_captured_to(minijinja::Value::from_serialize(&ctx), &mut out) {
+            Ok(_) => String::from_utf8(out.bytes).map_err(|e| Error::Internal(format!("chat template wrote invalid UTF-8: {e}"))),
+            Err(_) if out.overflowed => Err(Error::InvalidArgument(format!(
+                "chat template failed: the prompt grew past {limit} bytes ({TEMPLATE_OUTPUT_PER_INPUT_BYTE} per byte of the conversation's text plus {TEMPLATE_OUTPUT_BASE})"
+            ))),
+            Err(e) => Err(Error::InvalidArgument(format!("chat template failed: {e}"))),
+        }
+    }
+}
+
+/// A render's output, refusing to grow past `limit` bytes.
+struct CappedOutput {
+    bytes: Vec<u8>,
+    limit: usize,
+    /// A write was refused.
+    overflowed: bool,
+}
+
+impl std::io::Write for CappedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.limit - self.bytes.len() {
+            self.overflowed = true;
+            return Err(std::io::Error::other("the rendered prompt is too long"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
 /// A template environment configured the way transformers renders chat templates.
 fn environment(source: String) -> std::result::Result<minijinja::Environment<'static>, String> {
     let mut env = minijinja::Environment::new();
+    env.set_fuel(Some(TEMPLATE_FUEL));
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -417,6 +473,27 @@ mod tests {
         };
         let s = t.render(&[msg], true).unwrap();
         assert_eq!(s, "<|im_start|>User: <video>What happens?<end_of_utterance>\nAssistant:");
+    }
+
+    #[test]
+    fn hostile_templates_are_bounded() {
+        let t = |src: &str| ChatTemplate::from_source(src.into(), json!({})).unwrap();
+        let msgs = [Message::text(Role::User, "hi")];
+        // 10^10 loop iterations: out of fuel after TEMPLATE_FUEL instructions, in seconds.
+        let start = std::time::Instant::now();
+        let r = t("{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}").render(&msgs, true);
+        assert!(matches!(r, Err(Error::InvalidArgument(ref s)) if s.contains("fuel")), "{r:?}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "{:?}", start.elapsed());
+        // Endless recursion: minijinja's depth limit.
+        let r = t("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").render(&msgs, true);
+        assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+        // 99 MB per iteration: the output cap stops it at TEMPLATE_OUTPUT_BASE + 4 x 2 bytes.
+        let r = t("{% for a in range(99999) %}{{ 'x' * 99000000 }}{% endfor %}").render(&msgs, true);
+        assert!(matches!(r, Err(Error::InvalidArgument(ref s)) if s.contains("grew past")), "{r:?}");
+        // A long conversation still renders: the caps grow with its text.
+        let long: Vec<Message> = (0..5000).map(|i| Message::text(Role::User, "y".repeat(i % 300))).collect();
+        let s = t(SMOLVLM_TEMPLATE).render(&long, true).unwrap();
+        assert!(s.len() > 5000 * 100, "{}", s.len());
     }
 
     #[test]

@@ -122,14 +122,22 @@ impl<'a> Plane<'a> {
                 self.pixel_stride
             )));
         }
-        let row_bytes = (cols - 1) * self.pixel_stride + sample_bytes;
+        // Checked: hostile strides must not wrap the sizes around to small numbers.
+        let overflow = || {
+            Error::InvalidImage(format!(
+                "{name} plane: {cols}x{rows} samples with row stride {} and pixel stride {} span more than usize::MAX bytes",
+                self.row_stride, self.pixel_stride
+            ))
+        };
+        let row_bytes =
+            (cols - 1).checked_mul(self.pixel_stride).and_then(|b| b.checked_add(sample_bytes)).ok_or_else(overflow)?;
         if self.row_stride < row_bytes && rows > 1 {
             return Err(Error::InvalidImage(format!(
                 "{name} plane: row stride {} is smaller than a row ({row_bytes} bytes)",
                 self.row_stride
             )));
         }
-        let need = (rows - 1) * self.row_stride + row_bytes;
+        let need = (rows - 1).checked_mul(self.row_stride).and_then(|b| b.checked_add(row_bytes)).ok_or_else(overflow)?;
         if self.data.len() < need {
             return Err(Error::InvalidImage(format!(
                 "{name} plane holds {} bytes, {cols}x{rows} samples with row stride {} and pixel stride {} need {need}",
@@ -187,15 +195,20 @@ impl<'a> Frame<'a> {
     fn semi_planar(data: &'a [u8], width: u32, height: u32, row_stride: usize, v_first: bool) -> Result<Self> {
         check_dims(width, height)?;
         let row_stride = if row_stride == 0 { width as usize } else { row_stride };
-        let offset = row_stride * height as usize;
-        if data.len() < offset + 2 {
-            return Err(Error::InvalidImage(format!(
-                "a {width}x{height} {} frame with row stride {row_stride} needs more than {} bytes, got {}",
-                if v_first { "NV21" } else { "NV12" },
-                offset,
-                data.len()
-            )));
+        // Checked: a hostile row stride must not wrap the offset around to a small number.
+        let offset = row_stride.checked_mul(height as usize);
+        match offset {
+            Some(offset) if data.len() >= offset.saturating_add(2) => {}
+            _ => {
+                return Err(Error::InvalidImage(format!(
+                    "a {width}x{height} {} frame with row stride {row_stride} needs more than {} bytes, got {}",
+                    if v_first { "NV21" } else { "NV12" },
+                    offset.map_or_else(|| "usize::MAX".to_string(), |o| o.to_string()),
+                    data.len()
+                )))
+            }
         }
+        let offset = row_stride * height as usize;
         let (first, second) = (&data[offset..], &data[offset + 1..]);
         let (u, v) = if v_first { (second, first) } else { (first, second) };
         Ok(Frame::Yuv420 {
@@ -394,6 +407,18 @@ mod tests {
         let f = Frame::nv21(&nv, 4, 4, 4).unwrap();
         assert!(matches!(frame_to_rgb(&f, 4, 4, Rotation::R0), Err(Error::InvalidImage(_))), "chroma short by one");
         assert!(matches!(frame_to_rgb(&f, 0, 4, Rotation::R0), Err(Error::InvalidImage(_))));
+    }
+
+    #[test]
+    fn absurd_strides_are_invalid_images() {
+        // Strides whose products overflow usize: an error, not a wrapped (small) size.
+        let data = [0u8; 64];
+        for (row, px) in [(usize::MAX, 4), (8, usize::MAX / 2), (usize::MAX / 3, 4)] {
+            let f = Frame::Packed { format: PackedFormat::Rgba8888, plane: Plane::new(&data, row, px) };
+            assert!(matches!(frame_to_rgb(&f, 2, 4, Rotation::R0), Err(Error::InvalidImage(_))), "{row} {px}");
+        }
+        assert!(matches!(Frame::nv21(&data, 4, 4, usize::MAX / 2), Err(Error::InvalidImage(_))));
+        assert!(matches!(Frame::nv12(&data, 4, 1, usize::MAX), Err(Error::InvalidImage(_))));
     }
 
     #[test]

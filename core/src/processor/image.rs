@@ -236,10 +236,31 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
     Ok(decoded.finish())
 }
 
-/// Reads the file at `path`, then [`decode_image`]. A read failure is an [`Error::InvalidImage`]
-/// naming the path.
+/// Largest image file read (528 MB, what a decoder may allocate): more than any encoding of a
+/// [`MAX_PIXELS`] image needs.
+pub const MAX_IMAGE_FILE_BYTES: u64 = MAX_DECODER_BYTES;
+
+/// Reads the file at `path`, then [`decode_image`]. A read failure, a path that is not a regular
+/// file (a folder, a device such as `/dev/zero` or `/dev/stdin`, a pipe: their reads may never
+/// end) and a file over [`MAX_IMAGE_FILE_BYTES`] are an [`Error::InvalidImage`] naming the path.
 pub fn load_image(path: &Path) -> Result<RgbImage> {
-    let bytes = std::fs::read(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    use std::io::Read;
+    let fail = |e: &dyn std::fmt::Display| bad(format!("{}: {e}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| fail(&e))?;
+    if !meta.is_file() {
+        return Err(fail(&"not a regular file"));
+    }
+    let too_large = || fail(&format!("larger than {MAX_IMAGE_FILE_BYTES} bytes, the most this SDK reads"));
+    if meta.len() > MAX_IMAGE_FILE_BYTES {
+        return Err(too_large());
+    }
+    let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The read stops past the cap even if the file grows meanwhile.
+    file.take(MAX_IMAGE_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| fail(&e))?;
+    if bytes.len() as u64 > MAX_IMAGE_FILE_BYTES {
+        return Err(too_large());
+    }
     decode_image(&bytes)
 }
 
@@ -651,6 +672,20 @@ mod tests {
         assert!(matches!(decode_image(b"RIFF\0\0\0\0WEBPVP8 "), Err(Error::InvalidImage(_))));
         assert!(matches!(decode_image(b"BM\0\0"), Err(Error::InvalidImage(_))));
         assert!(matches!(load_image(Path::new("/nonexistent/x.png")), Err(Error::InvalidImage(_))));
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        // A folder, and devices whose reads never end (or block): refused before any read.
+        let folder = std::env::temp_dir();
+        assert!(matches!(load_image(&folder), Err(Error::InvalidImage(ref s)) if s.contains("not a regular file")));
+        #[cfg(unix)]
+        for dev in ["/dev/zero", "/dev/urandom"] {
+            if Path::new(dev).exists() {
+                let r = load_image(Path::new(dev));
+                assert!(matches!(r, Err(Error::InvalidImage(ref s)) if s.contains("not a regular file")), "{dev}: {r:?}");
+            }
+        }
     }
 
     #[test]
