@@ -88,7 +88,8 @@ fn bad(what: impl std::fmt::Display) -> Error {
 /// Orientation metadata found in a file, in the order Pillow consults it.
 #[derive(Default)]
 struct Meta {
-    /// Raw EXIF block (with or without the `Exif\0\0` prefix).
+    /// Pillow's `info["exif"]`: the EXIF block as the format stores it (JPEG: the APP1 segment with
+    /// its `Exif\0\0`; PNG: the eXIf chunk behind the `Exif\0\0` Pillow puts in front of it).
     exif: Option<Vec<u8>>,
     /// Raw XMP packet.
     xmp: Option<Vec<u8>>,
@@ -104,9 +105,13 @@ impl Meta {
     }
 }
 
-/// Tag 0x0112 of IFD0 of a TIFF-structured EXIF block; `None` when absent or malformed.
+/// Tag 0x0112 of IFD0 of a TIFF-structured EXIF block; `None` when absent or malformed. Like
+/// Pillow's `Exif.load`, one or two leading `Exif\0\0` are skipped (a writer that was handed
+/// Pillow's `Exif.tobytes()`, prefix included, stores it twice).
 fn exif_orientation(data: &[u8]) -> Option<u32> {
-    let d = data.strip_prefix(b"Exif\0\0").unwrap_or(data);
+    const PREFIX: &[u8] = b"Exif\0\0";
+    let once = data.strip_prefix(PREFIX).unwrap_or(data);
+    let d = once.strip_prefix(PREFIX).unwrap_or(once);
     let le = match d.get(..4)? {
         [b'I', b'I', 42, 0] => true,
         [b'M', b'M', 0, 42] => false,
@@ -400,7 +405,8 @@ fn decode_png(bytes: &[u8]) -> Result<Decoded> {
         }
     }
 
-    let mut meta = Meta { exif: info.exif_metadata.as_deref().map(<[u8]>::to_vec), xmp: None };
+    let exif = info.exif_metadata.as_deref().map(|chunk| [b"Exif\0\0".as_slice(), chunk].concat());
+    let mut meta = Meta { exif, xmp: None };
     for t in &info.utf8_text {
         if t.keyword == "XML:com.adobe.xmp" {
             if let Ok(s) = t.get_text() {
@@ -623,6 +629,10 @@ mod tests {
         let mut pre = b"Exif\0\0".to_vec();
         pre.extend(tiff(false, 4, 3));
         assert_eq!(exif_orientation(&pre), Some(3));
+        let twice = [b"Exif\0\0".as_slice(), &pre].concat();
+        assert_eq!(exif_orientation(&twice), Some(3));
+        let thrice = [b"Exif\0\0".as_slice(), &twice].concat();
+        assert_eq!(exif_orientation(&thrice), None);
         assert_eq!(exif_orientation(b"garbage"), None);
         assert_eq!(exif_orientation(&tiff(true, 3, 6)[..12]), None);
     }
@@ -672,6 +682,25 @@ mod tests {
         assert!(matches!(decode_image(b"RIFF\0\0\0\0WEBPVP8 "), Err(Error::InvalidImage(_))));
         assert!(matches!(decode_image(b"BM\0\0"), Err(Error::InvalidImage(_))));
         assert!(matches!(load_image(Path::new("/nonexistent/x.png")), Err(Error::InvalidImage(_))));
+    }
+
+    /// GIF frames: only the first is decoded (what Pillow's `open` shows); the file past it is
+    /// never parsed, so a million frames cost no more than one and a broken tail is no error.
+    #[test]
+    fn gif_frames_after_the_first_are_never_read() {
+        let mut gif_bytes = Vec::new();
+        {
+            let mut enc = gif::Encoder::new(&mut gif_bytes, 2, 1, &[0, 0, 0, 255, 0, 0, 0, 0, 255]).unwrap();
+            enc.write_frame(&gif::Frame { width: 2, height: 1, buffer: vec![1, 2].into(), ..Default::default() }).unwrap();
+        }
+        let first = decode_image(&gif_bytes).unwrap();
+        assert_eq!((first.width, first.height, first.data.clone()), (2, 1, vec![255, 0, 0, 0, 0, 255]));
+        // Drop the trailer; append a frame declaring 65535x65535 pixels with garbage LZW data.
+        gif_bytes.pop();
+        gif_bytes.extend([0x2c, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 8, 0xff]);
+        gif_bytes.extend(std::iter::repeat_n(0xab, 255));
+        let with_tail = decode_image(&gif_bytes).unwrap();
+        assert_eq!((with_tail.width, with_tail.height, with_tail.data), (first.width, first.height, first.data));
     }
 
     #[test]

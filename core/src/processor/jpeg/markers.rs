@@ -54,8 +54,9 @@ impl Decoder<'_> {
                     self.restart_interval = self.r.u16()? as u32;
                 }
                 0xe0..=0xef => self.get_app(m)?,
-                // DAC (arithmetic conditioning), COM, DNL: skipped.
-                0xcc | 0xfe | 0xdc => {
+                0xcc => self.get_dac()?,
+                // COM, DNL: skipped.
+                0xfe | 0xdc => {
                     let len = self.r.u16()?;
                     if len > 2 {
                         self.r.skip(len - 2)?;
@@ -66,6 +67,28 @@ impl Decoder<'_> {
             }
             self.r.marker = 0;
         }
+    }
+
+    /// `get_dac`: arithmetic-coding conditioning tables. Nothing here decodes arithmetic-coded
+    /// scans, but libjpeg checks the segment even in a Huffman file, and refuses the file when a
+    /// table index or a DC bound is out of range or the pairs overrun the segment.
+    fn get_dac(&mut self) -> Res<()> {
+        let mut length = self.r.u16()? as i64 - 2;
+        while length > 0 {
+            let index = self.r.byte()?;
+            let val = self.r.byte()?;
+            length -= 2;
+            if index >= 32 {
+                return invalid(format!("bogus DAC index {index}"));
+            }
+            if index < 16 && val & 15 > val >> 4 {
+                return invalid(format!("bogus DAC value 0x{val:x}"));
+            }
+        }
+        if length != 0 {
+            return invalid("bogus marker length");
+        }
+        Ok(())
     }
 
     fn get_sof(&mut self, progressive: bool) -> Res<()> {
@@ -333,5 +356,28 @@ mod tests {
         let b = fixture("j420.jpg");
         assert!(matches!(decode_jpeg(&b, 100, 1 << 26), Err(JpegError::TooLarge { .. })));
         assert!(matches!(decode_jpeg(&b, 8192, 1000), Err(JpegError::TooLarge { .. })));
+    }
+
+    /// DAC segments are checked as libjpeg checks them (the JPEG differential corpus found a DHT
+    /// turned into a DAC by one flipped bit, which Pillow refuses).
+    #[test]
+    fn dac_segments_are_checked() {
+        let base = fixture("j420.jpg");
+        let sof = marker_at(&base, 0xc0);
+        let with_dac = |body: &[u8]| {
+            let mut b = base[..sof].to_vec();
+            b.extend_from_slice(&[0xff, 0xcc]);
+            b.extend_from_slice(&(body.len() as u16 + 2).to_be_bytes());
+            b.extend_from_slice(body);
+            b.extend_from_slice(&base[sof..]);
+            decode_jpeg(&b, 8192, 1 << 26)
+        };
+        // DC table 0 with L = 0, U = 1; AC table 16 with K = 5; an empty segment.
+        assert!(with_dac(&[0x00, 0x10, 0x10, 0x05]).is_ok());
+        assert!(with_dac(&[]).is_ok());
+        // L > U, an index past 31, a pair running past the segment's end.
+        for body in [&[0x01, 0x05][..], &[0x20, 0x00], &[0x00, 0x10, 0x01]] {
+            assert!(matches!(with_dac(body), Err(JpegError::Invalid(_))), "{body:?}");
+        }
     }
 }
