@@ -3,7 +3,7 @@
 
 use crate::chat::{Content, Message, Video};
 use crate::checkpoint::{load_tokenizer, Checkpoint};
-use crate::config::{ModelConfig, PreprocessorConfig};
+use crate::config::{ModelConfig, PreprocessorConfig, VideoSampling};
 use crate::error::{Error, Result};
 use crate::image_cache::{ImageCache, DEFAULT_BYTES};
 use crate::memory::{self, MemoryEstimate};
@@ -52,8 +52,44 @@ pub struct EngineOptions {
     pub image_cache_bytes: Option<usize>,
     /// Most frames one video contributes (`None`: the checkpoint's `video_sampling.max_frames`,
     /// lowered to what fits the context window; see [`Engine::video_frame_limit`]). Frames are
-    /// chosen from the given ones as transformers chooses them with this `max_frames`.
+    /// chosen from the given ones as transformers chooses them with this `max_frames`. At least
+    /// 1 (0 is [`Error::InvalidArgument`]).
     pub max_video_frames: Option<usize>,
+}
+
+impl EngineOptions {
+    /// Refuses option values no model takes, before any file is read.
+    fn validate(&self) -> Result<()> {
+        if let Some(edge) = self.longest_edge.filter(|&e| e == 0 || e > 8192) {
+            return Err(Error::InvalidArgument(format!("longest_edge {edge} is outside 1..=8192")));
+        }
+        if self.max_video_frames == Some(0) {
+            return Err(Error::InvalidArgument("max_video_frames must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// `loaded` (the model's image settings) with these options' overrides applied.
+    fn preprocessor(&self, mut loaded: PreprocessorConfig) -> PreprocessorConfig {
+        if let Some(split) = self.image_splitting {
+            loaded.do_image_splitting = split;
+        }
+        if let Some(edge) = self.longest_edge {
+            loaded.longest_edge = edge;
+        }
+        loaded
+    }
+}
+
+/// `eos` plus `<end_of_utterance>` when the tokenizer has it: the end of a SmolVLM turn, which
+/// not every generation config lists.
+fn with_end_of_utterance(mut eos: Vec<u32>, tokenizer: &tokenizers::Tokenizer) -> Vec<u32> {
+    if let Some(id) = tokenizer.token_to_id("<end_of_utterance>") {
+        if !eos.contains(&id) {
+            eos.push(id);
+        }
+    }
+    eos
 }
 
 /// Where the model math runs.
@@ -293,6 +329,7 @@ impl Engine {
             return Self::load_with_progress(&text, &options, cancel, on_progress);
         }
         cancel.check()?;
+        options.validate()?;
         on_progress(LoadStage::Reading, 0.0);
         let gguf = crate::gguf::is_gguf(dir);
         // `steps + 1` parts: the last one is Ready, so fractions grow strictly up to 1.0.
@@ -353,24 +390,8 @@ impl Engine {
         let context_length = plan_memory(options, &ckpt.config, format, None, tokenizer_bytes, available)?.context_length;
         let tokenizer = load_tokenizer(&ckpt.file("tokenizer.json"))?;
         let template = ChatTemplate::load(dir)?;
-        let mut preprocessor = ckpt.preprocessor.clone();
-        if let Some(split) = options.image_splitting {
-            preprocessor.do_image_splitting = split;
-        }
-        if let Some(edge) = options.longest_edge {
-            if edge == 0 || edge > 8192 {
-                return Err(Error::InvalidArgument(format!("longest_edge {edge} is outside 1..=8192")));
-            }
-            preprocessor.longest_edge = edge;
-        }
-        let mut eos = ckpt.generation.eos_token_ids.clone();
-        for name in ["<end_of_utterance>"] {
-            if let Some(id) = tokenizer.token_to_id(name) {
-                if !eos.contains(&id) {
-                    eos.push(id);
-                }
-            }
-        }
+        let preprocessor = options.preprocessor(ckpt.preprocessor.clone());
+        let eos = with_end_of_utterance(ckpt.generation.eos_token_ids.clone(), &tokenizer);
         let vocab = ckpt.config.text.vocab_size;
         if tokenizer.get_vocab_size(true) > vocab {
             return Err(Error::file(
@@ -437,7 +458,7 @@ impl Engine {
         let source = gguf.chat_template().ok_or_else(|| Error::file(path, "no tokenizer.chat_template in the metadata"))?;
         let template =
             ChatTemplate::from_source(source.to_string(), gguf.special_tokens()).map_err(|reason| Error::file(path, reason))?;
-        let mut preprocessor = gguf.preprocessor().unwrap_or(PreprocessorConfig {
+        let preprocessor = options.preprocessor(gguf.preprocessor().unwrap_or(PreprocessorConfig {
             longest_edge: 0,
             max_image_size: 0,
             do_image_splitting: false,
@@ -448,22 +469,8 @@ impl Engine {
             image_mean: [0.0; 3],
             image_std: [1.0; 3],
             video_sampling: None,
-        });
-        if let Some(split) = options.image_splitting {
-            preprocessor.do_image_splitting = split;
-        }
-        if let Some(edge) = options.longest_edge {
-            if edge == 0 || edge > 8192 {
-                return Err(Error::InvalidArgument(format!("longest_edge {edge} is outside 1..=8192")));
-            }
-            preprocessor.longest_edge = edge;
-        }
-        let mut eos = gguf.eos_token_ids();
-        if let Some(id) = tokenizer.token_to_id("<end_of_utterance>") {
-            if !eos.contains(&id) {
-                eos.push(id);
-            }
-        }
+        }));
+        let eos = with_end_of_utterance(gguf.eos_token_ids(), &tokenizer);
         if tokenizer.get_vocab_size(true) > cfg.text.vocab_size {
             return Err(Error::file(path, "the tokenizer has more tokens than the embedding has rows"));
         }
@@ -576,6 +583,17 @@ impl Engine {
         sampling.max_frames.min(by_context).min(by_memory).max(1)
     }
 
+    /// The checkpoint's video sampling settings, or [`Error::InvalidArgument`] when it takes no
+    /// videos.
+    fn video_sampling(&self) -> Result<VideoSampling> {
+        match self.preprocessor.video_sampling {
+            Some(s) if self.has_vision() => Ok(s),
+            _ => Err(Error::InvalidArgument(
+                "this checkpoint takes no videos (no video_sampling in its preprocessor config); SmolVLM2 checkpoints do".into(),
+            )),
+        }
+    }
+
     /// Indices of the frames a question reads out of `frame_count` frames spanning `duration`
     /// seconds, chosen as transformers' SmolVLM video processor chooses them from a decoded
     /// video (the checkpoint's fps, [`Engine::video_frame_limit`], 1 s trimmed at both ends of
@@ -583,15 +601,7 @@ impl Engine {
     /// these and pass them to [`Video::chosen`]. Fails with [`Error::InvalidArgument`] for a
     /// checkpoint that takes no videos or a bad count or duration.
     pub fn video_frame_indices(&self, frame_count: usize, duration: f64) -> Result<Vec<usize>> {
-        let sampling = match self.preprocessor.video_sampling {
-            Some(s) if self.has_vision() => s,
-            _ => {
-                return Err(Error::InvalidArgument(
-                    "this checkpoint takes no videos (no video_sampling in its preprocessor config); SmolVLM2 checkpoints do"
-                        .into(),
-                ))
-            }
-        };
+        let sampling = self.video_sampling()?;
         if frame_count == 0 || !(duration.is_finite() && duration > 0.0) {
             return Err(Error::InvalidArgument(format!(
                 "a video needs frames and a positive duration (got {frame_count} frames, {duration} s)"
@@ -609,10 +619,8 @@ impl Engine {
         if !video.is_chosen() {
             return self.video_frame_indices(n, video.duration());
         }
+        self.video_sampling()?;
         let limit = self.video_frame_limit();
-        if limit == 0 {
-            return self.video_frame_indices(n, video.duration());
-        }
         if n > limit {
             return Err(Error::InvalidArgument(format!("{n} chosen video frames, but at most {limit} fit")));
         }

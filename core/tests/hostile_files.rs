@@ -207,21 +207,6 @@ fn allowance() -> usize {
     }
 }
 
-/// A fixed xorshift64* (no dependency, reproducible).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Files.
 
@@ -364,12 +349,12 @@ fn bit_flipped_safetensors_headers_never_panic() {
     let path = dir.path().join("model.safetensors");
     let good = std::fs::read(&path).unwrap();
     let (n, _) = safetensors_layout(&good);
-    let mut rng = Rng(0x5afe_7e45_0123_4567);
+    let mut rng = fastrand::Rng::with_seed(0x5afe_7e45_0123_4567);
     let mut tally = Tally::default();
     for trial in 0..200 {
         // One in five in the 8-byte length, the rest in the JSON header.
-        let at = if trial % 5 == 0 { rng.below(8) } else { 8 + rng.below(n) };
-        let bit = rng.below(8) as u32;
+        let at = if trial % 5 == 0 { rng.u64(..8) } else { 8 + rng.u64(..n) };
+        let bit = rng.u64(..8) as u32;
         flip(&path, at, bit);
         let r = run(|| load_dir(dir.path()));
         flip(&path, at, bit);
@@ -570,13 +555,13 @@ fn bit_flipped_gguf_headers_never_panic() {
     // (4 KiB: counts, hyper-parameters, the start of the vocabulary), its last metadata and
     // tensor table, and the whole header and tensor table of the mmproj file.
     let regions = [(&text, 0, 4096, 100), (&text, chat.0, text_layout.data, 80), (&mmproj, 0, mm_layout.data, 120)];
-    let mut rng = Rng(0x6767_7566_dead_beef);
+    let mut rng = fastrand::Rng::with_seed(0x6767_7566_dead_beef);
     let mut tally = Tally::default();
     for (path, start, end, trials) in regions {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         for _ in 0..trials {
-            let at = start + rng.below(end - start);
-            let bit = rng.below(8) as u32;
+            let at = start + rng.u64(..end - start);
+            let bit = rng.u64(..8) as u32;
             flip(path, at, bit);
             let r = run(|| load_gguf(&text, &mmproj));
             flip(path, at, bit);

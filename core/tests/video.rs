@@ -106,6 +106,9 @@ fn frame_limit_and_typed_errors() {
         .push(Message { role: Role::User, content: vec![Content::Video(Arc::new(clip(200, 2.0))), Content::Text("?".into())] });
     let err = session.generate(&Default::default(), &CancelToken::new(), &mut |_| {}).unwrap_err();
     assert!(matches!(err, smolvlm::Error::ContextOverflow { .. }), "{err:?}");
+    // A limit of no frames is refused at load.
+    let zero = Engine::load(&tiny(), &EngineOptions { max_video_frames: Some(0), ..Default::default() });
+    assert!(matches!(zero, Err(smolvlm::Error::InvalidArgument(_))));
     // Bad videos are typed errors.
     assert!(Video::new(Vec::new(), Vec::new(), 1.0).is_err());
     assert!(Video::new(clip(2, 1.0).frames().to_vec(), vec![0.0], 2.0).is_err());
@@ -151,6 +154,8 @@ fn image_only_checkpoints_refuse_videos() {
     assert_eq!(engine.video_frame_limit(), 0);
     let msg = Message { role: Role::User, content: vec![Content::Video(Arc::new(clip(3, 1.0))), Content::Text("?".into())] };
     assert!(matches!(engine.prompt(&[msg]), Err(smolvlm::Error::InvalidArgument(_))));
+    let chosen = Video::chosen(clip(3, 1.0).frames().to_vec(), vec![0.0, 1.0, 2.0], 3.0).unwrap();
+    assert!(matches!(engine.video_frames(&chosen), Err(smolvlm::Error::InvalidArgument(ref s)) if s.contains("no videos")));
 }
 
 #[test]

@@ -16,22 +16,6 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
-/// A small seeded generator (xorshift64*), one per thread.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn rss_kb() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
@@ -61,7 +45,7 @@ fn threads_racing_asks_cancels_resets_and_releases() {
             let (vlm, image, chats, streams) = (vlm.clone(), image.clone(), chats.clone(), streams.clone());
             let (answers, cancels, errors, warm_rss) = (answers.clone(), cancels.clone(), errors.clone(), warm_rss.clone());
             scope.spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t + 1));
+                let mut rng = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15 ^ (t + 1));
                 let check = |r: Result<(), SmolVlmError>| {
                     if let Err(e) = r {
                         assert!(expected(&e), "unexpected error: {e:?}");
@@ -72,11 +56,11 @@ fn threads_racing_asks_cancels_resets_and_releases() {
                     if t == 0 && warm_rss.load(Ordering::Relaxed) == 0 && started.elapsed() > Duration::from_secs(seconds / 6) {
                         warm_rss.store(rss_kb(), Ordering::Relaxed);
                     }
-                    let pick = |rng: &mut Rng, v: &Mutex<Vec<Arc<ChatSession>>>| {
+                    let pick = |rng: &mut fastrand::Rng, v: &Mutex<Vec<Arc<ChatSession>>>| {
                         let v = v.lock().unwrap();
-                        (!v.is_empty()).then(|| v[rng.below(v.len() as u64) as usize].clone())
+                        (!v.is_empty()).then(|| v[rng.usize(..v.len())].clone())
                     };
-                    match rng.below(10) {
+                    match rng.u64(..10) {
                         // Open a chat (at most 6 alive).
                         0 => {
                             let mut c = chats.lock().unwrap();
@@ -87,11 +71,11 @@ fn threads_racing_asks_cancels_resets_and_releases() {
                         // Ask, then read some, all or none of the answer.
                         1..=4 => {
                             let Some(chat) = pick(&mut rng, &chats) else { continue };
-                            let images = if rng.below(3) == 0 { vec![image.clone()] } else { vec![] };
-                            let options = GenerationConfig { max_tokens: 1 + rng.below(12) as i32, ..Default::default() };
+                            let images = if rng.u64(..3) == 0 { vec![image.clone()] } else { vec![] };
+                            let options = GenerationConfig { max_tokens: 1 + rng.u64(..12) as i32, ..Default::default() };
                             match chat.ask("What is this?".into(), images, Some(options), vec![]) {
                                 Ok(stream) => {
-                                    let read = rng.below(4);
+                                    let read = rng.u64(..4);
                                     let mut n = 0;
                                     let done = loop {
                                         if read != 3 && n >= read {
@@ -119,7 +103,7 @@ fn threads_racing_asks_cancels_resets_and_releases() {
                         // Cancel or release an answer someone left streaming, maybe mid-read.
                         5 | 6 => {
                             let Some(stream) = streams.lock().unwrap().pop() else { continue };
-                            match rng.below(3) {
+                            match rng.u64(..3) {
                                 0 => stream.cancel(),
                                 1 => stream.release(),
                                 _ => check(stream.next().map(|_| ())),
@@ -129,7 +113,7 @@ fn threads_racing_asks_cancels_resets_and_releases() {
                         // Cancel or reset a chat, possibly while it answers.
                         7 | 8 => {
                             let Some(chat) = pick(&mut rng, &chats) else { continue };
-                            if rng.below(2) == 0 {
+                            if rng.u64(..2) == 0 {
                                 chat.cancel();
                             } else {
                                 chat.reset();
@@ -139,7 +123,7 @@ fn threads_racing_asks_cancels_resets_and_releases() {
                         _ => {
                             let mut c = chats.lock().unwrap();
                             if !c.is_empty() {
-                                let i = rng.below(c.len() as u64) as usize;
+                                let i = rng.usize(..c.len());
                                 c.swap_remove(i).release();
                             }
                         }
