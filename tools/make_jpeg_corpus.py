@@ -18,7 +18,7 @@ Every file is drawn at random (from --seed) over:
   restart intervals in MCUs or MCU rows, quality 5 to 100, sizes 1 to 80 px per side;
 * an EXIF orientation (1 to 8) on about half of the files;
 * damage on some: cut at a random byte (in the headers or the entropy data), cut and closed with
-  EOI, or one bit flipped in the entropy data or anywhere.
+  EOI, or one bit flipped in the entropy data, in the EXIF block or anywhere.
 
 Each file is then decoded the way transformers loads a path (`image_utils.load_image`: Pillow
 open, exif_transpose, convert("RGB"); then `convert_to_rgb`), and manifest.json records its size
@@ -173,7 +173,14 @@ def damage(rng, data, desc):
         bit = int(rng.integers(0, 8))
         desc["damage"] = f"bit {bit} of byte {at} (entropy data) flipped"
         return data[:at] + bytes([data[at] ^ (1 << bit)]) + data[at + 1:]
-    if r < 0.40:
+    exif = data.find(b"Exif\x00\x00")
+    if r < 0.44 and exif > 0:
+        end = exif + int.from_bytes(data[exif - 2: exif], "big") - 2
+        at = int(rng.integers(exif + 6, end))
+        bit = int(rng.integers(0, 8))
+        desc["damage"] = f"bit {bit} of byte {at} (EXIF) flipped"
+        return data[:at] + bytes([data[at] ^ (1 << bit)]) + data[at + 1:]
+    if r < 0.48:
         at = int(rng.integers(2, len(data)))
         bit = int(rng.integers(0, 8))
         desc["damage"] = f"bit {bit} of byte {at} flipped"

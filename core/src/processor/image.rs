@@ -112,9 +112,12 @@ fn exif_orientation(data: &[u8]) -> Option<u32> {
     const PREFIX: &[u8] = b"Exif\0\0";
     let once = data.strip_prefix(PREFIX).unwrap_or(data);
     let d = once.strip_prefix(PREFIX).unwrap_or(once);
+    // Pillow's accepted TIFF headers, the reversed magic numbers included. Its BigTIFF test
+    // looks at the third byte only, so "MM\0+" reads as a classic header, while "II+\0" fails
+    // (an 8-byte head has no BigTIFF offset) and leaves the image unrotated.
     let le = match d.get(..4)? {
-        [b'I', b'I', 42, 0] => true,
-        [b'M', b'M', 0, 42] => false,
+        [b'I', b'I', 42, 0] | [b'I', b'I', 0, 42] => true,
+        [b'M', b'M', 0, 42] | [b'M', b'M', 42, 0] | [b'M', b'M', 0, 43] => false,
         _ => return None,
     };
     let u16_at = |o: usize| -> Option<u32> {
@@ -633,6 +636,15 @@ mod tests {
         assert_eq!(exif_orientation(&twice), Some(3));
         let thrice = [b"Exif\0\0".as_slice(), &twice].concat();
         assert_eq!(exif_orientation(&thrice), None);
+        // Pillow's other accepted headers: reversed magic numbers, and "MM\0+" read as classic.
+        for (magic, le, want) in [([0u8, 42], true, Some(6)), ([42, 0], false, Some(6)), ([0, 43], false, Some(6))] {
+            let mut t = tiff(le, 3, 6);
+            t[2..4].copy_from_slice(&magic);
+            assert_eq!(exif_orientation(&t), want, "{magic:?}");
+        }
+        let mut big = tiff(true, 3, 6);
+        big[2..4].copy_from_slice(&[43, 0]);
+        assert_eq!(exif_orientation(&big), None);
         assert_eq!(exif_orientation(b"garbage"), None);
         assert_eq!(exif_orientation(&tiff(true, 3, 6)[..12]), None);
     }
