@@ -12,7 +12,9 @@ Every file is drawn at random (from --seed) over:
 
 * encoder: Pillow (libjpeg-turbo) for RGB, grey and CMYK (Adobe, inverted); the small writer of
   tools/make_preprocess_fixtures.py for YCCK and for sampling layouts Pillow cannot write (4:4:0,
-  4:1:1, mixed factors);
+  4:1:1, mixed factors); on about 10% of the files, a Pillow file converted to arithmetic coding
+  by libjpeg-turbo's `jpegtran -arithmetic` (SOF9 or, with `-progressive`, SOF10; Debian package
+  libjpeg-turbo-progs), with its own restart intervals, keeping the EXIF block or not;
 * sampling 4:4:4, 4:2:2, 4:2:0 (and the writer's layouts), baseline or progressive (Pillow's
   scan script; the writer's spectral-selection scans), optimised or standard Huffman tables,
   restart intervals in MCUs or MCU rows, quality 5 to 100, sizes 1 to 80 px per side;
@@ -31,6 +33,8 @@ import hashlib
 import io
 import json
 import os
+import shutil
+import subprocess
 import sys
 import warnings
 
@@ -147,6 +151,32 @@ def encode_writer(rng, rgb, desc):
     return data
 
 
+def encode_jpegtran_arith(rng, rgb, desc):
+    """A Pillow file (any mode, sampling, EXIF) losslessly converted to arithmetic coding."""
+    data = encode_pillow(rng, rgb, desc)
+    desc["encoder"] = "jpegtran-arith"
+    args = ["jpegtran", "-arithmetic"]
+    desc["progressive"] = bool(rng.random() < 0.5)
+    if desc["progressive"]:
+        args.append("-progressive")
+    desc["restart"] = None
+    r = rng.random()
+    if r < 0.25:
+        n = int(rng.integers(1, 8))
+        args += ["-restart", f"{n}B"]
+        desc["restart"] = f"{n} MCUs"
+    elif r < 0.35:
+        n = int(rng.integers(1, 3))
+        args += ["-restart", str(n)]
+        desc["restart"] = f"{n} rows"
+    # Without -copy all, jpegtran drops the EXIF block (and the orientation with it).
+    if desc["orientation"] or rng.random() < 0.5:
+        args += ["-copy", "all"]
+    else:
+        args += ["-copy", "none"]
+    return subprocess.run(args, input=data, capture_output=True, check=True).stdout
+
+
 def entropy_start(data):
     """Offset just past the first SOS header."""
     i = data.find(b"\xff\xda")
@@ -204,6 +234,9 @@ def main():
     ap.add_argument("--seed", type=int, default=19)
     ap.add_argument("--out", default=DEFAULT_OUT)
     args = ap.parse_args()
+    if shutil.which("jpegtran") is None:
+        sys.exit("make_jpeg_corpus.py: jpegtran not found; install libjpeg-turbo's tools "
+                 "(Debian/Ubuntu: apt-get install libjpeg-turbo-progs) for the arithmetic-coded files")
     rng = np.random.default_rng(args.seed)
     os.makedirs(args.out, exist_ok=True)
     for f in os.listdir(args.out):
@@ -216,7 +249,13 @@ def main():
         desc = {"file": f"{i:05d}.jpg", "width_in": w, "height_in": h, "restart": None, "damage": None,
                 "orientation": int(rng.integers(1, 9)) if rng.random() < 0.5 else None}
         rgb = content(rng, h, w)
-        data = encode_pillow(rng, rgb, desc) if rng.random() < 0.75 else encode_writer(rng, rgb, desc)
+        r = rng.random()
+        if r < 0.1:
+            data = encode_jpegtran_arith(rng, rgb, desc)
+        elif r < 0.775:
+            data = encode_pillow(rng, rgb, desc)
+        else:
+            data = encode_writer(rng, rgb, desc)
         data = damage(rng, data, desc)
         path = os.path.join(args.out, desc["file"])
         with open(path, "wb") as f:

@@ -1,7 +1,7 @@
 //! Differential check of the JPEG decoder against Pillow (issue 19) on a random corpus from
 //! `tools/make_jpeg_corpus.py`: baseline and progressive, restart intervals, 4:4:4 / 4:2:2 /
-//! 4:2:0 and other layouts, grey, CMYK and YCCK, every EXIF orientation, cut and bit-flipped
-//! files. Each file decodes to exactly Pillow's RGB bytes (after `exif_transpose`), or fails with
+//! 4:2:0 and other layouts, grey, CMYK and YCCK, Huffman and arithmetic coding (`jpegtran
+//! -arithmetic`), every EXIF orientation, cut and bit-flipped files. Each file decodes to exactly Pillow's RGB bytes (after `exif_transpose`), or fails with
 //! `InvalidImage` where Pillow fails, or where Pillow decodes an image larger than our limits
 //! (`MAX_SIDE`, `MAX_PIXELS`: a flipped bit in a header can declare 16 000 px).
 //!
@@ -108,6 +108,11 @@ fn corpus_covers_every_feature() {
         assert!(decoded(&|e| s(e, "mode") == mode) > 0, "{mode}");
     }
     assert!(decoded(&|e| !e["restart"].is_null()) > 10, "restart intervals");
+    let arith = |e: &Value| s(e, "encoder") == "jpegtran-arith";
+    assert!(decoded(&|e| arith(e) && e["progressive"] == false) > 5, "arithmetic-coded baseline (SOF9)");
+    assert!(decoded(&|e| arith(e) && e["progressive"] == true) > 5, "arithmetic-coded progressive (SOF10)");
+    assert!(decoded(&|e| arith(e) && !e["restart"].is_null()) > 0, "arithmetic-coded with restart intervals");
+    assert!(decoded(&|e| arith(e) && !e["damage"].is_null()) > 0, "damaged arithmetic-coded files Pillow decodes");
     for o in 1..=8 {
         assert!(decoded(&|e| e["orientation"] == o) > 0, "orientation {o}");
     }

@@ -26,8 +26,8 @@
 //! PNG and GIF are decoded with the `png` / `gif` crates directly (raw samples, palette and
 //! transparency key, as Pillow sees them); JPEG with our `jpeg` module, a port of the libjpeg-turbo
 //! code paths Pillow runs (bit-exact, including CMYK/YCCK and Pillow's truncation errors), falling
-//! back to the `image` crate only for processes it does not implement (arithmetic coding,
-//! lossless, hierarchical, 12-bit); WebP and BMP through the `image` crate.
+//! back to the `image` crate only for processes it does not implement (lossless, hierarchical,
+//! 12-bit); WebP and BMP through the `image` crate.
 
 use std::io::Cursor;
 use std::path::Path;

@@ -1,7 +1,9 @@
 //! Entropy decoding (`jdhuff.c` sequential, `jdphuff.c` progressive): Huffman tables, the bit
 //! reader, scan setup, restart markers and the decoding of blocks, including when a scan whose
-//! data has run out may stop early.
+//! data has run out may stop early. Arithmetic-coded scans share the scan setup, the restart
+//! markers and the walk over the image, and decode their blocks in `arith.rs`.
 
+use super::arith::{decision_budget, Arith, Conditioning};
 use super::error::{invalid, Res};
 use super::state::{Decoder, HuffDef, Reader, NATURAL};
 
@@ -203,6 +205,10 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The size of Pillow's reads of the file (`ImageFile.MAXBLOCK`), which bounds what an
+/// arithmetic-coded scan can read (see `start_scan`).
+const PILLOW_READ: usize = 65536;
+
 /// `HUFF_EXTEND`.
 #[inline(always)]
 fn extend(x: i32, s: i32) -> i32 {
@@ -241,6 +247,8 @@ pub(super) struct ScanState {
     restarts_to_go: u32,
     next_rst: u8,
     mcus_per_row: usize,
+    /// The arithmetic decoder of an arithmetic-coded scan (the Huffman tables are then unused).
+    arith: Option<Arith>,
 }
 
 impl Decoder<'_> {
@@ -265,7 +273,15 @@ impl Decoder<'_> {
     }
 
     /// `start_input_pass`: `per_scan_setup`, `latch_quant_tables` and the entropy decoder's
-    /// `start_pass` for the scan just read.
+    /// `start_pass` for the scan just read (`jdhuff.c`, `jdphuff.c` or `jdarith.c`).
+    ///
+    /// An arithmetic-coded scan may only read the data Pillow has handed libjpeg when the scan
+    /// starts: Pillow feeds the file in 64 KiB reads, and a new read only happens when libjpeg
+    /// suspends, which the arithmetic decoder cannot do (`JERR_CANT_SUSPEND`, Pillow's "broken
+    /// data stream"). The marker reader suspends whenever it needs a byte past the data read, so
+    /// when a scan starts the data read is the whole 64 KiB reads covering everything up to the end
+    /// of its SOS header. For the scan, the reader's data ends there (`end_scan` restores it), and
+    /// a read past it is an error.
     pub(super) fn start_scan(&mut self) -> Res<ScanState> {
         let (comps, ss, se, ah, al) = self.sos.clone();
         // per_scan_setup
@@ -296,7 +312,7 @@ impl Decoder<'_> {
         if !self.progressive {
             // Ss/Se/Ah/Al other than 0/63/0/0 only draw a warning (JWRN_NOT_SEQUENTIAL).
             kind = Kind::Seq;
-            for (i, &ci) in comps.iter().enumerate() {
+            for (i, &ci) in comps.iter().enumerate().filter(|_| !self.arithmetic) {
                 let c = &self.comps[ci];
                 dc[i] = Some(derive_huff(self.dc_defs.get(c.dc_tbl).and_then(Option::as_ref), true)?);
                 ac[i] = Some(derive_huff(self.ac_defs.get(c.ac_tbl).and_then(Option::as_ref), false)?);
@@ -330,7 +346,7 @@ impl Decoder<'_> {
                 (false, true) => Kind::DcRefine,
                 (false, false) => Kind::AcRefine,
             };
-            for (i, &ci) in comps.iter().enumerate() {
+            for (i, &ci) in comps.iter().enumerate().filter(|_| !self.arithmetic) {
                 let c = &self.comps[ci];
                 if is_dc {
                     if ah == 0 {
@@ -344,6 +360,30 @@ impl Decoder<'_> {
         self.r.bits = 0;
         self.r.buf = 0;
         self.r.insufficient = false;
+        let arith = if self.arithmetic {
+            // jdarith.c: any table 0..15 (NUM_ARITH_TBLS); SOS selectors are 4 bits, so all valid.
+            let cond: Vec<Conditioning> = comps
+                .iter()
+                .map(|&ci| {
+                    let c = &self.comps[ci];
+                    Conditioning {
+                        dc_tbl: c.dc_tbl,
+                        ac_tbl: c.ac_tbl,
+                        dc_l: self.arith_dc_l[c.dc_tbl],
+                        dc_u: self.arith_dc_u[c.dc_tbl],
+                        ac_k: self.arith_ac_k[c.ac_tbl],
+                    }
+                })
+                .collect();
+            let uses_dc = !self.progressive || (ss == 0 && ah == 0);
+            let uses_ac = !self.progressive || ss != 0;
+            let budget = decision_budget(self.input.len());
+            let window = self.r.pos.div_ceil(PILLOW_READ) * PILLOW_READ;
+            self.r.data = &self.input[..window.min(self.input.len())];
+            Some(Arith::new(&cond, uses_dc, uses_ac, self.arith_decisions, budget))
+        } else {
+            None
+        };
         Ok(ScanState {
             kind,
             comps,
@@ -358,7 +398,17 @@ impl Decoder<'_> {
             restarts_to_go: self.restart_interval,
             next_rst: 0,
             mcus_per_row,
+            arith,
         })
+    }
+
+    /// The end of a scan's data: the reader sees the whole input again, and the arithmetic work
+    /// done is kept for the next scans' budget.
+    pub(super) fn end_scan(&mut self, st: ScanState) {
+        self.r.data = self.input;
+        if let Some(a) = st.arith {
+            self.arith_decisions = a.decisions;
+        }
     }
 
     // --- entropy decoding -----------------------------------------------------------------------
@@ -376,7 +426,19 @@ impl Decoder<'_> {
         bufs: &mut [Vec<i16>],
         row_buffers: bool,
     ) -> Res<bool> {
-        let Decoder { r, comps, last_good_imcu_row, mcus_walked, .. } = self;
+        let Decoder { r, comps, last_good_imcu_row, mcus_walked, imcu_rows, input, .. } = self;
+        // An arithmetic scan never runs out of data (libjpeg walks it to its end): when it stops
+        // early, its last row is the last good one.
+        let exhausted = |r: &Reader, st: &ScanState, last_good: &mut usize| -> Res<bool> {
+            if let Some(a) = &st.arith {
+                a.check_budget(input.len())?;
+            }
+            let done = scan_exhausted(r, st);
+            if done && st.arith.is_some() {
+                *last_good = *imcu_rows - 1;
+            }
+            Ok(done)
+        };
         if st.comps.len() == 1 {
             let ci = st.comps[0];
             let c = &comps[ci];
@@ -396,7 +458,7 @@ impl Decoder<'_> {
                         decode_block(r, st, 0, blk)?;
                     }
                     end_mcu(st);
-                    if scan_exhausted(r, st) {
+                    if exhausted(r, st, last_good_imcu_row)? {
                         return Ok(true);
                     }
                 }
@@ -424,7 +486,7 @@ impl Decoder<'_> {
                     }
                 }
                 end_mcu(st);
-                if scan_exhausted(r, st) {
+                if exhausted(r, st, last_good_imcu_row)? {
                     return Ok(true);
                 }
             }
@@ -443,8 +505,16 @@ impl Decoder<'_> {
 /// restart counters die with the scan; `last_good_imcu_row` is only updated while data remains;
 /// nothing can fail (no input is read). A marker below 0xC0 or an RSTn is different:
 /// `process_restart` reads on or consumes it, and decoding may resume.
+///
+/// An arithmetic decoder never stops for lack of data (it decodes the zeros fed after a marker,
+/// which may still set coefficients): only its error state ends its work, and only while no
+/// restart can follow (`process_restart` leaves the error state whatever the marker). A DC
+/// refinement scan has no error state.
 #[inline(always)]
 fn scan_exhausted(r: &Reader, st: &ScanState) -> bool {
+    if let Some(a) = &st.arith {
+        return a.failed() && st.interval == 0;
+    }
     r.insufficient && (st.interval == 0 || (r.marker >= 0xc0 && !(0xd0..=0xd7).contains(&r.marker)))
 }
 
@@ -462,7 +532,8 @@ fn end_mcu(st: &mut ScanState) {
     }
 }
 
-/// `process_restart` + `read_restart_marker` + `jpeg_resync_to_restart`.
+/// `process_restart` + `read_restart_marker` + `jpeg_resync_to_restart`, of `jdhuff.c` /
+/// `jdphuff.c` or (through [`Arith::restart`]) of `jdarith.c`.
 #[cold]
 fn process_restart(r: &mut Reader, st: &mut ScanState) -> Res<()> {
     r.bits = 0;
@@ -496,6 +567,9 @@ fn process_restart(r: &mut Reader, st: &mut ScanState) -> Res<()> {
         }
     }
     st.next_rst = (st.next_rst + 1) & 7;
+    if let Some(a) = &mut st.arith {
+        a.restart();
+    }
     st.last_dc = [0; 4];
     st.eobrun = 0;
     st.restarts_to_go = st.interval;
@@ -508,6 +582,15 @@ fn process_restart(r: &mut Reader, st: &mut ScanState) -> Res<()> {
 /// One block of the current scan (`decode_mcu_*` of jdhuff.c / jdphuff.c, per block).
 #[inline]
 fn decode_block(r: &mut Reader, st: &mut ScanState, si: usize, blk: &mut [i16]) -> Res<()> {
+    if let Some(a) = &mut st.arith {
+        return match st.kind {
+            Kind::Seq => a.sequential(r, si, blk),
+            Kind::DcFirst => a.dc_first(r, si, st.al, blk),
+            Kind::DcRefine => a.dc_refine(r, st.al, blk),
+            Kind::AcFirst => a.ac_first(r, st.ss, st.se, st.al, blk),
+            Kind::AcRefine => a.ac_refine(r, st.ss, st.se, st.al, blk),
+        };
+    }
     match st.kind {
         Kind::Seq => {
             let (Some(dc), Some(ac)) = (&st.dc[si], &st.ac[si]) else { return invalid("internal") };

@@ -17,6 +17,9 @@ pub(crate) enum JpegError {
     /// does (see [`SMALL_FRAME_PIXELS`](super::SMALL_FRAME_PIXELS)); refused before anything is
     /// allocated for the frame. Pillow would decode such a file as mostly grey.
     TooLittleData { width: u32, height: u32, bytes: usize },
+    /// Arithmetic-coded data asking for far more decoding work than its size justifies (see
+    /// `arith::decision_budget`); no real file does. Pillow would spend the time.
+    TooMuchWork { bytes: usize },
 }
 
 impl fmt::Display for JpegError {
@@ -28,6 +31,9 @@ impl fmt::Display for JpegError {
             JpegError::TooLarge { width, height } => write!(f, "JPEG: {width}x{height} image is too large"),
             JpegError::TooLittleData { width, height, bytes } => {
                 write!(f, "JPEG: declares {width}x{height} but holds only {bytes} bytes")
+            }
+            JpegError::TooMuchWork { bytes } => {
+                write!(f, "JPEG: arithmetic-coded data asks for more decoding work than its {bytes} bytes justify")
             }
         }
     }

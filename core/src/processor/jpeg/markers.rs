@@ -3,7 +3,7 @@
 //! `jdmaster.c`), and the colour space libjpeg guesses (`jdapimin.c`).
 
 use super::error::{invalid, JpegError, Res};
-use super::state::{ColorSpace, Comp, Decoder, HuffDef, Next, NATURAL};
+use super::state::{ColorSpace, Comp, Decoder, HuffDef, Next, ARITH_TABLES, NATURAL};
 
 /// The most scans (SOS markers) a file may hold; one more is [`JpegError::Invalid`]. libjpeg
 /// accepts any number (every scan is a pass over the whole frame, so a few kilobytes of empty
@@ -24,14 +24,14 @@ impl Decoder<'_> {
             let m = self.r.marker;
             match m {
                 0xd8 => return invalid("duplicate SOI marker"),
-                0xc0..=0xc2 => self.get_sof(m == 0xc2)?,
-                0xc3 | 0xc5..=0xc7 | 0xc8 | 0xc9..=0xcb | 0xcd..=0xcf => {
+                0xc0..=0xc2 => self.get_sof(m == 0xc2, false)?,
+                0xc9 | 0xca => self.get_sof(m == 0xca, true)?,
+                0xc3 | 0xc5..=0xc7 | 0xc8 | 0xcb | 0xcd..=0xcf => {
                     if self.saw_sof {
                         return invalid("duplicate SOF marker");
                     }
                     let what = match m {
-                        0xc3 => "lossless JPEG",
-                        0xc9..=0xcb => "arithmetic-coded JPEG",
+                        0xc3 | 0xcb => "lossless JPEG",
                         _ => "hierarchical JPEG",
                     };
                     return Err(JpegError::Unsupported(what.into()));
@@ -69,20 +69,28 @@ impl Decoder<'_> {
         }
     }
 
-    /// `get_dac`: arithmetic-coding conditioning tables. Nothing here decodes arithmetic-coded
-    /// scans, but libjpeg checks the segment even in a Huffman file, and refuses the file when a
-    /// table index or a DC bound is out of range or the pairs overrun the segment.
+    /// `get_dac`: arithmetic-coding conditioning tables, the DC bounds L and U of tables 0..15
+    /// and the AC threshold K of tables 16..31 (minus 16). libjpeg checks the segment even in a
+    /// Huffman file, and refuses the file when a table index or a DC bound is out of range or the
+    /// pairs overrun the segment.
     fn get_dac(&mut self) -> Res<()> {
         let mut length = self.r.u16()? as i64 - 2;
         while length > 0 {
             let index = self.r.byte()?;
             let val = self.r.byte()?;
             length -= 2;
-            if index >= 32 {
+            let index = index as usize;
+            if index >= 2 * ARITH_TABLES {
                 return invalid(format!("bogus DAC index {index}"));
             }
-            if index < 16 && val & 15 > val >> 4 {
-                return invalid(format!("bogus DAC value 0x{val:x}"));
+            if index >= ARITH_TABLES {
+                self.arith_ac_k[index - ARITH_TABLES] = val;
+            } else {
+                self.arith_dc_l[index] = val & 15;
+                self.arith_dc_u[index] = val >> 4;
+                if val & 15 > val >> 4 {
+                    return invalid(format!("bogus DAC value 0x{val:x}"));
+                }
             }
         }
         if length != 0 {
@@ -91,7 +99,8 @@ impl Decoder<'_> {
         Ok(())
     }
 
-    fn get_sof(&mut self, progressive: bool) -> Res<()> {
+    /// `get_sof`: SOF0/1 (sequential), SOF2 (progressive), SOF9 / SOF10 (the same, arithmetic-coded).
+    fn get_sof(&mut self, progressive: bool, arithmetic: bool) -> Res<()> {
         if self.saw_sof {
             return invalid("duplicate SOF marker");
         }
@@ -142,6 +151,7 @@ impl Decoder<'_> {
             });
         }
         self.progressive = progressive;
+        self.arithmetic = arithmetic;
         self.width = width;
         self.height = height;
         self.saw_sof = true;
@@ -337,7 +347,7 @@ mod tests {
     fn other_processes_are_unsupported() {
         let base = fixture("j420.jpg");
         let sof = marker_at(&base, 0xc0);
-        for m in [0xc3u8, 0xc5, 0xc9, 0xca, 0xcd] {
+        for m in [0xc3u8, 0xc5, 0xcb, 0xcd] {
             let mut b = base.clone();
             b[sof + 1] = m;
             assert!(matches!(decode_jpeg(&b, 8192, 1 << 26), Err(JpegError::Unsupported(_))), "SOF 0x{m:02x}");

@@ -11,6 +11,11 @@
 //! * entropy decoding: `jdhuff.c` (sequential) and `jdphuff.c` (progressive: DC/AC first and
 //!   refinement scans, EOB runs), including libjpeg's handling of corrupt data: a marker inside
 //!   entropy-coded data yields zero bits and the rest of the segment decodes as zero blocks;
+//! * arithmetic decoding (SOF9, SOF10): `jdarith.c`, with the DAC conditioning of `jdmarker.c`
+//!   and libjpeg's handling of corrupt data (zeros fed after a marker, a bad code ending the
+//!   decoding until the next restart); a scan reads only the data Pillow has handed libjpeg when
+//!   it starts (Pillow feeds the file in 64 KiB reads, which the arithmetic decoder cannot wait
+//!   for), and the work is bounded (`arith::decision_budget`);
 //! * the data ending before libjpeg has what it wants is "image file is truncated", as in Pillow
 //!   (which feeds libjpeg a suspending source and raises when the file runs out);
 //! * output: Pillow's mode `L` for one component, `RGB` for three (YCbCr or RGB per the markers),
@@ -22,8 +27,8 @@
 //! absurd coefficients overflow 16 bits. The SIMD upsampling and colour-conversion kernels match
 //! the C code exactly.
 //!
-//! Unsupported (the caller may try another decoder): arithmetic coding, lossless and
-//! hierarchical processes, sample precision other than 8 bits.
+//! Unsupported (the caller may try another decoder): lossless (SOF3, SOF11) and hierarchical
+//! processes, sample precision other than 8 bits.
 //!
 //! One file per stage, each with the tests of that stage:
 //!
@@ -38,14 +43,17 @@
 //!   components' setup, the colour-space guess;
 //! * `entropy.rs`: Huffman tables, the bit reader, scan setup, restart markers and block decoding
 //!   (sequential and progressive), including the early end of a scan whose data has run out;
+//! * `arith.rs`: the arithmetic decoder (probability table, registers, statistics, blocks of the
+//!   sequential and the four progressive kinds) and its work budget;
 //! * `idct.rs`: the integer IDCT and progressive block smoothing;
 //! * `upsample.rs`: fancy upsampling;
 //! * `color.rs`: colour conversion and the output pixels.
 //!
-//! Dependencies run one way: `error` <- `state` <- `markers`, `entropy`, `idct`, `upsample`;
-//! `upsample` <- `color` (which defines [`JpegPixels`]); this file uses them all, and nothing uses
+//! Dependencies run one way: `error` <- `state` <- `markers`, `arith`, `entropy`, `idct`,
+//! `upsample`; `arith` <- `entropy`; `upsample` <- `color` (which defines [`JpegPixels`]); this file uses them all, and nothing uses
 //! this file (only the tests, which share its fixtures).
 
+mod arith;
 mod color;
 mod entropy;
 mod error;
@@ -81,7 +89,10 @@ pub(crate) struct DecodedJpeg {
 /// come with at least one byte of input per 8 blocks ([`JpegError::TooLittleData`]). No complete,
 /// real file reaches either. Within a scan, the blocks after the entropy-coded data ran out are only walked while a
 /// restart marker could still resynchronise the decoder, so a scan costs in proportion to its data
-/// (plus at most one pass over the frame per restart marker it holds).
+/// (plus at most one pass over the frame per restart marker it holds). An arithmetic-coded scan
+/// decodes on after its data (libjpeg feeds zeros) unless a bad code stopped it, so it walks the
+/// frame once; its decoding work is bounded by `arith::decision_budget`
+/// ([`JpegError::TooMuchWork`]).
 pub(crate) fn decode_jpeg(bytes: &[u8], max_side: u32, max_pixels: u64) -> Result<DecodedJpeg, JpegError> {
     // Pillow only recognises data starting with SOI followed by another marker's 0xFF.
     if bytes.len() < 3 || bytes[..3] != [0xff, 0xd8, 0xff] {
@@ -100,7 +111,10 @@ pub(crate) fn decode_jpeg(bytes: &[u8], max_side: u32, max_pixels: u64) -> Resul
 /// code per block; progressive: each block's DC-first code, and DC cannot be run-length coded,
 /// unlike the EOB runs of AC scans; interleaved scans code dummy blocks too, which only adds
 /// bits). Only degenerate files fail: a component no scan codes, or entropy data cut short by a
-/// marker (both decode as grey blocks in libjpeg).
+/// marker (both decode as grey blocks in libjpeg). Arithmetic coding breaks the premise (a flat
+/// block can cost far less than a bit), and the rule is kept for it: a near-flat arithmetic-coded
+/// frame above the floor is refused, which Pillow decodes as long as each scan fits in its 64 KiB
+/// reads (see `entropy.rs` `start_scan`).
 pub(crate) const SMALL_FRAME_PIXELS: u64 = 1 << 22;
 
 // ------------------------------------------------------------------------------------------------
@@ -131,7 +145,7 @@ impl Decoder<'_> {
         self.check_data_size()?;
         let space = self.color_space();
         let multi = self.progressive || self.sos.0.len() < self.comps.len();
-        if !self.progressive {
+        if !self.progressive && !self.arithmetic {
             // jinit_huff_decoder: Motion-JPEG style files may omit the standard tables.
             self.std_huff_tables();
         }
@@ -151,6 +165,7 @@ impl Decoder<'_> {
                         break;
                     }
                 }
+                self.end_scan(st);
                 next = self.read_markers()?;
             }
             let smooth = self.smoothing_ok();
@@ -206,6 +221,7 @@ impl Decoder<'_> {
                     }
                 }
             }
+            self.end_scan(st);
             // jpeg_finish_decompress reads on to EOI: Pillow ignores running out of data there
             // (every scanline is out) but not errors.
             match self.read_markers() {

@@ -16,6 +16,10 @@ pub(super) const NATURAL: [usize; 80] = [
     63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
 ];
 
+/// `NUM_ARITH_TBLS`: arithmetic conditioning tables 0..15 for DC and for AC (an SOS may select any
+/// of them; DAC sets their parameters).
+pub(super) const ARITH_TABLES: usize = 16;
+
 /// A Huffman table as defined by DHT (counts per code length, symbols).
 #[derive(Clone)]
 pub(super) struct HuffDef {
@@ -128,12 +132,18 @@ pub(super) enum Next {
 
 pub(super) struct Decoder<'a> {
     pub(super) r: Reader<'a>,
+    /// The whole input (`r.data` is cut short during an arithmetic-coded scan).
+    pub(super) input: &'a [u8],
     pub(super) max_side: u32,
     pub(super) max_pixels: u64,
     pub(super) qt: [Option<[u16; 64]>; 4],
     pub(super) dc_defs: [Option<HuffDef>; 4],
     pub(super) ac_defs: [Option<HuffDef>; 4],
     pub(super) restart_interval: u32,
+    /// DAC conditioning per arithmetic table (`arith_dc_L`, `arith_dc_U`, `arith_ac_K`).
+    pub(super) arith_dc_l: [u8; ARITH_TABLES],
+    pub(super) arith_dc_u: [u8; ARITH_TABLES],
+    pub(super) arith_ac_k: [u8; ARITH_TABLES],
     pub(super) jfif: bool,
     pub(super) adobe: Option<u8>,
     pub(super) exif: Option<Vec<u8>>,
@@ -141,6 +151,8 @@ pub(super) struct Decoder<'a> {
     pub(super) saw_sof: bool,
     pub(super) in_headers: bool,
     pub(super) progressive: bool,
+    /// SOF9 / SOF10: arithmetic-coded scans.
+    pub(super) arithmetic: bool,
     pub(super) width: usize,
     pub(super) height: usize,
     pub(super) comps: Vec<Comp>,
@@ -155,18 +167,25 @@ pub(super) struct Decoder<'a> {
     /// bytes allocated for the frame's coefficient buffers, planes and output.
     pub(super) mcus_walked: u64,
     pub(super) frame_bytes: usize,
+    /// Arithmetic decisions decoded over all scans (see `arith::decision_budget`).
+    pub(super) arith_decisions: u64,
 }
 
 impl<'a> Decoder<'a> {
     pub(super) fn new(data: &'a [u8], max_side: u32, max_pixels: u64) -> Self {
         Decoder {
             r: Reader { data, pos: 2, buf: 0, bits: 0, marker: 0, insufficient: false },
+            input: data,
             max_side,
             max_pixels,
             qt: [None; 4],
             dc_defs: [None, None, None, None],
             ac_defs: [None, None, None, None],
             restart_interval: 0,
+            // get_soi: the defaults L = 0, U = 1, K = 5.
+            arith_dc_l: [0; ARITH_TABLES],
+            arith_dc_u: [1; ARITH_TABLES],
+            arith_ac_k: [5; ARITH_TABLES],
             jfif: false,
             adobe: None,
             exif: None,
@@ -174,6 +193,7 @@ impl<'a> Decoder<'a> {
             saw_sof: false,
             in_headers: true,
             progressive: false,
+            arithmetic: false,
             width: 0,
             height: 0,
             comps: Vec::new(),
@@ -185,6 +205,7 @@ impl<'a> Decoder<'a> {
             last_good_imcu_row: 0,
             mcus_walked: 0,
             frame_bytes: 0,
+            arith_decisions: 0,
         }
     }
 }
