@@ -209,9 +209,9 @@ def messages_seeds():
 def main() -> None:
     corpus = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "fuzz" / "corpus"
     # 1. images
-    for d in [FIX / "images", FIX / "preprocess" / "images"]:
+    for d in [FIX / "images", FIX / "preprocess" / "images", FIX / "jpeg"]:
         for f in sorted(d.iterdir()):
-            if f.is_file():
+            if f.is_file() and f.suffix != ".json":
                 put(corpus, "image_decode", f.read_bytes())
     # 2. camera frames: one of each kind, tight strides, 4x4 to 17x9
     for kind in range(6):
