@@ -4,6 +4,7 @@
 # (with timeouts and out-of-memory runs), crash files written.
 #
 #   tools/fuzz.sh [SECONDS] [TARGET...]
+#   FUZZ_RUNS=1000000 tools/fuzz.sh 1800   # each target until 1M executions or 30 minutes
 #
 # Installs cargo-fuzz (from crates.io) and the nightly toolchain when missing, seeds the corpora
 # (fuzz/seeds.py: tests/fixtures plus the committed regression inputs of tests/fixtures/fuzz/),
@@ -16,6 +17,9 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
+# FUZZ_RUNS: stop a target once it has run this many inputs (libFuzzer's -runs), even before
+# SECONDS; unset, each target runs for SECONDS.
+RUNS=${FUZZ_RUNS:--1}
 shift || true
 ALL=(image_decode camera_frame gguf safetensors configs chat_template messages tokenizer)
 TARGETS=("$@")
@@ -57,7 +61,7 @@ for t in "${TARGETS[@]}"; do
     # Fork mode: a crash (or timeout, or out-of-memory) is saved and counted, and fuzzing goes
     # on in a fresh process, so one known crash does not end a target's run.
     set +e
-    cargo +nightly fuzz run "$t" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 \
+    cargo +nightly fuzz run "$t" -- -max_total_time="$SECONDS_EACH" -runs="$RUNS" -rss_limit_mb=2048 -timeout=10 \
         -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 >"$log" 2>&1
     rc=$?
     set -e
