@@ -242,7 +242,7 @@ final class LiveCameraTests: XCTestCase {
 
     func testCloseStopsTheLoopAtOnceAndTheStreamFinishes() async throws {
         let v = try await vlm()
-        let before = liveObjects()
+        let before = try await settledLiveObjects()
         let camera = try v.live(LiveConfig(maxTokens: 100_000, changeThreshold: 0))
         let box = EventBox()
         let collecting = Self.collector(camera, box)
@@ -281,7 +281,7 @@ final class LiveCameraTests: XCTestCase {
 
     func testACancelledLoadThrowsCancelled() async throws {
         _ = try await vlm()
-        let before = liveObjects()
+        let before = try await settledLiveObjects()
         // The native call: a signal given before, or from the progress callback.
         let given = CancelSignal()
         given.cancel()

@@ -214,7 +214,7 @@ class LiveCameraTest {
     }
 
     @Test fun closeStopsTheLoopAtOnceAndTheFlowCompletes(): Unit = runBlocking {
-        val before = liveObjects()
+        val before = settledLiveObjects()
         val camera = vlm.live(LiveConfig(maxTokens = 100_000, changeThreshold = 0f))
         var pieces = 0
         var failure: Throwable? = null
@@ -251,7 +251,7 @@ class LiveCameraTest {
     }
 
     @Test fun aCancelledLoadThrowsCancelled(): Unit = runBlocking {
-        val before = liveObjects()
+        val before = settledLiveObjects()
         // The native call: a signal given before, or from the progress callback.
         val given = CancelSignal().also { it.cancel() }
         assertFailsWith<SmolVlmException.Cancelled> { SmolVlm.load(SmolVLMTest.modelDir, null, null, given) }
