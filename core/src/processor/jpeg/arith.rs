@@ -275,8 +275,15 @@ impl Arith {
         } else {
             4 + sign4
         };
+        let v = self.magnitude(r, st + 14, m, sign)?;
+        self.last_dc[si] = (self.last_dc[si] + v) & 0xffff;
+        Ok(true)
+    }
+
+    /// The value whose magnitude category `m` (its top bit) was decoded: the bits below it from
+    /// the bins at `st`, plus one, with `sign` (F.2.4.3.1, shared by DC and AC).
+    fn magnitude(&mut self, r: &mut Reader, st: usize, mut m: i32, sign: bool) -> Res<i32> {
         let mut v = m;
-        st += 14;
         loop {
             m >>= 1;
             if m == 0 {
@@ -287,11 +294,7 @@ impl Arith {
             }
         }
         v += 1;
-        if sign {
-            v = -v;
-        }
-        self.last_dc[si] = (self.last_dc[si] + v) & 0xffff;
-        Ok(true)
+        Ok(if sign { -v } else { v })
     }
 
     /// Coefficients `ss..=se` of a block (`Decode_AC_coefficients`, F.20 to F.24), stored shifted
@@ -329,21 +332,7 @@ impl Arith {
                     st += 1;
                 }
             }
-            let mut v = m;
-            st += 14;
-            loop {
-                m >>= 1;
-                if m == 0 {
-                    break;
-                }
-                if self.decode(r, st)? {
-                    v |= m;
-                }
-            }
-            v += 1;
-            if sign {
-                v = -v;
-            }
+            let v = self.magnitude(r, st + 14, m, sign)?;
             blk[NATURAL[k]] = ((v as u32) << al) as i16;
             k += 1;
         }
