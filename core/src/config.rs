@@ -192,31 +192,16 @@ impl ModelConfig {
     /// Checks the shapes for consistency (what the model code relies on).
     pub(crate) fn validate(&self) -> std::result::Result<(), String> {
         let t = &self.text;
-        let text_nonzero = [
-            ("text_config.vocab_size", t.vocab_size),
-            ("text_config.hidden_size", t.hidden_size),
-            ("text_config.intermediate_size", t.intermediate_size),
-            ("text_config.num_attention_heads", t.num_attention_heads),
-            ("text_config.num_key_value_heads", t.num_key_value_heads),
-            ("text_config.head_dim", t.head_dim),
-            ("text_config.max_position_embeddings", t.max_position_embeddings),
-        ];
-        if let Some((name, _)) = text_nonzero.iter().find(|(_, x)| *x == 0) {
-            return Err(format!("{name} must be positive"));
-        }
-        let text_bounded = [
-            ("text_config.vocab_size", t.vocab_size, MAX_VOCAB),
-            ("text_config.hidden_size", t.hidden_size, MAX_WIDTH),
-            ("text_config.intermediate_size", t.intermediate_size, MAX_WIDTH),
-            ("text_config.num_hidden_layers", t.num_hidden_layers, MAX_LAYERS),
-            ("text_config.num_attention_heads", t.num_attention_heads, MAX_WIDTH),
-            ("text_config.num_key_value_heads", t.num_key_value_heads, MAX_WIDTH),
-            ("text_config.head_dim", t.head_dim, MAX_WIDTH),
-            ("text_config.max_position_embeddings", t.max_position_embeddings, MAX_CONTEXT),
-        ];
-        if let Some(e) = too_large(&text_bounded) {
-            return Err(e);
-        }
+        check_ranges(&[
+            ("text_config.vocab_size", t.vocab_size, 1, MAX_VOCAB),
+            ("text_config.hidden_size", t.hidden_size, 1, MAX_WIDTH),
+            ("text_config.intermediate_size", t.intermediate_size, 1, MAX_WIDTH),
+            ("text_config.num_hidden_layers", t.num_hidden_layers, 0, MAX_LAYERS),
+            ("text_config.num_attention_heads", t.num_attention_heads, 1, MAX_WIDTH),
+            ("text_config.num_key_value_heads", t.num_key_value_heads, 1, MAX_WIDTH),
+            ("text_config.head_dim", t.head_dim, 1, MAX_WIDTH),
+            ("text_config.max_position_embeddings", t.max_position_embeddings, 1, MAX_CONTEXT),
+        ])?;
         if !(t.rms_norm_eps.is_finite() && t.rms_norm_eps >= 0.0) {
             return Err(format!("text_config.rms_norm_eps {} must be a finite number >= 0", t.rms_norm_eps));
         }
@@ -230,28 +215,15 @@ impl ModelConfig {
             return Err("head_dim must be even for RoPE".into());
         }
         let Some(v) = &self.vision else { return Ok(()) };
-        let nonzero = [
-            ("vision_config.hidden_size", v.hidden_size),
-            ("vision_config.intermediate_size", v.intermediate_size),
-            ("vision_config.num_attention_heads", v.num_attention_heads),
-            ("vision_config.image_size", v.image_size),
-            ("vision_config.patch_size", v.patch_size),
-            ("scale_factor", self.scale_factor),
-        ];
-        if let Some((name, _)) = nonzero.iter().find(|(_, x)| *x == 0) {
-            return Err(format!("{name} must be positive"));
-        }
-        let bounded = [
-            ("vision_config.hidden_size", v.hidden_size, MAX_WIDTH),
-            ("vision_config.intermediate_size", v.intermediate_size, MAX_WIDTH),
-            ("vision_config.num_hidden_layers", v.num_hidden_layers, MAX_LAYERS),
-            ("vision_config.num_attention_heads", v.num_attention_heads, MAX_WIDTH),
-            ("vision_config.image_size", v.image_size, MAX_IMAGE_SIDE),
-            ("vision_config.patch_size", v.patch_size, MAX_IMAGE_SIDE),
-        ];
-        if let Some(e) = too_large(&bounded) {
-            return Err(e);
-        }
+        check_ranges(&[
+            ("vision_config.hidden_size", v.hidden_size, 1, MAX_WIDTH),
+            ("vision_config.intermediate_size", v.intermediate_size, 1, MAX_WIDTH),
+            ("vision_config.num_hidden_layers", v.num_hidden_layers, 0, MAX_LAYERS),
+            ("vision_config.num_attention_heads", v.num_attention_heads, 1, MAX_WIDTH),
+            ("vision_config.image_size", v.image_size, 1, MAX_IMAGE_SIDE),
+            ("vision_config.patch_size", v.patch_size, 1, MAX_IMAGE_SIDE),
+            ("scale_factor", self.scale_factor, 1, usize::MAX),
+        ])?;
         if !(v.layer_norm_eps.is_finite() && v.layer_norm_eps >= 0.0) {
             return Err(format!("vision_config.layer_norm_eps {} must be a finite number >= 0", v.layer_norm_eps));
         }
@@ -550,12 +522,16 @@ fn kind(v: &Value) -> String {
     }
 }
 
-/// The first `(name, value, max)` whose value exceeds its bound, as a message.
-fn too_large(bounded: &[(&str, usize, usize)]) -> Option<String> {
-    bounded
-        .iter()
-        .find(|(_, x, max)| x > max)
-        .map(|(name, x, max)| format!("{name} {x} is larger than {max}, the most this SDK accepts"))
+/// Checks `(name, value, min, max)` fields (`min` is 0 or 1): the first zero one where a positive
+/// value is required, else the first one over its bound, as a message.
+fn check_ranges(fields: &[(&str, usize, usize, usize)]) -> std::result::Result<(), String> {
+    if let Some((name, ..)) = fields.iter().find(|(_, x, min, _)| x < min) {
+        return Err(format!("{name} must be positive"));
+    }
+    match fields.iter().find(|(_, x, _, max)| x > max) {
+        Some((name, x, _, max)) => Err(format!("{name} {x} is larger than {max}, the most this SDK accepts")),
+        None => Ok(()),
+    }
 }
 
 fn three() -> usize {
